@@ -1,0 +1,181 @@
+"""Exact (brute-force) top-k over the allowed rows of one segment.
+
+Inputs are flat arrays: ``vectors`` float32 [n, dim] (may be read-only, memory-mapped), ``norms``
+float32 [n] (squared norms for l2, inverse norms for cosine, unused for ip), ``offsets`` int64 [m]
+(the rows the filter allows), ``keys`` int64 [n] (external ids, the tie-break). Outputs are
+``(offsets, distances)`` padded with -1 / +inf, sorted by (distance, key).
+
+Distances, smaller is closer: l2 -> squared Euclidean; ip -> negative inner product;
+cosine -> 1 - cosine similarity.
+
+Single queries run a fused scan; batches of many queries use the BLAS matrix product over blocks of
+rows (compute bound instead of memory bound) and a parallel Numba merge into per-query heaps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from vecstore.core.topk import heap_drain_sorted, heap_offer
+
+L2, IP, COSINE = 0, 1, 2
+#: Batches at least this large go through the blocked matrix product.
+GEMM_MIN_QUERIES = 8
+GEMM_BLOCK_ROWS = 4096
+
+
+def row_norms(vectors: np.ndarray, metric: int) -> np.ndarray:
+    """The per-row norm term the kernels expect for ``metric``."""
+    if metric == IP or vectors.shape[0] == 0:
+        return np.zeros(vectors.shape[0], dtype=np.float32)
+    sq = np.einsum("ij,ij->i", vectors, vectors, dtype=np.float32)
+    if metric == L2:
+        return sq.astype(np.float32)
+    with np.errstate(divide="ignore"):
+        return (1.0 / np.sqrt(sq)).astype(np.float32)
+
+
+def query_norm(query: np.ndarray, metric: int) -> float:
+    sq = float(np.dot(query.astype(np.float64), query.astype(np.float64)))
+    if metric == COSINE:
+        return 1.0 / np.sqrt(sq) if sq > 0 else 0.0
+    return sq
+
+
+@njit(nogil=True, cache=True, fastmath=True)
+def _scan_into_heap(vectors, norms, query, qnorm, offsets, keys, metric, hd, hk, ho):
+    dim = vectors.shape[1]
+    size = 0
+    for j in range(offsets.shape[0]):
+        row = offsets[j]
+        acc = np.float32(0.0)
+        if metric == L2:
+            for t in range(dim):
+                diff = vectors[row, t] - query[t]
+                acc += diff * diff
+            d = acc
+        else:
+            for t in range(dim):
+                acc += vectors[row, t] * query[t]
+            if metric == IP:
+                d = -acc
+            else:
+                d = np.float32(1.0) - acc * norms[row] * qnorm
+        size = heap_offer(hd, hk, ho, size, d, keys[row], row)
+    return size
+
+
+@njit(nogil=True, cache=True)
+def topk_scan(vectors, norms, query, qnorm, offsets, keys, k, metric):
+    """Exact top-k of one query over ``vectors[offsets]``."""
+    cap = min(k, offsets.shape[0])
+    hd = np.empty(cap, dtype=np.float32)
+    hk = np.empty(cap, dtype=np.int64)
+    ho = np.empty(cap, dtype=np.int64)
+    size = _scan_into_heap(vectors, norms, query, np.float32(qnorm), offsets, keys, metric, hd, hk, ho)
+    out_offsets = np.empty(k, dtype=np.int64)
+    out_distances = np.empty(k, dtype=np.float32)
+    heap_drain_sorted(hd, hk, ho, size, out_offsets, out_distances)
+    return out_offsets, out_distances
+
+
+@njit(nogil=True, cache=True, parallel=True)
+def topk_scan_batch(vectors, norms, queries, qnorms, offsets, keys, k, metric):
+    """Exact top-k of each query (one query per thread) over ``vectors[offsets]``."""
+    nq = queries.shape[0]
+    cap = min(k, offsets.shape[0])
+    out_offsets = np.empty((nq, k), dtype=np.int64)
+    out_distances = np.empty((nq, k), dtype=np.float32)
+    for i in prange(nq):
+        hd = np.empty(cap, dtype=np.float32)
+        hk = np.empty(cap, dtype=np.int64)
+        ho = np.empty(cap, dtype=np.int64)
+        size = _scan_into_heap(vectors, norms, queries[i], np.float32(qnorms[i]), offsets, keys, metric, hd, hk, ho)
+        heap_drain_sorted(hd, hk, ho, size, out_offsets[i], out_distances[i])
+    return out_offsets, out_distances
+
+
+@njit(nogil=True, cache=True, parallel=True)
+def _merge_scores(scores, block_offsets, norms, qnorms, keys, metric, hd, hk, ho, sizes):
+    """Turn a [q, b] block of inner products into distances and offer them to each query's heap."""
+    nq, nb = scores.shape
+    for i in prange(nq):
+        size = sizes[i]
+        qn = np.float32(qnorms[i])
+        for j in range(nb):
+            row = block_offsets[j]
+            s = scores[i, j]
+            if metric == L2:
+                d = norms[row] - np.float32(2.0) * s + qn
+                if d < 0:
+                    d = np.float32(0.0)
+            elif metric == IP:
+                d = -s
+            else:
+                d = np.float32(1.0) - s * norms[row] * qn
+            size = heap_offer(hd[i], hk[i], ho[i], size, d, keys[row], row)
+        sizes[i] = size
+
+
+@njit(nogil=True, cache=True, parallel=True)
+def _drain_all(hd, hk, ho, sizes, out_offsets, out_distances):
+    for i in prange(hd.shape[0]):
+        heap_drain_sorted(hd[i], hk[i], ho[i], sizes[i], out_offsets[i], out_distances[i])
+
+
+def topk_gemm_batch(
+    vectors: np.ndarray,
+    norms: np.ndarray,
+    queries: np.ndarray,
+    qnorms: np.ndarray,
+    offsets: np.ndarray,
+    keys: np.ndarray,
+    k: int,
+    metric: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k for a batch through blocked matrix products (BLAS) and parallel heap merges."""
+    nq = queries.shape[0]
+    cap = max(1, min(k, offsets.shape[0]))
+    hd = np.empty((nq, cap), dtype=np.float32)
+    hk = np.empty((nq, cap), dtype=np.int64)
+    ho = np.empty((nq, cap), dtype=np.int64)
+    sizes = np.zeros(nq, dtype=np.int64)
+    contiguous = offsets.shape[0] > 0 and offsets[-1] - offsets[0] + 1 == offsets.shape[0]
+    for start in range(0, offsets.shape[0], GEMM_BLOCK_ROWS):
+        block_offsets = offsets[start : start + GEMM_BLOCK_ROWS]
+        if contiguous:
+            first = int(block_offsets[0])
+            block = vectors[first : first + block_offsets.shape[0]]
+        else:
+            block = vectors[block_offsets]
+        scores = queries @ block.T
+        _merge_scores(scores, block_offsets, norms, qnorms, keys, metric, hd, hk, ho, sizes)
+    out_offsets = np.empty((nq, k), dtype=np.int64)
+    out_distances = np.empty((nq, k), dtype=np.float32)
+    _drain_all(hd, hk, ho, sizes, out_offsets, out_distances)
+    return out_offsets, out_distances
+
+
+def exact_topk(
+    vectors: np.ndarray,
+    norms: np.ndarray,
+    queries: np.ndarray,
+    offsets: np.ndarray,
+    keys: np.ndarray,
+    k: int,
+    metric: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k for ``queries`` [q, dim] over ``vectors[offsets]``: offsets and distances [q, k]."""
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    nq = queries.shape[0]
+    qnorms = np.array([query_norm(q, metric) for q in queries], dtype=np.float32)
+    if offsets.shape[0] == 0:
+        return np.full((nq, k), -1, dtype=np.int64), np.full((nq, k), np.inf, dtype=np.float32)
+    if nq == 1:
+        o, d = topk_scan(vectors, norms, queries[0], qnorms[0], offsets, keys, k, metric)
+        return o[None, :], d[None, :]
+    if nq >= GEMM_MIN_QUERIES and offsets.shape[0] >= GEMM_BLOCK_ROWS // 4:
+        return topk_gemm_batch(vectors, norms, queries, qnorms, offsets, keys, k, metric)
+    return topk_scan_batch(vectors, norms, queries, qnorms, offsets, keys, k, metric)

@@ -1,0 +1,457 @@
+"""A collection: durable writes through the WAL, sealed Arrow segments, exact filtered search.
+
+Writes hold the collection's lock and are acknowledged only after their LMDB transaction commits
+(synced). Reads take a snapshot of immutable segment views and run without the lock.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from vecstore.engine.ingest import to_ids, to_table
+from vecstore.engine.search import count_matching, search_views
+from vecstore.engine.views import Memtable, SegmentView, norms_for
+from vecstore.errors import DataCorruption, FailedPrecondition, InvalidArgument, ResourceExhausted
+from vecstore.filters import to_filter
+from vecstore.storage import (
+    WAL_DELETE,
+    WAL_UPSERT,
+    CollectionStore,
+    SegmentData,
+    open_segment,
+    verify_segment,
+    write_segment,
+)
+from vecstore.types import CollectionSchema, SearchResult
+
+MAX_K = 16_384
+MAX_QUERIES = 65_536
+DEFAULT_SEAL_ROWS = 100_000
+DEFAULT_COMPACT_DEAD_FRACTION = 0.25
+SEGMENTS_DIR = "segments"
+
+
+@dataclass
+class _Sealed:
+    """A sealed segment in memory: mapped data, norms and the deleted-row mask."""
+
+    segment_id: int
+    entry: dict[str, Any]
+    data: SegmentData
+    norms: np.ndarray
+    deleted: np.ndarray
+    sorted_by: str | None
+
+    def view(self) -> SegmentView:
+        live = None if not self.deleted.any() else ~self.deleted
+        return SegmentView(
+            self.segment_id, self.data.ids, self.data.vectors, self.norms, self.data.table, live, self.sorted_by
+        )
+
+    @property
+    def dead_fraction(self) -> float:
+        n = self.data.num_rows
+        return float(self.deleted.sum()) / n if n else 1.0
+
+
+def _ipc_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+def _ipc_table(payload: bytes) -> pa.Table:
+    return pa.ipc.open_stream(payload).read_all()
+
+
+def _vectors_of(table: pa.Table, dim: int) -> np.ndarray:
+    column = table.column("vector").combine_chunks()
+    return np.ascontiguousarray(column.flatten().to_numpy().reshape(-1, dim), dtype=np.float32)
+
+
+class Collection:
+    """Vectors with typed attributes, searched with filters. Obtain one from ``Database``."""
+
+    def __init__(self, name: str, path: Path, *, verify_checksums: bool = True) -> None:
+        self.name = name
+        self.path = path
+        self._lock = threading.RLock()
+        self._closed = False
+        self._counters: Counter = Counter()
+        self._store = CollectionStore(path / "manifest")
+        try:
+            config = self._store.config()
+            self.schema = CollectionSchema.from_json(config["schema"])
+            options = config.get("options", {})
+            self.seal_rows = int(options.get("seal_rows", DEFAULT_SEAL_ROWS))
+            self.compact_dead_fraction = float(options.get("compact_dead_fraction", DEFAULT_COMPACT_DEAD_FRACTION))
+            self._arrow_schema = self.schema.arrow_schema()
+            self._segments_dir = path / SEGMENTS_DIR
+            self._sealed: dict[int, _Sealed] = {}
+            self._open_segments(verify_checksums)
+            self._memtable = Memtable(self.schema.dim, self.schema.metric, self._arrow_schema)
+            self._last_seq = 0
+            self._replay_wal()
+        except BaseException:
+            self._store.close()
+            raise
+        self._views: tuple[SegmentView, ...] | None = None
+
+    # -- opening ---------------------------------------------------------------------------
+    def _open_segments(self, verify: bool) -> None:
+        entries = self._store.segments()
+        known = {entry["file"] for entry in entries.values()}
+        for child in self._segments_dir.iterdir():
+            if child.name not in known:
+                child.unlink()  # orphan: a seal or compaction that crashed before publishing
+        broken: list[str] = []
+        for segment_id, entry in sorted(entries.items()):
+            file_path = self._segments_dir / entry["file"]
+            try:
+                if verify:
+                    verify_segment(file_path, entry["bytes"], entry["sha256"])
+                data = open_segment(file_path, self.schema.dim)
+                if data.num_rows != entry["rows"]:
+                    raise DataCorruption(f"segment file {file_path} has {data.num_rows} rows, expected {entry['rows']}")
+            except DataCorruption as exc:
+                broken.append(str(exc))
+                continue
+            deleted = self._store.deleted_mask(segment_id, data.num_rows)
+            norms = norms_for(data.vectors, self.schema.metric)
+            self._sealed[segment_id] = _Sealed(segment_id, entry, data, norms, deleted, entry.get("sorted_by"))
+        if broken:
+            raise DataCorruption(
+                f"collection {self.name!r}: " + "; ".join(broken) + ". Restore the file(s) from a backup, or call "
+                f"db.repair({self.name!r}) to set them aside and drop their rows; other collections are unaffected"
+            )
+
+    def _replay_wal(self) -> None:
+        for record in self._store.wal_records():
+            if record.kind == WAL_UPSERT:
+                table = _ipc_table(record.payload)
+                self._memtable.apply_upsert(table, _vectors_of(table, self.schema.dim))
+            elif record.kind == WAL_DELETE:
+                self._memtable.apply_delete(np.frombuffer(record.payload, dtype=np.int64))
+            else:
+                raise DataCorruption(f"write-ahead log of {self.name!r} has a record of unknown kind {record.kind!r}")
+            self._last_seq = record.seq
+
+    # -- state -----------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise FailedPrecondition(f"collection {self.name!r} is closed; get it again with db.collection(name)")
+
+    def _snapshot(self) -> tuple[SegmentView, ...]:
+        with self._lock:
+            self._check_open()
+            if self._views is None:
+                views = [s.view() for _, s in sorted(self._sealed.items())]
+                if self._memtable.size:
+                    views.append(self._memtable.view())
+                self._views = tuple(views)
+            return self._views
+
+    def _segment_rows(self) -> dict[int, int]:
+        return {sid: s.data.num_rows for sid, s in self._sealed.items()}
+
+    def _apply_dead(self, dead: Mapping[int, np.ndarray]) -> None:
+        for segment_id, offsets in dead.items():
+            sealed = self._sealed[segment_id]
+            deleted = sealed.deleted.copy()  # copy: snapshots in flight keep the old mask
+            deleted[offsets] = True
+            sealed.deleted = deleted
+
+    # -- writes ----------------------------------------------------------------------------
+    def upsert(self, ids: Any, vectors: Any = None, attributes: Mapping[str, Any] | None = None) -> int:
+        """Insert or replace rows; returns the number written once they are durable.
+
+        ``upsert(ids, vectors, attributes)`` with arrays (attributes: dict name -> array), or
+        ``upsert(table)`` with a pyarrow Table / pandas DataFrame holding ``id`` and ``vector``.
+        Attributes left out are stored as null.
+        """
+        table = to_table(self.schema, ids, vectors, attributes)
+        if table.num_rows == 0:
+            return 0
+        batch_ids = table.column("id").to_numpy()
+        batch_vectors = _vectors_of(table, self.schema.dim)
+        payload = _ipc_bytes(table)
+        with self._lock:
+            self._check_open()
+            seq, dead = self._store.commit_write(WAL_UPSERT, payload, batch_ids, self._segment_rows())
+            self._last_seq = seq
+            self._apply_dead(dead)
+            self._memtable.apply_upsert(table, batch_vectors)
+            self._views = None
+            self._maybe_seal()
+            self._maybe_compact(dead.keys())
+        return table.num_rows
+
+    def delete(self, ids: Any) -> int:
+        """Delete rows by id; returns how many existed. Unknown ids are ignored."""
+        id_array = np.unique(to_ids(ids))
+        if id_array.size == 0:
+            return 0
+        with self._lock:
+            self._check_open()
+            seq, dead = self._store.commit_write(WAL_DELETE, id_array.tobytes(), id_array, self._segment_rows())
+            self._last_seq = seq
+            self._apply_dead(dead)
+            removed = self._memtable.apply_delete(id_array) + sum(len(o) for o in dead.values())
+            self._views = None
+            self._maybe_compact(dead.keys())
+        return removed
+
+    def _maybe_seal(self) -> None:
+        if self._memtable.size >= self.seal_rows:
+            self._seal_locked()
+
+    def seal(self) -> None:
+        """Write the appendable segment out as a sealed, memory-mapped Arrow segment now."""
+        with self._lock:
+            self._check_open()
+            if self._memtable.size:
+                self._seal_locked()
+
+    def _seal_locked(self) -> None:
+        view = self._memtable.view()
+        table = view.table if view.live is None else view.table.filter(pa.array(view.live))
+        window = self.schema.window
+        if window is not None:
+            table = table.sort_by([(window, "ascending"), ("id", "ascending")])
+        segment_id = self._store.allocate_segment_id()
+        entry = self._write_segment(segment_id, table) if table.num_rows else None
+        ids = table.column("id").to_numpy() if table.num_rows else np.empty(0, dtype=np.int64)
+        self._store.commit_seal(segment_id, entry, ids, self._last_seq)
+        if entry is not None:
+            self._load_sealed(segment_id, entry)
+        self._memtable = Memtable(self.schema.dim, self.schema.metric, self._arrow_schema)
+        self._views = None
+        self._counters["seals"] += 1
+
+    def _write_segment(self, segment_id: int, table: pa.Table) -> dict[str, Any]:
+        file_name, size, digest = write_segment(self._segments_dir, segment_id, table)
+        return {
+            "file": file_name,
+            "rows": table.num_rows,
+            "bytes": size,
+            "sha256": digest,
+            "sorted_by": self.schema.window,
+        }
+
+    def _load_sealed(self, segment_id: int, entry: dict[str, Any]) -> None:
+        data = open_segment(self._segments_dir / entry["file"], self.schema.dim)
+        norms = norms_for(data.vectors, self.schema.metric)
+        deleted = np.zeros(data.num_rows, dtype=bool)
+        self._sealed[segment_id] = _Sealed(segment_id, entry, data, norms, deleted, entry.get("sorted_by"))
+
+    def _maybe_compact(self, segment_ids: Any) -> None:
+        for segment_id in list(segment_ids):
+            sealed = self._sealed.get(segment_id)
+            if sealed is not None and sealed.dead_fraction >= self.compact_dead_fraction:
+                self._compact_segment(sealed)
+
+    def compact(self) -> int:
+        """Rewrite every sealed segment that has deleted rows; returns how many were rewritten."""
+        with self._lock:
+            self._check_open()
+            targets = [s for s in self._sealed.values() if s.deleted.any()]
+            for sealed in targets:
+                self._compact_segment(sealed)
+            return len(targets)
+
+    def _compact_segment(self, sealed: _Sealed) -> None:
+        live = ~sealed.deleted
+        table = sealed.data.table.filter(pa.array(live))
+        old_path = sealed.data.path
+        if table.num_rows == 0:
+            self._store.commit_replace_segment(sealed.segment_id, None, None, np.empty(0, dtype=np.int64))
+        else:
+            new_id = self._store.allocate_segment_id()
+            entry = self._write_segment(new_id, table)
+            entry["sorted_by"] = sealed.sorted_by
+            self._store.commit_replace_segment(sealed.segment_id, new_id, entry, table.column("id").to_numpy())
+            self._load_sealed(new_id, entry)
+        del self._sealed[sealed.segment_id]
+        old_path.unlink(missing_ok=True)  # a crash before this leaves an orphan, removed on open
+        self._views = None
+        self._counters["compactions"] += 1
+
+    # -- reads -----------------------------------------------------------------------------
+    def count(self, filter: Any = None) -> int:
+        """Number of live rows, or of live rows matching ``filter``."""
+        node = to_filter(filter, self.schema.attributes)
+        return count_matching(self._snapshot(), node)
+
+    def get(self, ids: Any) -> pa.Table:
+        """Rows for ``ids`` (id, vector, attributes) in the order asked; ids not present are left out."""
+        wanted = to_ids(ids)
+        with self._lock:
+            views = self._snapshot()
+            located = self._store.locate(np.unique(wanted))
+            memtable_rows = {int(i): self._memtable.row_of(int(i)) for i in np.unique(wanted).tolist()}
+        index_of = {v.segment_id: n for n, v in enumerate(views)}
+        memtable_index = len(views) - 1 if self._memtable.size else -1
+        src, offs = [], []
+        for external_id in wanted.tolist():
+            row = memtable_rows.get(external_id)
+            if row is not None:
+                src.append(memtable_index)
+                offs.append(row)
+            elif external_id in located:
+                segment_id, offset = located[external_id]
+                src.append(index_of[segment_id])
+                offs.append(offset)
+        if not src:
+            return self._arrow_schema.empty_table()
+        src_array = np.asarray(src, dtype=np.int64)
+        off_array = np.asarray(offs, dtype=np.int64)
+        pieces, positions = [], []
+        for view_index in np.unique(src_array):
+            where = np.flatnonzero(src_array == view_index)
+            pieces.append(views[int(view_index)].table.take(pa.array(off_array[where])))
+            positions.append(where)
+        table = pa.concat_tables(pieces)
+        inverse = np.empty(len(src), dtype=np.int64)
+        inverse[np.concatenate(positions)] = np.arange(len(src))
+        return table.take(pa.array(inverse)).combine_chunks()
+
+    def search(
+        self,
+        queries: Any,
+        k: int = 10,
+        filter: Any = None,
+        *,
+        ef: int | None = None,
+        exact: bool = False,
+        select: Sequence[str] | None = None,
+        explain: bool = False,
+    ) -> SearchResult:
+        """k nearest live rows to each query among the rows matching ``filter``.
+
+        ``queries`` is one vector [dim] or a batch [q, dim]. Results are ``[q, k]`` ids and
+        distances padded with -1 / +inf; ties are broken by the smaller id. ``select`` names the
+        attributes ``to_arrow()`` includes; ``explain=True`` fills ``plan`` per query.
+        """
+        query_array = self._check_queries(queries)
+        k = self._check_k(k)
+        if ef is not None and (isinstance(ef, bool) or not isinstance(ef, int) or ef < 1):
+            raise InvalidArgument(f"ef must be a positive integer or None, got {ef!r}")
+        node = to_filter(filter, self.schema.attributes)
+        select = self._check_select(select)
+        views = self._snapshot()
+        result = search_views(
+            views,
+            query_array,
+            k,
+            node,
+            self.schema.metric,
+            exact=exact,
+            select=select,
+            explain=explain,
+            counters=self._counters,
+        )
+        self._counters["queries"] += query_array.shape[0]
+        return result
+
+    def _check_queries(self, queries: Any) -> np.ndarray:
+        try:
+            array = np.asarray(queries)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgument(f"queries must be a numeric array: {exc}") from None
+        if array.dtype == object or array.dtype.kind not in "fiu":
+            raise InvalidArgument(f"queries must be numeric (float32), got dtype {array.dtype}")
+        if array.ndim == 1:
+            array = array[None, :]
+        dim = self.schema.dim
+        if array.ndim != 2 or array.shape[1] != dim:
+            raise InvalidArgument(f"queries must have shape [{dim}] or [q, {dim}] (dim={dim}), got {np.shape(queries)}")
+        if array.shape[0] == 0:
+            raise InvalidArgument("queries is empty; pass at least one query vector")
+        if array.shape[0] > MAX_QUERIES:
+            raise ResourceExhausted(f"{array.shape[0]} queries in one call; send at most {MAX_QUERIES} per call")
+        with np.errstate(over="ignore"):
+            array = np.ascontiguousarray(array, dtype=np.float32)
+        if not np.isfinite(array).all():
+            bad = int(np.flatnonzero(~np.isfinite(array).all(axis=1))[0])
+            raise InvalidArgument(f"query {bad} contains NaN or infinity")
+        if self.schema.metric == "cosine" and (np.abs(array).sum(axis=1) == 0).any():
+            raise InvalidArgument("a query vector is all zeros, which has no direction under the cosine metric")
+        return array
+
+    @staticmethod
+    def _check_k(k: Any) -> int:
+        if isinstance(k, bool) or not isinstance(k, int | np.integer):
+            raise InvalidArgument(f"k must be an integer, got {k!r}")
+        if k <= 0:
+            raise InvalidArgument(f"k must be at least 1, got {k}")
+        if k > MAX_K:
+            raise ResourceExhausted(f"k={k} is larger than the maximum {MAX_K}; page through results with filters")
+        return int(k)
+
+    def _check_select(self, select: Sequence[str] | None) -> list[str]:
+        if select is None:
+            return []
+        if isinstance(select, str):
+            select = [select]
+        names = list(select)
+        allowed = [*self.schema.attributes, "vector"]
+        for name in names:
+            if name not in allowed:
+                raise InvalidArgument(f"cannot select {name!r}; choose from {allowed}")
+        return names
+
+    # -- introspection ---------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        return self.schema.dim
+
+    @property
+    def metric(self) -> str:
+        return self.schema.metric
+
+    def stats(self) -> dict[str, int]:
+        """Counters: queries served, plan strategies per query and segment, seals, compactions."""
+        return dict(self._counters)
+
+    def describe(self) -> dict[str, Any]:
+        """Schema, row counts and per-segment storage figures."""
+        views = self._snapshot()
+        segments = []
+        for view in views:
+            entry: dict[str, Any] = {
+                "segment": view.name,
+                "rows": view.num_rows,
+                "live_rows": view.live_count,
+                "vector_bytes": int(view.vectors.nbytes),
+            }
+            if view.segment_id in self._sealed:
+                entry["file_bytes"] = self._sealed[view.segment_id].entry["bytes"]
+                entry["sorted_by"] = view.sorted_by
+            segments.append(entry)
+        return {
+            "name": self.name,
+            **self.schema.to_json(),
+            "seal_rows": self.seal_rows,
+            "rows": sum(v.live_count for v in views),
+            "segments": segments,
+        }
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._views = None
+                self._store.close()
+
+    def __repr__(self) -> str:
+        return f"Collection({self.name!r}, dim={self.schema.dim}, metric={self.schema.metric!r})"

@@ -1,0 +1,137 @@
+"""Run one search over a snapshot of segment views: filter masks, per-segment top-k, merge, gather."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from vecstore.core.exact import exact_topk
+from vecstore.engine.planner import EMPTY, SegmentPlan, plan_segment
+from vecstore.engine.views import SegmentView
+from vecstore.filters import Node, evaluate
+from vecstore.types import METRIC_CODES, SearchResult
+
+
+def allowed_offsets(view: SegmentView, node: Node | None) -> np.ndarray:
+    """Offsets of the live rows of ``view`` that satisfy ``node``."""
+    if node is None:
+        return view.live_offsets
+    mask = evaluate(node, view.columns(), view.num_rows)
+    if view.live is not None:
+        mask &= view.live
+    return np.flatnonzero(mask).astype(np.int64)
+
+
+def count_matching(views: Sequence[SegmentView], node: Node | None) -> int:
+    if node is None:
+        return sum(v.live_count for v in views)
+    return sum(int(allowed_offsets(v, node).shape[0]) for v in views)
+
+
+@dataclass
+class _Hits:
+    view_index: int
+    ids: np.ndarray  # [q, k]
+    offsets: np.ndarray  # [q, k]
+    distances: np.ndarray  # [q, k]
+
+
+def _merge(hits: list[_Hits], nq: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Best k per query by (distance, id) across segments; padding (-1 / inf) sorts last."""
+    if not hits:
+        return (
+            np.full((nq, k), -1, dtype=np.int64),
+            np.full((nq, k), np.inf, dtype=np.float32),
+            np.full((nq, k), -1, dtype=np.int64),
+            np.full((nq, k), -1, dtype=np.int64),
+        )
+    ids = np.concatenate([h.ids for h in hits], axis=1)
+    dist = np.concatenate([h.distances for h in hits], axis=1)
+    offs = np.concatenate([h.offsets for h in hits], axis=1)
+    src = np.concatenate([np.full(h.ids.shape, h.view_index, dtype=np.int64) for h in hits], axis=1)
+    if len(hits) > 1:
+        padding = ids < 0
+        order = np.empty_like(ids)
+        for i in range(nq):
+            order[i] = np.lexsort((ids[i], dist[i], padding[i]))
+        rows = np.arange(nq)[:, None]
+        ids, dist, offs, src = ids[rows, order], dist[rows, order], offs[rows, order], src[rows, order]
+    ids, dist, offs, src = ids[:, :k], dist[:, :k], offs[:, :k], src[:, :k]
+    return ids, dist, offs, np.where(ids >= 0, src, -1)
+
+
+def _gather(views: Sequence[SegmentView], src: np.ndarray, offs: np.ndarray, select: Sequence[str]) -> dict:
+    """Selected columns for every non-padding hit, in row-major (query, rank) order."""
+    flat_src = src.ravel()
+    flat_offs = offs.ravel()
+    keep = flat_src >= 0
+    flat_src, flat_offs = flat_src[keep], flat_offs[keep]
+    order = np.argsort(flat_src, kind="stable")
+    out: dict[str, pa.Array] = {}
+    for name in select:
+        pieces = []
+        for view_index in np.unique(flat_src):
+            rows = flat_offs[flat_src == view_index]
+            pieces.append(views[int(view_index)].table.column(name).take(pa.array(rows)))
+        if pieces:
+            column = pa.chunked_array(pieces).combine_chunks()
+            inverse = np.empty_like(order)
+            inverse[order] = np.arange(order.shape[0])
+            out[name] = column.take(pa.array(inverse))
+        else:
+            out[name] = pa.array([], type=views[0].table.schema.field(name).type) if views else pa.array([])
+    return out
+
+
+def search_views(
+    views: Sequence[SegmentView],
+    queries: np.ndarray,
+    k: int,
+    node: Node | None,
+    metric: str,
+    *,
+    exact: bool,
+    select: Sequence[str],
+    explain: bool,
+    counters: Counter,
+) -> SearchResult:
+    """Search every view, merge by (distance, id), gather selected attributes, record the plan."""
+    nq = queries.shape[0]
+    metric_code = METRIC_CODES[metric]
+    plans: list[SegmentPlan] = []
+    hits: list[_Hits] = []
+    for index, view in enumerate(views):
+        offsets = allowed_offsets(view, node)
+        plan = plan_segment(view.name, int(offsets.shape[0]), view.live_count, exact_requested=exact, has_index=False)
+        plans.append(plan)
+        counters[plan.strategy] += nq
+        if plan.strategy == EMPTY:
+            continue
+        found, distances = exact_topk(view.vectors, view.norms, queries, offsets, view.ids, k, metric_code)
+        ids = np.where(found >= 0, view.ids[np.maximum(found, 0)], -1)
+        hits.append(_Hits(index, ids, found, distances))
+    ids, distances, offs, src = _merge(hits, nq, k)
+    selected = _gather(views, src, offs, select) if select else None
+    plan_out = None
+    if explain:
+        segment_plans = [p.to_dict() for p in plans]
+        plan_out = [
+            {
+                "filter": None if node is None else str(node),
+                "strategy": _overall(plans),
+                "segments": segment_plans,
+            }
+            for _ in range(nq)
+        ]
+    return SearchResult(ids, distances, plan_out, selected)
+
+
+def _overall(plans: Sequence[SegmentPlan]) -> str:
+    strategies = {p.strategy for p in plans if p.strategy != EMPTY}
+    if not strategies:
+        return EMPTY
+    return strategies.pop() if len(strategies) == 1 else "mixed"

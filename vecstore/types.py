@@ -1,0 +1,163 @@
+"""Types shared by every layer: metrics, attribute types, collection schema, search results."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from vecstore.errors import InvalidArgument
+
+METRICS = ("l2", "ip", "cosine")
+#: Integer codes the Numba kernels use for each metric.
+METRIC_CODES = {"l2": 0, "ip": 1, "cosine": 2}
+
+#: Attribute type names users write -> Arrow storage type.
+ATTRIBUTE_TYPES: dict[str, pa.DataType] = {
+    "int64": pa.int64(),
+    "float64": pa.float64(),
+    "timestamp": pa.timestamp("us"),
+    "string": pa.large_string(),
+    "list<string>": pa.large_list(pa.large_string()),
+    "bool": pa.bool_(),
+}
+#: Attribute types a window filter (sorted segments) can run on.
+ORDERED_TYPES = ("int64", "float64", "timestamp", "string")
+
+RESERVED_NAMES = frozenset({"id", "vector", "_distance", "query", "rank"})
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_DIM = 65_536
+MAX_NAME_LENGTH = 128
+
+
+def check_name(name: object, what: str) -> str:
+    """Validate a collection or attribute name: an identifier of at most 128 characters."""
+    if not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > MAX_NAME_LENGTH:
+        raise InvalidArgument(
+            f"{what} name {name!r} is not valid: use letters, digits and '_' (not starting with a digit), "
+            f"at most {MAX_NAME_LENGTH} characters"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class CollectionSchema:
+    """What a collection stores: vector dimension and metric, typed attributes, window attribute."""
+
+    dim: int
+    metric: str
+    attributes: Mapping[str, str]
+    window: str | None = None
+    hnsw: Mapping[str, Any] = field(default_factory=dict)
+    quantization: Mapping[str, Any] | None = None
+
+    @staticmethod
+    def validated(
+        dim: object,
+        metric: object,
+        attributes: Mapping[str, str] | None,
+        window: str | None,
+        hnsw: Mapping[str, Any] | None,
+        quantization: Mapping[str, Any] | None,
+    ) -> CollectionSchema:
+        """Check every field and return a schema, or raise InvalidArgument saying what to fix."""
+        if isinstance(dim, bool) or not isinstance(dim, int | np.integer) or not 1 <= int(dim) <= MAX_DIM:
+            raise InvalidArgument(f"dim must be an integer between 1 and {MAX_DIM}, got {dim!r}")
+        if metric not in METRICS:
+            raise InvalidArgument(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
+        attributes = dict(attributes or {})
+        for name, type_name in attributes.items():
+            check_name(name, "attribute")
+            if name in RESERVED_NAMES:
+                raise InvalidArgument(
+                    f"attribute name {name!r} is reserved ({', '.join(sorted(RESERVED_NAMES))}); rename it"
+                )
+            if type_name not in ATTRIBUTE_TYPES:
+                raise InvalidArgument(
+                    f"attribute {name!r} has unknown type {type_name!r}; use one of {', '.join(ATTRIBUTE_TYPES)}"
+                )
+        if window is not None:
+            if window not in attributes:
+                raise InvalidArgument(f"window attribute {window!r} is not among the attributes {list(attributes)}")
+            if attributes[window] not in ORDERED_TYPES:
+                raise InvalidArgument(
+                    f"window attribute {window!r} has type {attributes[window]}; "
+                    f"a window needs one of {', '.join(ORDERED_TYPES)}"
+                )
+        hnsw = dict(hnsw or {})
+        for key, value in hnsw.items():
+            if key not in ("m", "ef_construction", "ef"):
+                raise InvalidArgument(f"unknown hnsw parameter {key!r}; use m, ef_construction, ef")
+            if isinstance(value, bool) or not isinstance(value, int) or not 2 <= value <= 4096:
+                raise InvalidArgument(f"hnsw parameter {key} must be an integer between 2 and 4096, got {value!r}")
+        if quantization is not None:
+            if not isinstance(quantization, Mapping) or quantization.get("kind") not in ("binary", "pq"):
+                raise InvalidArgument("quantization must be None or a dict with kind 'binary' or 'pq'")
+            quantization = dict(quantization)
+        return CollectionSchema(int(dim), str(metric), attributes, window, hnsw, quantization)
+
+    def arrow_schema(self) -> pa.Schema:
+        """Arrow schema of a stored row: id, vector, then the attributes in declaration order."""
+        fields = [
+            pa.field("id", pa.int64(), nullable=False),
+            pa.field("vector", pa.list_(pa.float32(), self.dim), nullable=False),
+        ]
+        fields += [pa.field(name, ATTRIBUTE_TYPES[t]) for name, t in self.attributes.items()]
+        return pa.schema(fields)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dim": self.dim,
+            "metric": self.metric,
+            "attributes": dict(self.attributes),
+            "window": self.window,
+            "hnsw": dict(self.hnsw),
+            "quantization": dict(self.quantization) if self.quantization else None,
+        }
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> CollectionSchema:
+        return CollectionSchema(
+            int(data["dim"]),
+            data["metric"],
+            dict(data["attributes"]),
+            data.get("window"),
+            dict(data.get("hnsw") or {}),
+            data.get("quantization"),
+        )
+
+
+@dataclass
+class SearchResult:
+    """Answer to ``Collection.search``.
+
+    ``ids`` is int64 ``[q, k]`` padded with -1 where fewer than k rows match, ``distances`` float32
+    ``[q, k]`` padded with +inf (smaller is closer: squared L2, negative inner product, or
+    1 - cosine similarity). ``plan`` holds one entry per query when ``explain=True``.
+    """
+
+    ids: np.ndarray
+    distances: np.ndarray
+    plan: list[dict[str, Any]] | None = None
+    selected: dict[str, pa.ChunkedArray | pa.Array] | None = None
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def to_arrow(self) -> pa.Table:
+        """One table: query, rank, id, _distance and the selected attributes; padding rows left out."""
+        q, k = self.ids.shape
+        keep = (self.ids >= 0).ravel()
+        columns: dict[str, Any] = {
+            "query": pa.array(np.repeat(np.arange(q, dtype=np.int32), k)[keep]),
+            "rank": pa.array(np.tile(np.arange(k, dtype=np.int32), q)[keep]),
+            "id": pa.array(self.ids.ravel()[keep]),
+            "_distance": pa.array(self.distances.ravel()[keep]),
+        }
+        for name, values in (self.selected or {}).items():
+            columns[name] = values
+        return pa.table(columns)

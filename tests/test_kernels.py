@@ -1,0 +1,93 @@
+"""Differential tests: the exact Numba kernels against the plain-numpy oracle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.oracles import assert_same_neighbours, exact_search
+from vecstore.core import exact
+from vecstore.core.exact import exact_topk, row_norms
+from vecstore.types import METRIC_CODES
+
+DIMS = [1, 3, 17, 128, 784]
+MASKS = ["all", "none", "1%", "50%"]
+
+
+def _data(n: int, dim: int, metric: str, seed: int):
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((n, dim)).astype(np.float32)
+    if metric == "cosine":
+        vectors[np.abs(vectors).sum(1) == 0] = 1.0
+    queries = rng.standard_normal((5, dim)).astype(np.float32)
+    keys = rng.permutation(n * 3)[:n].astype(np.int64)  # ids unrelated to storage order
+    return vectors, queries, keys
+
+
+def _offsets(kind: str, n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed + 1)
+    if kind == "all":
+        return np.arange(n, dtype=np.int64)
+    if kind == "none":
+        return np.empty(0, dtype=np.int64)
+    frac = 0.01 if kind == "1%" else 0.5
+    mask = rng.random(n) < frac
+    mask[rng.integers(n)] = True
+    return np.flatnonzero(mask).astype(np.int64)
+
+
+def _check(metric, vectors, queries, keys, offsets, k):
+    norms = row_norms(vectors, METRIC_CODES[metric])
+    got_off, got_d = exact_topk(vectors, norms, queries, offsets, keys, k, METRIC_CODES[metric])
+    got_ids = np.where(got_off >= 0, keys[np.maximum(got_off, 0)], -1)
+    want_ids, want_d = exact_search(metric, queries, vectors[offsets], keys[offsets], k)
+    assert got_ids.shape == (queries.shape[0], k)
+    assert np.all((got_off >= 0) == (want_ids >= 0))
+    assert set(got_off[got_off >= 0].tolist()) <= set(offsets.tolist())
+    assert_same_neighbours(got_ids, got_d, want_ids, want_d, rtol=2e-4, atol=2e-3)
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip", "cosine"])
+@pytest.mark.parametrize("dim", DIMS)
+@pytest.mark.parametrize("mask", MASKS)
+def test_exact_kernel_matches_numpy(metric, dim, mask):
+    n = 700 if dim == 784 else 1500
+    vectors, queries, keys = _data(n, dim, metric, seed=dim)
+    offsets = _offsets(mask, n, seed=dim)
+    for batch in (queries[:1], queries):  # the single-query and the per-thread batch kernel
+        _check(metric, vectors, queries=batch, keys=keys, offsets=offsets, k=10)
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip", "cosine"])
+def test_gemm_batch_path_matches_numpy(metric, monkeypatch):
+    monkeypatch.setattr(exact, "GEMM_BLOCK_ROWS", 256)  # several blocks, ragged last one
+    vectors, _, keys = _data(3000, 32, metric, seed=7)
+    queries = np.random.default_rng(3).standard_normal((40, 32)).astype(np.float32)
+    for offsets in (np.arange(3000, dtype=np.int64), _offsets("50%", 3000, 7)):
+        _check(metric, vectors, queries, keys, offsets, k=15)
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip", "cosine"])
+def test_k_larger_than_matches_pads(metric):
+    vectors, queries, keys = _data(200, 8, metric, seed=1)
+    offsets = np.array([3, 50, 199], dtype=np.int64)
+    norms = row_norms(vectors, METRIC_CODES[metric])
+    for batch in (queries[:1], queries):
+        off, d = exact_topk(vectors, norms, batch, offsets, keys, 10, METRIC_CODES[metric])
+        assert (off[:, :3] >= 0).all() and (off[:, 3:] == -1).all()
+        assert np.isinf(d[:, 3:]).all() and np.isfinite(d[:, :3]).all()
+
+
+def test_ties_break_by_smaller_key_whatever_the_storage_order():
+    vectors = np.zeros((6, 2), dtype=np.float32)  # every row at distance 0 from the query
+    keys = np.array([50, 10, 40, 20, 60, 30], dtype=np.int64)
+    norms = row_norms(vectors, 0)
+    off, _ = exact_topk(vectors, norms, np.zeros((1, 2), np.float32), np.arange(6), keys, 4, 0)
+    assert keys[off[0]].tolist() == [10, 20, 30, 40]
+
+
+def test_read_only_inputs_are_accepted():
+    vectors, queries, keys = _data(500, 16, "l2", seed=2)
+    vectors.setflags(write=False)
+    keys.setflags(write=False)
+    _check("l2", vectors, queries, keys, np.arange(500, dtype=np.int64), k=5)

@@ -1,0 +1,1 @@
+"""Benchmarks and demos on the real datasets in ../shared/data."""

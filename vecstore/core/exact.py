@@ -15,14 +15,18 @@ rows (compute bound instead of memory bound) and a parallel Numba merge into per
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
-from vecstore.core.topk import heap_drain_sorted, heap_offer
+from vecstore.core.topk import heap_drain_sorted, heap_offer, worse
 
 L2, IP, COSINE = 0, 1, 2
 #: Batches at least this large go through the blocked matrix product.
 GEMM_MIN_QUERIES = 8
+#: ... over at least this many rows (below it, the per-thread scan is as fast).
+GEMM_MIN_ROWS = 64
 GEMM_BLOCK_ROWS = 4096
+#: A single query scans this many rows or more on every core (below it, threads cost more than they save).
+PARALLEL_SCAN_MIN_ROWS = 16_384
 
 
 def row_norms(vectors: np.ndarray, metric: int) -> np.ndarray:
@@ -36,16 +40,19 @@ def row_norms(vectors: np.ndarray, metric: int) -> np.ndarray:
         return (1.0 / np.sqrt(sq)).astype(np.float32)
 
 
-def query_norm(query: np.ndarray, metric: int) -> float:
-    sq = float(np.dot(query.astype(np.float64), query.astype(np.float64)))
+def query_norms(queries: np.ndarray, metric: int) -> np.ndarray:
+    """Per-query norm term: squared norm (l2), inverse norm (cosine), unused (ip)."""
+    sq = np.einsum("ij,ij->i", queries, queries, dtype=np.float64)
     if metric == COSINE:
-        return 1.0 / np.sqrt(sq) if sq > 0 else 0.0
-    return sq
+        with np.errstate(divide="ignore"):
+            return np.where(sq > 0, 1.0 / np.sqrt(sq), 0.0).astype(np.float32)
+    return sq.astype(np.float32)
 
 
 @njit(nogil=True, cache=True, fastmath=True)
 def _scan_into_heap(vectors, norms, query, qnorm, offsets, keys, metric, hd, hk, ho):
     dim = vectors.shape[1]
+    cap = hd.shape[0]
     size = 0
     for j in range(offsets.shape[0]):
         row = offsets[j]
@@ -62,7 +69,9 @@ def _scan_into_heap(vectors, norms, query, qnorm, offsets, keys, metric, hd, hk,
                 d = -acc
             else:
                 d = np.float32(1.0) - acc * norms[row] * qnorm
-        size = heap_offer(hd, hk, ho, size, d, keys[row], row)
+        # most candidates lose to the current k-th best: reject them without touching the heap
+        if size < cap or worse(hd[0], hk[0], d, keys[row]):
+            size = heap_offer(hd, hk, ho, size, d, keys[row], row)
     return size
 
 
@@ -77,6 +86,32 @@ def topk_scan(vectors, norms, query, qnorm, offsets, keys, k, metric):
     out_offsets = np.empty(k, dtype=np.int64)
     out_distances = np.empty(k, dtype=np.float32)
     heap_drain_sorted(hd, hk, ho, size, out_offsets, out_distances)
+    return out_offsets, out_distances
+
+
+@njit(nogil=True, cache=True, parallel=True)
+def topk_scan_chunked(vectors, norms, query, qnorm, offsets, keys, k, metric, n_chunks):
+    """Exact top-k of one query, the rows split into chunks scanned in parallel, then merged."""
+    m = offsets.shape[0]
+    cap = min(k, m)
+    hd = np.empty((n_chunks, cap), dtype=np.float32)
+    hk = np.empty((n_chunks, cap), dtype=np.int64)
+    ho = np.empty((n_chunks, cap), dtype=np.int64)
+    sizes = np.zeros(n_chunks, dtype=np.int64)
+    step = (m + n_chunks - 1) // n_chunks
+    for c in prange(n_chunks):
+        part = offsets[c * step : min(m, (c + 1) * step)]
+        sizes[c] = _scan_into_heap(vectors, norms, query, np.float32(qnorm), part, keys, metric, hd[c], hk[c], ho[c])
+    md = np.empty(cap, dtype=np.float32)
+    mk = np.empty(cap, dtype=np.int64)
+    mo = np.empty(cap, dtype=np.int64)
+    size = 0
+    for c in range(n_chunks):
+        for j in range(sizes[c]):
+            size = heap_offer(md, mk, mo, size, hd[c, j], hk[c, j], ho[c, j])
+    out_offsets = np.empty(k, dtype=np.int64)
+    out_distances = np.empty(k, dtype=np.float32)
+    heap_drain_sorted(md, mk, mo, size, out_offsets, out_distances)
     return out_offsets, out_distances
 
 
@@ -100,9 +135,11 @@ def topk_scan_batch(vectors, norms, queries, qnorms, offsets, keys, k, metric):
 def _merge_scores(scores, block_offsets, norms, qnorms, keys, metric, hd, hk, ho, sizes):
     """Turn a [q, b] block of inner products into distances and offer them to each query's heap."""
     nq, nb = scores.shape
+    cap = hd.shape[1]
     for i in prange(nq):
         size = sizes[i]
         qn = np.float32(qnorms[i])
+        hd_i, hk_i, ho_i = hd[i], hk[i], ho[i]
         for j in range(nb):
             row = block_offsets[j]
             s = scores[i, j]
@@ -114,7 +151,8 @@ def _merge_scores(scores, block_offsets, norms, qnorms, keys, metric, hd, hk, ho
                 d = -s
             else:
                 d = np.float32(1.0) - s * norms[row] * qn
-            size = heap_offer(hd[i], hk[i], ho[i], size, d, keys[row], row)
+            if size < cap or worse(hd_i[0], hk_i[0], d, keys[row]):
+                size = heap_offer(hd_i, hk_i, ho_i, size, d, keys[row], row)
         sizes[i] = size
 
 
@@ -170,12 +208,16 @@ def exact_topk(
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     offsets = np.ascontiguousarray(offsets, dtype=np.int64)
     nq = queries.shape[0]
-    qnorms = np.array([query_norm(q, metric) for q in queries], dtype=np.float32)
+    qnorms = query_norms(queries, metric)
     if offsets.shape[0] == 0:
         return np.full((nq, k), -1, dtype=np.int64), np.full((nq, k), np.inf, dtype=np.float32)
     if nq == 1:
-        o, d = topk_scan(vectors, norms, queries[0], qnorms[0], offsets, keys, k, metric)
+        threads = get_num_threads()
+        if threads > 1 and offsets.shape[0] >= PARALLEL_SCAN_MIN_ROWS:
+            o, d = topk_scan_chunked(vectors, norms, queries[0], qnorms[0], offsets, keys, k, metric, threads)
+        else:
+            o, d = topk_scan(vectors, norms, queries[0], qnorms[0], offsets, keys, k, metric)
         return o[None, :], d[None, :]
-    if nq >= GEMM_MIN_QUERIES and offsets.shape[0] >= GEMM_BLOCK_ROWS // 4:
+    if nq >= GEMM_MIN_QUERIES and offsets.shape[0] >= GEMM_MIN_ROWS:
         return topk_gemm_batch(vectors, norms, queries, qnorms, offsets, keys, k, metric)
     return topk_scan_batch(vectors, norms, queries, qnorms, offsets, keys, k, metric)

@@ -20,6 +20,7 @@ class SegmentPlan:
     strategy: str
     allowed_rows: int
     live_rows: int
+    rows_found_by: str  # all_live_rows | window_slice (binary search on the sort column) | evaluated
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -27,15 +28,15 @@ class SegmentPlan:
 
 
 def plan_segment(
-    name: str, allowed_rows: int, live_rows: int, *, exact_requested: bool, has_index: bool
+    name: str, allowed_rows: int, live_rows: int, rows_found_by: str, *, exact_requested: bool, has_index: bool
 ) -> SegmentPlan:
     """Choose the strategy for one segment given how many of its rows the filter allows."""
     if allowed_rows == 0:
-        return SegmentPlan(name, EMPTY, 0, live_rows, "no live row matches the filter")
+        return SegmentPlan(name, EMPTY, 0, live_rows, rows_found_by, "no live row matches the filter")
     if exact_requested:
         reason = "exact=True requested"
     elif not has_index:
         reason = "segment has no approximate index; exact scan of the allowed rows"
     else:  # pragma: no cover - no approximate index exists yet
         reason = "exact scan chosen"
-    return SegmentPlan(name, EXACT_SCAN, allowed_rows, live_rows, reason)
+    return SegmentPlan(name, EXACT_SCAN, allowed_rows, live_rows, rows_found_by, reason)

@@ -12,24 +12,50 @@ import pyarrow as pa
 from vecstore.core.exact import exact_topk
 from vecstore.engine.planner import EMPTY, SegmentPlan, plan_segment
 from vecstore.engine.views import SegmentView
-from vecstore.filters import Node, evaluate
+from vecstore.filters import Node, evaluate, interval_on
+from vecstore.filters.bind import parse_timestamp
 from vecstore.types import METRIC_CODES, SearchResult
 
 
-def allowed_offsets(view: SegmentView, node: Node | None) -> np.ndarray:
-    """Offsets of the live rows of ``view`` that satisfy ``node``."""
+def _window_slice(view: SegmentView, node: Node) -> np.ndarray | None:
+    """Offsets of a window filter on the segment's sort column: two binary searches, no scan."""
+    values = view.sorted_values
+    intervals = interval_on(node, view.sorted_by) if values is not None else None
+    if intervals is None:
+        return None
+    is_time = values.dtype.kind == "M"
+    lo, hi = 0, values.shape[0]
+    for interval in intervals:
+        if interval.low is not None:
+            bound = parse_timestamp(interval.low, view.sorted_by) if is_time else interval.low
+            lo = max(lo, int(np.searchsorted(values, bound, "left" if interval.low_inclusive else "right")))
+        if interval.high is not None:
+            bound = parse_timestamp(interval.high, view.sorted_by) if is_time else interval.high
+            hi = min(hi, int(np.searchsorted(values, bound, "right" if interval.high_inclusive else "left")))
+    if hi <= lo:
+        return np.empty(0, dtype=np.int64)
+    offsets = np.arange(lo, hi, dtype=np.int64)
+    return offsets if view.live is None else offsets[view.live[lo:hi]]
+
+
+def allowed_offsets(view: SegmentView, node: Node | None) -> tuple[np.ndarray, str]:
+    """Offsets of the live rows of ``view`` that satisfy ``node``, and how they were found."""
     if node is None:
-        return view.live_offsets
+        return view.live_offsets, "all_live_rows"
+    if view.sorted_by is not None:
+        offsets = _window_slice(view, node)
+        if offsets is not None:
+            return offsets, "window_slice"
     mask = evaluate(node, view.columns(), view.num_rows)
     if view.live is not None:
         mask &= view.live
-    return np.flatnonzero(mask).astype(np.int64)
+    return np.flatnonzero(mask).astype(np.int64), "evaluated"
 
 
 def count_matching(views: Sequence[SegmentView], node: Node | None) -> int:
     if node is None:
         return sum(v.live_count for v in views)
-    return sum(int(allowed_offsets(v, node).shape[0]) for v in views)
+    return sum(int(allowed_offsets(v, node)[0].shape[0]) for v in views)
 
 
 @dataclass
@@ -105,8 +131,10 @@ def search_views(
     plans: list[SegmentPlan] = []
     hits: list[_Hits] = []
     for index, view in enumerate(views):
-        offsets = allowed_offsets(view, node)
-        plan = plan_segment(view.name, int(offsets.shape[0]), view.live_count, exact_requested=exact, has_index=False)
+        offsets, rows_found_by = allowed_offsets(view, node)
+        plan = plan_segment(
+            view.name, int(offsets.shape[0]), view.live_count, rows_found_by, exact_requested=exact, has_index=False
+        )
         plans.append(plan)
         counters[plan.strategy] += nq
         if plan.strategy == EMPTY:

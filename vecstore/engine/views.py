@@ -49,6 +49,19 @@ class SegmentView:
             return np.arange(self.num_rows, dtype=np.int64)
         return np.flatnonzero(self.live).astype(np.int64)
 
+    @cached_property
+    def sorted_values(self) -> np.ndarray | None:
+        """The non-null prefix of the sort column (nulls sort last), for slicing windows; None for strings."""
+        if self.sorted_by is None:
+            return None
+        column = self.table.column(self.sorted_by)
+        if not (
+            pa.types.is_integer(column.type) or pa.types.is_floating(column.type) or pa.types.is_timestamp(column.type)
+        ):
+            return None
+        valid = column.slice(0, self.num_rows - column.null_count)
+        return valid.to_numpy()
+
     def columns(self) -> dict[str, pa.ChunkedArray]:
         return {name: self.table.column(name) for name in self.table.column_names if name != "vector"}
 

@@ -16,6 +16,7 @@ from vecstore.filters.ast import (
 from vecstore.filters.bind import bind, field_types, to_filter
 from vecstore.filters.evaluate import evaluate
 from vecstore.filters.parser import parse_filter
+from vecstore.filters.ranges import Interval, interval_on
 
 __all__ = [
     "And",
@@ -24,6 +25,7 @@ __all__ = [
     "Contains",
     "FieldRef",
     "InList",
+    "Interval",
     "IsNull",
     "Node",
     "Not",
@@ -32,6 +34,7 @@ __all__ = [
     "evaluate",
     "field",
     "field_types",
+    "interval_on",
     "parse_filter",
     "to_filter",
 ]

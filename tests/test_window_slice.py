@@ -1,0 +1,72 @@
+"""Window filters on the sort column are answered by binary search; they must equal the evaluator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import vecstore
+from vecstore.engine.search import allowed_offsets
+from vecstore.filters import And, Between, Compare, evaluate
+
+
+@pytest.fixture(scope="module")
+def sorted_views(tmp_path_factory):
+    db = vecstore.connect(tmp_path_factory.mktemp("win") / "db")
+    rng = np.random.default_rng(4)
+    n = 400
+    years = rng.integers(0, 30, n).astype(float)
+    years[rng.random(n) < 0.1] = np.nan  # stored as null: sorts last, never inside a window
+    stamps = (np.datetime64("2024-01-01") + rng.integers(0, 50, n).astype("timedelta64[h]")).astype("datetime64[us]")
+    views = {}
+    for name, attrs, window, values in [
+        ("f", {"w": "float64"}, "w", years),
+        ("t", {"w": "timestamp"}, "w", stamps),
+    ]:
+        col = db.create_collection(name, dim=2, metric="l2", attributes=attrs, window=window)
+        col.upsert(np.arange(n), rng.standard_normal((n, 2)), {"w": values})
+        col.seal()
+        col.delete(np.arange(0, n, 9))  # tombstones inside the slices
+        (view,) = col._snapshot()
+        assert view.sorted_by == "w" and view.live is not None
+        views[name] = view
+    yield views
+    db.close()
+
+
+numbers = st.one_of(st.integers(-2, 32), st.sampled_from([3.5, 10.0, 29.99, -0.5]))
+stamps = st.sampled_from(["2024-01-01", "2024-01-01T05:00:00", "2024-01-02T01:30:00", "2024-01-03", "2023-12-31"])
+ops = st.sampled_from(["=", "<", "<=", ">", ">="])
+
+
+def windows(values):
+    single = st.one_of(st.builds(Compare, st.just("w"), ops, values), st.builds(Between, st.just("w"), values, values))
+    return st.one_of(single, st.lists(single, min_size=2, max_size=3).map(lambda c: And(tuple(c))))
+
+
+def _check(view, node):
+    got, how = allowed_offsets(view, node)
+    assert how == "window_slice"
+    want = np.flatnonzero(evaluate(node, view.columns(), view.num_rows) & view.live)
+    np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=200, deadline=None)
+@given(windows(numbers))
+def test_numeric_window_slice_equals_evaluator(sorted_views, node):
+    _check(sorted_views["f"], node)
+
+
+@settings(max_examples=100, deadline=None)
+@given(windows(stamps))
+def test_timestamp_window_slice_equals_evaluator(sorted_views, node):
+    _check(sorted_views["t"], node)
+
+
+def test_other_filters_fall_back_to_the_evaluator(sorted_views):
+    view = sorted_views["f"]
+    for text in ["w > 3 or w < 1", "not w > 3", "w in (1, 2)", "w is null", "w > 3 and id < 50"]:
+        node = vecstore.parse_filter(text)
+        assert allowed_offsets(view, node)[1] == "evaluated"

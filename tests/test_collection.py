@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -187,3 +191,20 @@ def test_closed_database_and_collection_refuse_calls(tmp_path):
         col.search([1.0, 0.0])
     with pytest.raises(vecstore.FailedPrecondition):
         db.list_collections()
+
+
+def test_a_second_process_gets_a_clear_error_while_the_directory_is_open(tmp_path):
+    db = vecstore.connect(tmp_path / "db")
+    db.create_collection("c", dim=2).upsert([1], [[1.0, 2.0]])
+    script = (
+        "import sys, vecstore\n"
+        "try:\n"
+        f"    vecstore.connect({str(tmp_path / 'db')!r})\n"
+        "except vecstore.FailedPrecondition as exc:\n"
+        "    print(exc); sys.exit(3)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stderr
+    assert "locked" in done.stdout and str(os.getpid()) in done.stdout
+    assert db.collection("c").count() == 1
+    db.close()

@@ -10,18 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import ATTRS
 from tests.oracles import filter_mask
 from vecstore import FilterSyntaxError, InvalidArgument, field, parse_filter
 from vecstore.filters import And, Between, Compare, Contains, InList, IsNull, Not, Or, bind, evaluate, to_filter
 
-TYPES = {
-    "year": "int64",
-    "price": "float64",
-    "ts": "timestamp",
-    "cat": "string",
-    "tags": "list<string>",
-    "open": "bool",
-}
+TYPES = ATTRS
 ALL_TYPES = {"id": "int64", **TYPES}
 
 

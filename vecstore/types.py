@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,14 @@ RESERVED_NAMES = frozenset({"id", "vector", "_distance", "query", "rank"})
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_DIM = 65_536
 MAX_NAME_LENGTH = 128
+
+
+def parse_iso_datetime(text: str) -> dt.datetime:
+    """ISO-8601 text -> naive UTC datetime (a zone suffix, ``Z`` included, is converted); ValueError if not ISO."""
+    parsed = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+    return parsed
 
 
 def check_name(name: object, what: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from vecstore.engine.ingest import to_ids, to_table
+from vecstore.engine.ingest import to_ids, to_queries, to_table
 from vecstore.engine.search import count_matching, search_views
 from vecstore.engine.views import Memtable, SegmentView, norms_for
 from vecstore.errors import DataCorruption, FailedPrecondition, InvalidArgument, ResourceExhausted
@@ -342,7 +342,7 @@ class Collection:
         distances padded with -1 / +inf; ties are broken by the smaller id. ``select`` names the
         attributes ``to_arrow()`` includes; ``explain=True`` fills ``plan`` per query.
         """
-        query_array = self._check_queries(queries)
+        query_array = to_queries(queries, self.schema.dim, self.schema.metric, MAX_QUERIES)
         k = self._check_k(k)
         if ef is not None and (isinstance(ef, bool) or not isinstance(ef, int) or ef < 1):
             raise InvalidArgument(f"ef must be a positive integer or None, got {ef!r}")
@@ -362,31 +362,6 @@ class Collection:
         )
         self._counters["queries"] += query_array.shape[0]
         return result
-
-    def _check_queries(self, queries: Any) -> np.ndarray:
-        try:
-            array = np.asarray(queries)
-        except (TypeError, ValueError) as exc:
-            raise InvalidArgument(f"queries must be a numeric array: {exc}") from None
-        if array.dtype == object or array.dtype.kind not in "fiu":
-            raise InvalidArgument(f"queries must be numeric (float32), got dtype {array.dtype}")
-        if array.ndim == 1:
-            array = array[None, :]
-        dim = self.schema.dim
-        if array.ndim != 2 or array.shape[1] != dim:
-            raise InvalidArgument(f"queries must have shape [{dim}] or [q, {dim}] (dim={dim}), got {np.shape(queries)}")
-        if array.shape[0] == 0:
-            raise InvalidArgument("queries is empty; pass at least one query vector")
-        if array.shape[0] > MAX_QUERIES:
-            raise ResourceExhausted(f"{array.shape[0]} queries in one call; send at most {MAX_QUERIES} per call")
-        with np.errstate(over="ignore"):
-            array = np.ascontiguousarray(array, dtype=np.float32)
-        if not np.isfinite(array).all():
-            bad = int(np.flatnonzero(~np.isfinite(array).all(axis=1))[0])
-            raise InvalidArgument(f"query {bad} contains NaN or infinity")
-        if self.schema.metric == "cosine" and (np.abs(array).sum(axis=1) == 0).any():
-            raise InvalidArgument("a query vector is all zeros, which has no direction under the cosine metric")
-        return array
 
     @staticmethod
     def _check_k(k: Any) -> int:

@@ -7,7 +7,6 @@ Nothing is coerced silently across kinds: floats are not ids, numbers are not st
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from vecstore.errors import InvalidArgument, ResourceExhausted
-from vecstore.types import ATTRIBUTE_TYPES, CollectionSchema
+from vecstore.types import ATTRIBUTE_TYPES, CollectionSchema, parse_iso_datetime
 
 MAX_BATCH_BYTES = 1 << 31
 _INT64_MAX = np.iinfo(np.int64).max
@@ -63,8 +62,39 @@ def check_unique(ids: np.ndarray) -> None:
         )
 
 
+def float_matrix(values: object, dim: int, metric: str, what: str) -> np.ndarray:
+    """Validate vectors or queries: float32 [rows, dim], finite, finite squared norm, non-zero for cosine.
+
+    A 1-D input of length ``dim`` is one row. ``what`` ("vector" / "query") names the culprit in errors.
+    """
+    try:
+        array = np.asarray(values)
+    except (ValueError, TypeError) as exc:
+        raise InvalidArgument(f"{what}s must be a numeric array of shape [n, {dim}]: {exc}") from None
+    if array.dtype == object or array.dtype.kind not in "fiu":
+        raise InvalidArgument(f"{what}s must be numeric (float32), got dtype {array.dtype}")
+    if array.ndim == 1:
+        array = array.reshape(1, -1)
+    if array.ndim != 2 or array.shape[1] != dim:
+        raise InvalidArgument(f"{what}s must have shape [{dim}] or [n, {dim}] (dim={dim}), got {np.shape(values)}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        finite_rows = np.isfinite(array).all(axis=1)
+        if not finite_rows.all():
+            bad = int(np.flatnonzero(~finite_rows)[0])
+            raise InvalidArgument(f"{what} {bad} contains NaN or infinity (or a value too large for float32)")
+        sq = np.einsum("ij,ij->i", array, array)
+    if not np.isfinite(sq).all():
+        bad = int(np.flatnonzero(~np.isfinite(sq))[0])
+        raise InvalidArgument(f"{what} {bad} is too large: its squared norm overflows float32; scale it down")
+    if metric == "cosine" and (sq == 0).any():
+        bad = int(np.flatnonzero(sq == 0)[0])
+        raise InvalidArgument(f"{what} {bad} is all zeros, which has no direction under the cosine metric")
+    return array
+
+
 def to_vectors(vectors: object, n: int, dim: int, metric: str) -> np.ndarray:
-    """float32 [n, dim], finite, with a finite squared norm (and non-zero for cosine)."""
+    """One validated float32 vector per id: [n, dim]."""
     if isinstance(vectors, pa.ChunkedArray):
         vectors = vectors.combine_chunks()
     if isinstance(vectors, pa.FixedSizeListArray | pa.ListArray | pa.LargeListArray):
@@ -77,31 +107,21 @@ def to_vectors(vectors: object, n: int, dim: int, metric: str) -> np.ndarray:
         vectors = pc.list_flatten(vectors).to_numpy(zero_copy_only=False).reshape(-1, dim)
     elif _is_pandas(vectors):
         vectors = np.stack(list(vectors)) if len(vectors) else np.empty((0, dim))  # type: ignore[arg-type]
-    try:
-        array = np.asarray(vectors)
-    except (ValueError, TypeError) as exc:
-        raise InvalidArgument(f"vectors must be a numeric array of shape [n, {dim}]: {exc}") from None
-    if array.dtype == object or array.dtype.kind not in "fiu":
-        raise InvalidArgument(f"vectors must be numeric (float32), got dtype {array.dtype}")
-    if array.ndim == 1 and n == 1:
-        array = array.reshape(1, -1)
-    if array.ndim != 2 or array.shape[1] != dim:
-        raise InvalidArgument(f"vectors must have shape [n, {dim}] (dim={dim}), got {array.shape}")
+    if n == 0:
+        return np.empty((0, dim), dtype=np.float32)
+    array = float_matrix(vectors, dim, metric, "vector")
     if array.shape[0] != n:
         raise InvalidArgument(f"got {n} ids but {array.shape[0]} vectors; pass one vector per id")
-    with np.errstate(over="ignore", invalid="ignore"):
-        array = np.ascontiguousarray(array, dtype=np.float32)
-        finite_rows = np.isfinite(array).all(axis=1)
-        if not finite_rows.all():
-            bad = int(np.flatnonzero(~finite_rows)[0])
-            raise InvalidArgument(f"vector {bad} contains NaN or infinity (or a value too large for float32)")
-        sq = np.einsum("ij,ij->i", array, array)
-    if not np.isfinite(sq).all():
-        bad = int(np.flatnonzero(~np.isfinite(sq))[0])
-        raise InvalidArgument(f"vector {bad} is too large: its squared norm overflows float32; scale it down")
-    if metric == "cosine" and (sq == 0).any():
-        bad = int(np.flatnonzero(sq == 0)[0])
-        raise InvalidArgument(f"vector {bad} is all zeros, which has no direction under the cosine metric")
+    return array
+
+
+def to_queries(queries: object, dim: int, metric: str, max_queries: int) -> np.ndarray:
+    """Validated query vectors: [q, dim] float32, 1 <= q <= max_queries."""
+    array = float_matrix(queries, dim, metric, "query")
+    if array.shape[0] == 0:
+        raise InvalidArgument("queries is empty; pass at least one query vector")
+    if array.shape[0] > max_queries:
+        raise ResourceExhausted(f"{array.shape[0]} queries in one call; send at most {max_queries} per call")
     return array
 
 
@@ -135,18 +155,12 @@ def _timestamps(name: str, array: pa.Array) -> pa.Array:
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         out = []
         for text in array.to_pylist():
-            if text is None:
-                out.append(None)
-                continue
             try:
-                parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+                out.append(None if text is None else parse_iso_datetime(text))
             except ValueError:
                 raise InvalidArgument(
                     f"attribute {name!r}: {text!r} is not an ISO-8601 timestamp such as '2024-01-31T12:00:00'"
                 ) from None
-            if parsed.tzinfo is not None:
-                parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
-            out.append(parsed)
         return pa.array(out, type=pa.timestamp("us"))
     if pa.types.is_null(t):
         return pa.nulls(len(array), pa.timestamp("us"))

@@ -6,7 +6,6 @@ never turns into a silent empty result.
 
 from __future__ import annotations
 
-import datetime as dt
 import difflib
 import math
 from collections.abc import Mapping
@@ -16,6 +15,7 @@ import numpy as np
 from vecstore.errors import InvalidArgument
 from vecstore.filters.ast import And, Between, Compare, Contains, InList, IsNull, Node, Not, Or, Value
 from vecstore.filters.parser import parse_filter
+from vecstore.types import parse_iso_datetime
 
 NUMERIC = ("int64", "float64")
 ID_FIELD = "id"
@@ -34,13 +34,11 @@ def parse_timestamp(value: Value, field: str) -> np.datetime64:
             f"or '2024-01-31T12:00:00', not {value!r}"
         )
     try:
-        parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        parsed = parse_iso_datetime(value)
     except ValueError:
         raise InvalidArgument(
             f"{value!r} is not a valid timestamp for field {field!r}; use ISO-8601 such as '2024-01-31T12:00:00'"
         ) from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
     return np.datetime64(parsed, "us")
 
 

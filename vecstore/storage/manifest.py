@@ -44,6 +44,13 @@ def id_keys(ids: np.ndarray) -> list[bytes]:
     return [raw[i : i + 8] for i in range(0, len(raw), 8)]
 
 
+def _unpack_deleted(raw: bytes | None, num_rows: int) -> np.ndarray:
+    """A stored tombstone bitmap as a bool mask (no bitmap: nothing deleted)."""
+    if raw is None:
+        return np.zeros(num_rows, dtype=bool)
+    return np.unpackbits(np.frombuffer(raw, dtype=np.uint8), count=num_rows, bitorder="little").astype(bool)
+
+
 @dataclass(frozen=True)
 class WalRecord:
     seq: int
@@ -117,9 +124,7 @@ class CollectionStore:
     def deleted_mask(self, segment_id: int, num_rows: int) -> np.ndarray:
         with self.env.begin() as txn:
             raw = txn.get(_u64(segment_id), db=self._tombstones)
-        if raw is None:
-            return np.zeros(num_rows, dtype=bool)
-        return np.unpackbits(np.frombuffer(raw, dtype=np.uint8), count=num_rows, bitorder="little").astype(bool)
+        return _unpack_deleted(raw, num_rows)
 
     def wal_records(self) -> Iterator[WalRecord]:
         with self.env.begin() as txn:
@@ -154,12 +159,7 @@ class CollectionStore:
         for segment_id, offsets in hits.items():
             key = _u64(segment_id)
             raw = txn.get(key, db=self._tombstones)
-            n = rows[segment_id]
-            deleted = (
-                np.zeros(n, dtype=bool)
-                if raw is None
-                else np.unpackbits(np.frombuffer(raw, dtype=np.uint8), count=n, bitorder="little").astype(bool)
-            )
+            deleted = _unpack_deleted(raw, rows[segment_id])
             offsets_array = np.asarray(offsets, dtype=np.int64)
             deleted[offsets_array] = True
             txn.put(key, np.packbits(deleted, bitorder="little").tobytes(), db=self._tombstones)

@@ -14,6 +14,7 @@ import pytest
 import vecstore
 from tests.conftest import ATTRS, make_rows
 from tests.oracles import assert_same_neighbours, exact_search, filter_mask
+from vecstore.engine import search
 from vecstore.filters import field_types, to_filter
 
 
@@ -42,8 +43,10 @@ def _search_against_oracle(col, queries, k, filter_text, ids, vectors, rows, met
     return res
 
 
+@pytest.mark.parametrize("gather_max_rows", [0, 65_536], ids=["per-segment", "gathered"])
 @pytest.mark.parametrize("metric", ["l2", "ip", "cosine"])
-def test_filtered_search_equals_exact_search_over_the_allowed_rows(db, metric):
+def test_filtered_search_equals_exact_search_over_the_allowed_rows(db, metric, gather_max_rows, monkeypatch):
+    monkeypatch.setattr(search, "GATHER_MAX_ROWS", gather_max_rows)
     col = db.create_collection("c", dim=16, metric=metric, attributes=ATTRS, window="ts", seal_rows=400)
     ids, vectors, attrs = make_rows(1000, 16, seed=3)
     for start in range(0, 1000, 250):  # several sealed segments plus an appendable one
@@ -68,7 +71,7 @@ def test_filtered_search_equals_exact_search_over_the_allowed_rows(db, metric):
         "year = 1990 and cat = 'd'",
         "id in (1, 2, 3, 14)",
     ]:
-        _search_against_oracle(col, queries, 10, text, ids[keep], vectors[keep], rows, metric)
+        _search_against_oracle(col, np.tile(queries, (2, 1)), 10, text, ids[keep], vectors[keep], rows, metric)
         _search_against_oracle(col, queries[:1], 7, text, ids[keep], vectors[keep], rows, metric)
 
 

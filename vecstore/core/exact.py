@@ -131,28 +131,34 @@ def topk_scan_batch(vectors, norms, queries, qnorms, offsets, keys, k, metric):
     return out_offsets, out_distances
 
 
-@njit(nogil=True, cache=True, parallel=True)
-def _merge_scores(scores, block_offsets, norms, qnorms, keys, metric, hd, hk, ho, sizes):
-    """Turn a [q, b] block of inner products into distances and offer them to each query's heap."""
+@njit(nogil=True, cache=True, parallel=True, fastmath=True)
+def _merge_scores(scores, block_offsets, block_norms, block_keys, qnorms, metric, hd, hk, ho, sizes):
+    """Turn a [q, b] block of inner products into distances and offer them to each query's heap.
+
+    ``block_norms`` / ``block_keys`` are the block's rows gathered contiguously; the heap's worst
+    entry is kept in locals so the common case (a candidate that loses) is a compare and a branch.
+    """
     nq, nb = scores.shape
     cap = hd.shape[1]
     for i in prange(nq):
         size = sizes[i]
         qn = np.float32(qnorms[i])
         hd_i, hk_i, ho_i = hd[i], hk[i], ho[i]
+        top_d = hd_i[0] if size == cap else np.float32(np.inf)
+        top_k = hk_i[0] if size == cap else np.int64(-1)
         for j in range(nb):
-            row = block_offsets[j]
             s = scores[i, j]
             if metric == L2:
-                d = norms[row] - np.float32(2.0) * s + qn
-                if d < 0:
-                    d = np.float32(0.0)
+                d = max(block_norms[j] - np.float32(2.0) * s + qn, np.float32(0.0))
             elif metric == IP:
                 d = -s
             else:
-                d = np.float32(1.0) - s * norms[row] * qn
-            if size < cap or worse(hd_i[0], hk_i[0], d, keys[row]):
-                size = heap_offer(hd_i, hk_i, ho_i, size, d, keys[row], row)
+                d = np.float32(1.0) - s * block_norms[j] * qn
+            if size < cap or d < top_d or (d == top_d and block_keys[j] < top_k):
+                size = heap_offer(hd_i, hk_i, ho_i, size, d, block_keys[j], block_offsets[j])
+                if size == cap:
+                    top_d = hd_i[0]
+                    top_k = hk_i[0]
         sizes[i] = size
 
 
@@ -188,7 +194,9 @@ def topk_gemm_batch(
         else:
             block = vectors[block_offsets]
         scores = queries @ block.T
-        _merge_scores(scores, block_offsets, norms, qnorms, keys, metric, hd, hk, ho, sizes)
+        _merge_scores(
+            scores, block_offsets, norms[block_offsets], keys[block_offsets], qnorms, metric, hd, hk, ho, sizes
+        )
     out_offsets = np.empty((nq, k), dtype=np.int64)
     out_distances = np.empty((nq, k), dtype=np.float32)
     _drain_all(hd, hk, ho, sizes, out_offsets, out_distances)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from vecstore.core.exact import exact_topk
+from vecstore.core.exact import GEMM_MIN_QUERIES, exact_topk
 from vecstore.engine.planner import EMPTY, SegmentPlan, plan_segment
 from vecstore.engine.views import SegmentView
 from vecstore.filters import Node, evaluate, interval_on
@@ -60,7 +60,7 @@ def count_matching(views: Sequence[SegmentView], node: Node | None) -> int:
 
 @dataclass
 class _Hits:
-    view_index: int
+    view_index: np.ndarray  # [q, k] index of the view each hit came from
     ids: np.ndarray  # [q, k]
     offsets: np.ndarray  # [q, k]
     distances: np.ndarray  # [q, k]
@@ -78,14 +78,13 @@ def _merge(hits: list[_Hits], nq: int, k: int) -> tuple[np.ndarray, np.ndarray, 
     ids = np.concatenate([h.ids for h in hits], axis=1)
     dist = np.concatenate([h.distances for h in hits], axis=1)
     offs = np.concatenate([h.offsets for h in hits], axis=1)
-    src = np.concatenate([np.full(h.ids.shape, h.view_index, dtype=np.int64) for h in hits], axis=1)
+    src = np.concatenate([h.view_index for h in hits], axis=1)
     if len(hits) > 1:
-        padding = ids < 0
-        order = np.empty_like(ids)
-        for i in range(nq):
-            order[i] = np.lexsort((ids[i], dist[i], padding[i]))
-        rows = np.arange(nq)[:, None]
-        ids, dist, offs, src = ids[rows, order], dist[rows, order], offs[rows, order], src[rows, order]
+        # one sort for all queries: by query, then padding last, then distance, then id
+        width = ids.shape[1]
+        query_of = np.repeat(np.arange(nq), width)
+        flat = np.lexsort((ids.ravel(), dist.ravel(), (ids < 0).ravel(), query_of)).reshape(nq, width)
+        ids, dist, offs, src = (a.ravel()[flat] for a in (ids, dist, offs, src))
     ids, dist, offs, src = ids[:, :k], dist[:, :k], offs[:, :k], src[:, :k]
     return ids, dist, offs, np.where(ids >= 0, src, -1)
 
@@ -113,6 +112,38 @@ def _gather(views: Sequence[SegmentView], src: np.ndarray, offs: np.ndarray, sel
     return out
 
 
+#: For a batch, allowed rows spread over several segments are copied into one block and scanned once
+#: when they are at most this many: one BLAS product and merge instead of one per segment.
+GATHER_MAX_ROWS = 65_536
+
+
+def _scan(view: SegmentView, index: int, offsets: np.ndarray, queries: np.ndarray, k: int, metric: int) -> _Hits:
+    found, distances = exact_topk(view.vectors, view.norms, queries, offsets, view.ids, k, metric)
+    ids = np.where(found >= 0, view.ids[np.maximum(found, 0)], -1)
+    return _Hits(np.full(found.shape, index, dtype=np.int64), ids, found, distances)
+
+
+def _gathered_scan(
+    views: Sequence[SegmentView], scans: list[tuple[int, np.ndarray]], queries: np.ndarray, k: int, metric: int
+) -> _Hits:
+    """Exact top-k over the allowed rows of several segments, copied into one contiguous block."""
+    vectors = np.concatenate([views[i].vectors[offsets] for i, offsets in scans])
+    norms = np.concatenate([views[i].norms[offsets] for i, offsets in scans])
+    ids = np.concatenate([views[i].ids[offsets] for i, offsets in scans])
+    source = np.concatenate([np.full(offsets.shape[0], i, dtype=np.int64) for i, offsets in scans])
+    source_offsets = np.concatenate([offsets for _, offsets in scans])
+    rows = np.arange(ids.shape[0], dtype=np.int64)
+    found, distances = exact_topk(vectors, norms, queries, rows, ids, k, metric)
+    hit = found >= 0
+    safe = np.maximum(found, 0)
+    return _Hits(
+        np.where(hit, source[safe], -1),
+        np.where(hit, ids[safe], -1),
+        np.where(hit, source_offsets[safe], -1),
+        distances,
+    )
+
+
 def search_views(
     views: Sequence[SegmentView],
     queries: np.ndarray,
@@ -129,7 +160,7 @@ def search_views(
     nq = queries.shape[0]
     metric_code = METRIC_CODES[metric]
     plans: list[SegmentPlan] = []
-    hits: list[_Hits] = []
+    scans: list[tuple[int, np.ndarray]] = []
     for index, view in enumerate(views):
         offsets, rows_found_by = allowed_offsets(view, node)
         plan = plan_segment(
@@ -137,11 +168,16 @@ def search_views(
         )
         plans.append(plan)
         counters[plan.strategy] += nq
-        if plan.strategy == EMPTY:
-            continue
-        found, distances = exact_topk(view.vectors, view.norms, queries, offsets, view.ids, k, metric_code)
-        ids = np.where(found >= 0, view.ids[np.maximum(found, 0)], -1)
-        hits.append(_Hits(index, ids, found, distances))
+        if plan.strategy != EMPTY:
+            scans.append((index, offsets))
+    total_rows = sum(offsets.shape[0] for _, offsets in scans)
+    # the copy pays for itself only when a batch shares it (one BLAS product instead of one per segment)
+    gathered = len(scans) > 1 and nq >= GEMM_MIN_QUERIES and total_rows <= GATHER_MAX_ROWS
+    if gathered:
+        hits = [_gathered_scan(views, scans, queries, k, metric_code)]
+        counters["gathered_scans"] += 1
+    else:
+        hits = [_scan(views[index], index, offsets, queries, k, metric_code) for index, offsets in scans]
     ids, distances, offs, src = _merge(hits, nq, k)
     selected = _gather(views, src, offs, select) if select else None
     plan_out = None
@@ -151,6 +187,7 @@ def search_views(
             {
                 "filter": None if node is None else str(node),
                 "strategy": _overall(plans),
+                "segments_scanned_together": gathered,
                 "segments": segment_plans,
             }
             for _ in range(nq)

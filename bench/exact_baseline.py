@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import tempfile
 import time
 from functools import partial
@@ -94,6 +95,7 @@ def run(dataset: str, n_single: int, n_batch: int, k: int, repeats: int) -> list
             col.upsert(part.column("id"), vectors[start : start + batch_rows], {n: part.column(n) for n in attributes})
         col.seal()
         ingest_s = time.perf_counter() - started
+        segment_files = sum(s.get("file_bytes", 0) for s in col.describe()["segments"])
         rows.append(
             {
                 "dataset": dataset,
@@ -101,6 +103,7 @@ def run(dataset: str, n_single: int, n_batch: int, k: int, repeats: int) -> list
                 "value": vectors.shape[0] / ingest_s,
                 "rows": vectors.shape[0],
                 "batch_rows": batch_rows,
+                "segment_file_bytes": segment_files,
             }
         )
         column = WINDOW[dataset]
@@ -150,8 +153,11 @@ def markdown(rows: list[dict]) -> str:
         if r.get("metric") == "ingest_rows_per_s":
             lines.append(
                 f"\n{r['dataset']}: durable ingest {r['value']:,.0f} rows/s "
-                f"({r['rows']:,} rows in batches of {r['batch_rows']:,}, including the final seal)"
+                f"({r['rows']:,} rows in batches of {r['batch_rows']:,}, including the final seal); "
+                f"segment files {r['segment_file_bytes'] / 2**20:,.0f} MiB"
             )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    lines.append(f"\npeak RSS of the bench process (dataset, both engines, query matrices): {peak:,.0f} MiB")
     return "\n".join(lines)
 
 

@@ -53,3 +53,25 @@ def test_orphan_files_from_a_crashed_seal_are_removed(tmp_path):
     assert db.collection("bad").count() == 15
     assert sorted(p.name for p in segment.parent.iterdir()) == [segment.name]
     db.close()
+
+
+def test_a_failed_seal_does_not_fail_the_acknowledged_write(tmp_path, monkeypatch):
+    from vecstore.engine import collection as collection_module
+
+    db = vecstore.connect(tmp_path / "db")
+    col = db.create_collection("c", dim=2, metric="l2", seal_rows=4)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(collection_module, "write_segment", disk_full)
+    assert col.upsert([1, 2, 3, 4, 5], np.ones((5, 2))) == 5  # durable in the WAL: acknowledged
+    assert col.count() == 5 and col.stats()["housekeeping_failures"] == 1
+    assert "No space left" in col.describe()["last_housekeeping_error"]
+    monkeypatch.undo()
+    col.upsert([6], np.ones((1, 2)))  # the next write seals
+    assert [s["segment"] for s in col.describe()["segments"]] == ["seg-2"]
+    db.close()
+    db = vecstore.connect(tmp_path / "db")
+    assert db.collection("c").count() == 6
+    db.close()

@@ -20,7 +20,7 @@ import pyarrow as pa
 from vecstore.engine.ingest import to_ids, to_queries, to_table
 from vecstore.engine.search import count_matching, search_views
 from vecstore.engine.views import Memtable, SegmentView, norms_for
-from vecstore.errors import DataCorruption, FailedPrecondition, InvalidArgument, ResourceExhausted
+from vecstore.errors import DataCorruption, FailedPrecondition, InvalidArgument, ResourceExhausted, VecstoreError
 from vecstore.filters import to_filter
 from vecstore.storage import (
     WAL_DELETE,
@@ -106,6 +106,7 @@ class Collection:
             self._store.close()
             raise
         self._views: tuple[SegmentView, ...] | None = None
+        self._last_housekeeping_error: str | None = None
 
     # -- opening ---------------------------------------------------------------------------
     def _open_segments(self, verify: bool) -> None:
@@ -192,8 +193,7 @@ class Collection:
             self._apply_dead(dead)
             self._memtable.apply_upsert(table, batch_vectors)
             self._views = None
-            self._maybe_seal()
-            self._maybe_compact(dead.keys())
+            self._housekeeping(dead.keys(), seal=True)
         return table.num_rows
 
     def delete(self, ids: Any) -> int:
@@ -208,12 +208,22 @@ class Collection:
             self._apply_dead(dead)
             removed = self._memtable.apply_delete(id_array) + sum(len(o) for o in dead.values())
             self._views = None
-            self._maybe_compact(dead.keys())
+            self._housekeeping(dead.keys(), seal=False)
         return removed
 
-    def _maybe_seal(self) -> None:
-        if self._memtable.size >= self.seal_rows:
-            self._seal_locked()
+    def _housekeeping(self, touched_segments: Any, *, seal: bool) -> None:
+        """Seal / compact after a write that is already durable.
+
+        A failure here (a full disk, say) must not turn an acknowledged write into an error: the rows
+        stay in the WAL-backed appendable segment, the failure is counted, and the next write retries.
+        """
+        try:
+            if seal and self._memtable.size >= self.seal_rows:
+                self._seal_locked()
+            self._maybe_compact(touched_segments)
+        except (OSError, VecstoreError) as exc:
+            self._counters["housekeeping_failures"] += 1
+            self._last_housekeeping_error = f"{type(exc).__name__}: {exc}"
 
     def seal(self) -> None:
         """Write the appendable segment out as a sealed, memory-mapped Arrow segment now."""
@@ -419,6 +429,7 @@ class Collection:
             "seal_rows": self.seal_rows,
             "rows": sum(v.live_count for v in views),
             "segments": segments,
+            "last_housekeeping_error": self._last_housekeeping_error,
         }
 
     def close(self) -> None:

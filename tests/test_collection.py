@@ -211,3 +211,23 @@ def test_a_second_process_gets_a_clear_error_while_the_directory_is_open(tmp_pat
     assert "locked" in done.stdout and str(os.getpid()) in done.stdout
     assert db.collection("c").count() == 1
     db.close()
+
+
+def test_one_filter_per_query_equals_separate_searches(db):
+    col = db.create_collection("c", dim=6, metric="l2", attributes=ATTRS, window="year", seal_rows=150)
+    ids, vectors, attrs = make_rows(400, 6, seed=12)
+    col.upsert(ids, vectors, attrs)
+    queries = np.random.default_rng(2).standard_normal((7, 6)).astype(np.float32)
+    filters = ["year >= 2010", None, "cat = 'a'", "year >= 2010", "year > 3000", vecstore.field("open") == True, None]  # noqa: E712
+    res = col.search(queries, k=5, filter=filters, select=["year"], explain=True)
+    years = iter(res.to_arrow().column("year").to_pylist())
+    for i, f in enumerate(filters):
+        alone = col.search(queries[i], k=5, filter=f, select=["year"], explain=True)
+        np.testing.assert_array_equal(res.ids[i], alone.ids[0])
+        np.testing.assert_array_equal(res.distances[i], alone.distances[0])
+        assert res.plan[i]["filter"] == alone.plan[0]["filter"]
+        assert [next(years) for _ in range(int((alone.ids[0] >= 0).sum()))] == alone.to_arrow().column(
+            "year"
+        ).to_pylist()
+    with pytest.raises(vecstore.InvalidArgument, match="one filter per query"):
+        col.search(queries, k=5, filter=["year > 1"])

@@ -11,6 +11,7 @@ import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from vecstore.engine.ingest import to_ids, to_queries, to_table
-from vecstore.engine.search import count_matching, search_views
+from vecstore.engine.search import count_matching, merge_query_groups, search_views
 from vecstore.engine.views import Memtable, SegmentView, norms_for
 from vecstore.errors import DataCorruption, FailedPrecondition, InvalidArgument, ResourceExhausted, VecstoreError
 from vecstore.filters import to_filter
@@ -348,28 +349,36 @@ class Collection:
     ) -> SearchResult:
         """k nearest live rows to each query among the rows matching ``filter``.
 
-        ``queries`` is one vector [dim] or a batch [q, dim]. Results are ``[q, k]`` ids and
-        distances padded with -1 / +inf; ties are broken by the smaller id. ``select`` names the
-        attributes ``to_arrow()`` includes; ``explain=True`` fills ``plan`` per query.
+        ``queries`` is one vector [dim] or a batch [q, dim]. ``filter`` is one filter for every query,
+        or a list with one filter (or None) per query. Results are ``[q, k]`` ids and distances padded
+        with -1 / +inf; ties are broken by the smaller id. ``select`` names the attributes
+        ``to_arrow()`` includes; ``explain=True`` fills ``plan`` per query.
         """
         query_array = to_queries(queries, self.schema.dim, self.schema.metric, MAX_QUERIES)
         k = self._check_k(k)
         if ef is not None and (isinstance(ef, bool) or not isinstance(ef, int) or ef < 1):
             raise InvalidArgument(f"ef must be a positive integer or None, got {ef!r}")
-        node = to_filter(filter, self.schema.attributes)
         select = self._check_select(select)
         views = self._snapshot()
-        result = search_views(
+        run = partial(
+            search_views,
             views,
-            query_array,
-            k,
-            node,
-            self.schema.metric,
+            k=k,
+            metric=self.schema.metric,
             exact=exact,
             select=select,
             explain=explain,
             counters=self._counters,
         )
+        if isinstance(filter, list | tuple):
+            if len(filter) != query_array.shape[0]:
+                raise InvalidArgument(
+                    f"got {len(filter)} filters for {query_array.shape[0]} queries; pass one filter per query"
+                )
+            nodes = [to_filter(f, self.schema.attributes) for f in filter]
+            result = merge_query_groups(query_array, nodes, run)
+        else:
+            result = run(query_array, node=to_filter(filter, self.schema.attributes))
         self._counters["queries"] += query_array.shape[0]
         return result
 

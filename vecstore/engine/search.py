@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -147,10 +147,10 @@ def _gathered_scan(
 def search_views(
     views: Sequence[SegmentView],
     queries: np.ndarray,
+    *,
     k: int,
     node: Node | None,
     metric: str,
-    *,
     exact: bool,
     select: Sequence[str],
     explain: bool,
@@ -200,3 +200,37 @@ def _overall(plans: Sequence[SegmentPlan]) -> str:
     if not strategies:
         return EMPTY
     return strategies.pop() if len(strategies) == 1 else "mixed"
+
+
+def merge_query_groups(
+    queries: np.ndarray, nodes: Sequence[Node | None], run: Callable[..., SearchResult]
+) -> SearchResult:
+    """Search with one filter per query: queries sharing a filter run together, results are reassembled."""
+    groups: dict[str, list[int]] = {}
+    for index, node in enumerate(nodes):
+        groups.setdefault("" if node is None else str(node), []).append(index)
+    nq = queries.shape[0]
+    parts = []
+    for members in groups.values():
+        rows = np.asarray(members, dtype=np.int64)
+        parts.append((rows, run(queries[rows], node=nodes[members[0]])))
+    k = parts[0][1].ids.shape[1]
+    ids = np.empty((nq, k), dtype=np.int64)
+    distances = np.empty((nq, k), dtype=np.float32)
+    plan: list[dict] | None = [{}] * nq if parts[0][1].plan is not None else None
+    for rows, result in parts:
+        ids[rows] = result.ids
+        distances[rows] = result.distances
+        if plan is not None and result.plan is not None:
+            for row, entry in zip(rows.tolist(), result.plan, strict=True):
+                plan[row] = entry
+    selected = None
+    if parts[0][1].selected is not None:
+        # selected values come per group in (query, rank) order of the group; put them in global order
+        keys = np.concatenate([(rows[:, None] * k + np.arange(k))[result.ids >= 0] for rows, result in parts])
+        order = pa.array(np.argsort(keys, kind="stable"))
+        selected = {
+            name: pa.chunked_array([result.selected[name] for _, result in parts]).combine_chunks().take(order)
+            for name in parts[0][1].selected
+        }
+    return SearchResult(ids, distances, plan, selected)

@@ -47,3 +47,12 @@ __all__ = [
     "field",
     "parse_filter",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # vecstore.Client lives in client/ (it needs grpc); load it only when asked for
+    if name == "Client":
+        from client import Client
+
+        return Client
+    raise AttributeError(f"module 'vecstore' has no attribute {name!r}")

@@ -55,6 +55,18 @@ class ResourceExhausted(VecstoreError):
     grpc_code = "RESOURCE_EXHAUSTED"
 
 
+class Unavailable(VecstoreError):
+    """The service cannot answer right now (starting, stopping); retrying later may succeed."""
+
+    grpc_code = "UNAVAILABLE"
+
+
+class DeadlineExceeded(VecstoreError):
+    """The caller's deadline passed before the work could be done."""
+
+    grpc_code = "DEADLINE_EXCEEDED"
+
+
 class DataCorruption(VecstoreError):
     """Stored data failed verification (checksum mismatch, truncated file, unreadable manifest)."""
 
@@ -76,6 +88,7 @@ class PermissionDenied(VecstoreError):
 __all__ = [
     "AlreadyExists",
     "DataCorruption",
+    "DeadlineExceeded",
     "FailedPrecondition",
     "FilterSyntaxError",
     "InvalidArgument",
@@ -83,5 +96,6 @@ __all__ = [
     "PermissionDenied",
     "ResourceExhausted",
     "Unauthenticated",
+    "Unavailable",
     "VecstoreError",
 ]

@@ -67,16 +67,17 @@ def float_matrix(values: object, dim: int, metric: str, what: str) -> np.ndarray
 
     A 1-D input of length ``dim`` is one row. ``what`` ("vector" / "query") names the culprit in errors.
     """
+    plural = {"query": "queries"}.get(what, what + "s")
     try:
         array = np.asarray(values)
     except (ValueError, TypeError) as exc:
-        raise InvalidArgument(f"{what}s must be a numeric array of shape [n, {dim}]: {exc}") from None
+        raise InvalidArgument(f"{plural} must be a numeric array of shape [n, {dim}]: {exc}") from None
     if array.dtype == object or array.dtype.kind not in "fiu":
-        raise InvalidArgument(f"{what}s must be numeric (float32), got dtype {array.dtype}")
+        raise InvalidArgument(f"{plural} must be numeric (float32), got dtype {array.dtype}")
     if array.ndim == 1:
         array = array.reshape(1, -1)
     if array.ndim != 2 or array.shape[1] != dim:
-        raise InvalidArgument(f"{what}s must have shape [{dim}] or [n, {dim}] (dim={dim}), got {np.shape(values)}")
+        raise InvalidArgument(f"{plural} must have shape [{dim}] or [n, {dim}] (dim={dim}), got {np.shape(values)}")
     with np.errstate(over="ignore", invalid="ignore"):
         array = np.ascontiguousarray(array, dtype=np.float32)
         finite_rows = np.isfinite(array).all(axis=1)

@@ -1,0 +1,313 @@
+"""``Client``: the embedded API (``Database`` / ``Collection``) over gRPC."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import pyarrow as pa
+
+from client.errors import from_rpc_error
+from vecstore.errors import InvalidArgument, Unavailable
+from vecstore.rpc import convert
+from vecstore.rpc import vecstore_pb2 as pb
+from vecstore.types import SearchResult
+
+DEFAULT_MAX_MESSAGE_BYTES = 256 << 20
+_RETRY_DELAYS_S = (0.05, 0.2, 0.5, 1.0, 2.0)
+
+
+def _unary(channel: grpc.Channel, path: str, response_type: type) -> Callable:
+    return channel.unary_unary(
+        path, request_serializer=lambda m: m.SerializeToString(), response_deserializer=response_type.FromString
+    )
+
+
+class Client:
+    """A connection to a vecstore server with the same surface as ``vecstore.Database``.
+
+    ``tls``: None / False for plaintext, True for TLS with the system roots, or a path to a PEM root
+    certificate. Only UNAVAILABLE is retried (with back-off); every other error raises the same
+    exception class the embedded engine would.
+    """
+
+    def __init__(
+        self,
+        address: str = "127.0.0.1:50051",
+        token: str | None = None,
+        *,
+        tls: bool | str | Path | None = None,
+        timeout: float | None = 60.0,
+        retries: int = len(_RETRY_DELAYS_S),
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
+        options = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+        ]
+        if tls:
+            roots = None if tls is True else Path(tls).read_bytes()
+            self._channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(roots), options=options)
+        else:
+            self._channel = grpc.insecure_channel(address, options=options)
+        self.address = address
+        self.timeout = timeout
+        self.retries = retries
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        methods = {
+            "create": ("/vecstore.v1.Collections/Create", pb.CollectionInfo),
+            "describe": ("/vecstore.v1.Collections/Describe", pb.CollectionInfo),
+            "list": ("/vecstore.v1.Collections/List", pb.ListCollectionsResponse),
+            "drop": ("/vecstore.v1.Collections/Drop", pb.DropCollectionResponse),
+            "upsert": ("/vecstore.v1.Points/Upsert", pb.UpsertResponse),
+            "delete": ("/vecstore.v1.Points/Delete", pb.DeleteResponse),
+            "get": ("/vecstore.v1.Points/Get", pb.GetResponse),
+            "count": ("/vecstore.v1.Points/Count", pb.CountResponse),
+            "search": ("/vecstore.v1.Points/Search", pb.SearchResponse),
+            "search_batch": ("/vecstore.v1.Points/SearchBatch", pb.SearchResponse),
+        }
+        self._stubs = {name: _unary(self._channel, path, out) for name, (path, out) in methods.items()}
+
+    def call(self, method: str, request: Any, timeout: float | None = None) -> Any:
+        """One RPC, retrying only UNAVAILABLE, with errors mapped back to vecstore classes."""
+        stub = self._stubs[method]
+        for attempt in range(self.retries + 1):
+            try:
+                return stub(request, timeout=timeout or self.timeout, metadata=self._metadata)
+            except grpc.RpcError as exc:
+                error = from_rpc_error(exc)
+                if isinstance(error, Unavailable) and attempt < self.retries:
+                    time.sleep(_RETRY_DELAYS_S[min(attempt, len(_RETRY_DELAYS_S) - 1)])
+                    continue
+                raise error from None
+        raise AssertionError("unreachable")
+
+    # -- the Database surface ---------------------------------------------------------------
+    def create_collection(
+        self,
+        name: str,
+        dim: int,
+        metric: str = "cosine",
+        attributes: Mapping[str, str] | None = None,
+        *,
+        window: str | None = None,
+        hnsw: Mapping[str, int] | None = None,
+        quantization: Mapping[str, Any] | None = None,
+        seal_rows: int | None = None,
+    ) -> RemoteCollection:
+        """Create a collection on the server (same arguments as ``Database.create_collection``)."""
+        if isinstance(dim, bool) or not isinstance(dim, int | np.integer) or not 0 < int(dim) < 2**32:
+            raise InvalidArgument(f"dim must be an integer between 1 and 65536, got {dim!r}")
+        request = pb.CreateCollectionRequest(
+            name=name,
+            dim=int(dim),
+            metric=metric,
+            attributes=[pb.AttributeDef(name=n, type=t) for n, t in (attributes or {}).items()],
+            window=window or "",
+            hnsw=pb.HnswConfig(**dict(hnsw or {})),
+            quantization=pb.QuantizationConfig(**dict(quantization or {})),
+            seal_rows=seal_rows or 0,
+        )
+        return RemoteCollection(self, self.call("create", request))
+
+    def collection(self, name: str) -> RemoteCollection:
+        return RemoteCollection(self, self.call("describe", pb.CollectionRef(name=name)))
+
+    def list_collections(self) -> list[str]:
+        return list(self.call("list", pb.ListCollectionsRequest()).names)
+
+    def drop_collection(self, name: str) -> None:
+        self.call("drop", pb.CollectionRef(name=name))
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self.address!r})"
+
+
+def _arrow_column(name: str, values: Any) -> pa.Array | pa.ChunkedArray:
+    if isinstance(values, pa.Array | pa.ChunkedArray):
+        return values
+    try:
+        if type(values).__module__.startswith("pandas"):
+            return pa.array(values, from_pandas=True)
+        if isinstance(values, np.ndarray):
+            return pa.array(values, from_pandas=values.dtype.kind == "f")
+        return pa.array(list(values))
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise InvalidArgument(f"attribute {name!r} could not be read as an array: {exc}") from None
+
+
+def _vectors_column(vectors: Any) -> pa.Array | pa.ChunkedArray:
+    if isinstance(vectors, pa.Array | pa.ChunkedArray):
+        return vectors
+    try:
+        array = np.asarray(vectors)
+    except (ValueError, TypeError) as exc:
+        raise InvalidArgument(f"vectors must be a numeric array of shape [n, dim]: {exc}") from None
+    if array.dtype == object or array.dtype.kind not in "fiu":
+        raise InvalidArgument(f"vectors must be numeric (float32), got dtype {array.dtype}")
+    if array.ndim == 1:
+        array = array.reshape(1, -1)
+    if array.ndim != 2 or array.shape[1] == 0:
+        raise InvalidArgument(f"vectors must have shape [n, dim], got {array.shape}")
+    with np.errstate(over="ignore"):
+        flat = np.ascontiguousarray(array, dtype=np.float32).ravel()
+    return pa.FixedSizeListArray.from_arrays(pa.array(flat, type=pa.float32()), array.shape[1])
+
+
+class RemoteCollection:
+    """A collection on a server, with the surface of ``vecstore.Collection``."""
+
+    def __init__(self, client: Client, info: pb.CollectionInfo) -> None:
+        self._client = client
+        self.name = info.name
+        self.dim = info.dim
+        self.metric = info.metric
+
+    def upsert(self, ids: Any, vectors: Any = None, attributes: Mapping[str, Any] | None = None) -> int:
+        """Insert or replace rows; one call is one atomic, durable batch on the server."""
+        if (
+            vectors is None
+            and attributes is None
+            and (isinstance(ids, pa.Table) or type(ids).__module__.startswith("pandas"))
+        ):
+            table = ids if isinstance(ids, pa.Table) else pa.Table.from_pandas(ids, preserve_index=False)
+        else:
+            if vectors is None:
+                raise InvalidArgument("upsert needs vectors: upsert(ids, vectors, attributes) or upsert(table)")
+            columns = {
+                "id": _arrow_column(
+                    "id", np.atleast_1d(np.asarray(ids)) if not isinstance(ids, pa.Array | pa.ChunkedArray) else ids
+                )
+            }
+            columns["vector"] = _vectors_column(vectors)
+            for name, values in (attributes or {}).items():
+                columns[name] = _arrow_column(name, values)
+            lengths = {len(c) for c in columns.values()}
+            if len(lengths) > 1:
+                raise InvalidArgument(
+                    f"ids, vectors and attributes have different lengths {sorted(lengths)}; pass one of each per row"
+                )
+            table = pa.table(columns)
+        request = pb.UpsertRequest(collection=self.name, arrow_ipc=convert.table_to_ipc(table))
+        return int(self._client.call("upsert", request).upserted)
+
+    def delete(self, ids: Any) -> int:
+        request = pb.DeleteRequest(collection=self.name, ids=convert.pack_ids(_int_ids(ids)))
+        return int(self._client.call("delete", request).deleted)
+
+    def get(self, ids: Any) -> pa.Table:
+        request = pb.GetRequest(collection=self.name, ids=convert.pack_ids(_int_ids(ids)))
+        return convert.table_from_ipc(self._client.call("get", request).arrow_ipc, "response")
+
+    def count(self, filter: Any = None) -> int:
+        request = pb.CountRequest(collection=self.name, filter=convert.filter_to_proto(filter))
+        return int(self._client.call("count", request).count)
+
+    def search(
+        self,
+        queries: Any,
+        k: int = 10,
+        filter: Any = None,
+        *,
+        ef: int | None = None,
+        exact: bool = False,
+        select: Sequence[str] | None = None,
+        explain: bool = False,
+    ) -> SearchResult:
+        """Same arguments and result as ``Collection.search``."""
+        array = _query_matrix(queries)
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 0 <= k < 2**32:
+            raise InvalidArgument(f"k must be an integer, at least 1, got {k!r}")
+        if ef is not None and (isinstance(ef, bool) or not isinstance(ef, int) or not 0 < ef < 2**32):
+            raise InvalidArgument(f"ef must be a positive integer or None, got {ef!r}")
+        common = {
+            "collection": self.name,
+            "queries": convert.pack_floats(array),
+            "dim": array.shape[1],
+            "k": int(k),
+            "ef": ef or 0,
+            "exact": exact,
+            "select": [select] if isinstance(select, str) else list(select or []),
+        }
+        if isinstance(filter, list | tuple):
+            request = pb.SearchBatchRequest(filters=[convert.filter_to_proto(f) for f in filter], **common)
+            response = self._client.call("search_batch", request)
+        else:
+            request = pb.SearchRequest(filter=convert.filter_to_proto(filter), explain=explain, **common)
+            response = self._client.call("search", request)
+        shape = (response.num_queries, response.k)
+        ids = np.frombuffer(response.ids, dtype="<i8").reshape(shape).astype(np.int64)
+        distances = np.frombuffer(response.distances, dtype="<f4").reshape(shape).astype(np.float32)
+        selected = None
+        if response.selected_arrow_ipc:
+            table = convert.table_from_ipc(response.selected_arrow_ipc, "response")
+            selected = {name: table.column(name) for name in table.column_names}
+        elif common["select"]:
+            selected = {}
+        plan = convert.plan_from_json(response.plan_json) if explain else None
+        return SearchResult(ids, distances, plan, selected)
+
+    def describe(self) -> dict[str, Any]:
+        info = self._client.call("describe", pb.CollectionRef(name=self.name))
+        return {
+            "name": info.name,
+            "dim": info.dim,
+            "metric": info.metric,
+            "attributes": {a.name: a.type for a in info.attributes},
+            "window": info.window or None,
+            "seal_rows": info.seal_rows,
+            "rows": info.rows,
+            "segments": [
+                {
+                    "segment": s.name,
+                    "rows": s.rows,
+                    "live_rows": s.live_rows,
+                    "vector_bytes": s.vector_bytes,
+                    "file_bytes": s.file_bytes,
+                    "sorted_by": s.sorted_by or None,
+                }
+                for s in info.segments
+            ],
+        }
+
+    def __repr__(self) -> str:
+        return f"RemoteCollection({self.name!r}, dim={self.dim}, metric={self.metric!r})"
+
+
+def _int_ids(ids: Any) -> np.ndarray:
+    array = np.atleast_1d(np.asarray(ids.to_numpy() if hasattr(ids, "to_numpy") else ids))
+    if array.size and array.dtype.kind not in "iu":
+        raise InvalidArgument(
+            f"ids must be integers (int64), got dtype {array.dtype}; convert them with np.asarray(ids, dtype=np.int64)"
+        )
+    if array.ndim != 1:
+        raise InvalidArgument(f"ids must be a 1-D array of integers, got shape {array.shape}")
+    return array.astype(np.int64)
+
+
+def _query_matrix(queries: Any) -> np.ndarray:
+    try:
+        array = np.asarray(queries)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"queries must be a numeric array: {exc}") from None
+    if array.dtype == object or array.dtype.kind not in "fiu":
+        raise InvalidArgument(f"queries must be numeric (float32), got dtype {array.dtype}")
+    if array.ndim == 1:
+        array = array.reshape(1, -1)
+    if array.ndim != 2:
+        raise InvalidArgument(f"queries must have shape [dim] or [n, dim], got {array.shape}")
+    with np.errstate(over="ignore"):
+        return np.ascontiguousarray(array, dtype=np.float32)

@@ -77,7 +77,7 @@ class Client:
         stub = self._stubs[method]
         for attempt in range(self.retries + 1):
             try:
-                return stub(request, timeout=timeout or self.timeout, metadata=self._metadata)
+                return stub(request, timeout=self.timeout if timeout is None else timeout, metadata=self._metadata)
             except grpc.RpcError as exc:
                 error = from_rpc_error(exc)
                 if isinstance(error, Unavailable) and attempt < self.retries:

@@ -36,7 +36,9 @@ def unpack_matrix(raw: bytes, dim: int, what: str = "queries") -> np.ndarray:
     """float32 [n, dim] from row-major little-endian bytes, checking the byte length."""
     if dim <= 0:
         raise InvalidArgument(f"{what}: dim must be set to the vector dimension")
-    if len(raw) == 0 or len(raw) % (4 * dim):
+    if len(raw) == 0:
+        raise InvalidArgument(f"{what} is empty; pass at least one vector of dim {dim}")
+    if len(raw) % (4 * dim):
         raise InvalidArgument(
             f"{what}: {len(raw)} bytes is not a whole number of float32 vectors of dim {dim} ({4 * dim} bytes each)"
         )

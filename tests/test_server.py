@@ -1,0 +1,301 @@
+"""The gRPC server and client: congruence with the embedded engine, bad input, auth, health, shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+
+import grpc
+import numpy as np
+import pyarrow as pa
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+import vecstore
+from server.app import ServerConfig, VecstoreServer
+from tests.conftest import ATTRS, make_rows, state_of
+from tests.test_bad_input import BAD_READS, BAD_UPSERTS
+from vecstore.rpc import vecstore_pb2 as pb
+
+TOKEN = "s3cret-token"
+READ_TOKEN = "read-only-token"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    config = ServerConfig(data=tmp_path_factory.mktemp("srv") / "db", port=0, token=TOKEN, read_only_token=READ_TOKEN)
+    running = VecstoreServer(config).start()
+    yield running
+    running.stop(grace=1)
+
+
+@pytest.fixture
+def client(server):
+    with vecstore.Client(server.address, token=TOKEN, retries=0) as c:
+        yield c
+        for name in c.list_collections():
+            c.drop_collection(name)
+
+
+@pytest.fixture
+def remote_col(client):
+    col = client.create_collection("c", dim=4, metric="cosine", attributes=ATTRS, seal_rows=8)
+    ids, vectors, attrs = make_rows(20, 4, seed=2)
+    col.upsert(ids, vectors, attrs)
+    return col
+
+
+# -- congruence ---------------------------------------------------------------------------------
+
+
+def _workload(db_like) -> list:
+    col = db_like.create_collection("w", dim=8, metric="l2", attributes=ATTRS, window="year", seal_rows=50)
+    ids, vectors, attrs = make_rows(300, 8, seed=5)
+    col.upsert(ids[:200], vectors[:200], {k: v[:200] for k, v in attrs.items()})
+    col.upsert(pa.table({"id": ids[200:], "vector": pa.array(list(vectors[200:]), pa.list_(pa.float32(), 8))}))
+    col.delete(ids[::9])
+    queries = np.random.default_rng(1).standard_normal((12, 8)).astype(np.float32)
+    out: list = [col.count(), col.count("cat in ('a', 'b') and not open")]
+    out.append(col.get(ids[:40]).to_pylist())
+    for text in [None, "year >= 2010", "tags contains 'x' or price < 20", vecstore.field("ts") >= "2024-06-01"]:
+        res = col.search(queries, k=7, filter=text, select=["year", "cat"])
+        out += [res.ids.tolist(), res.distances.tolist(), res.to_arrow().to_pylist()]
+    res = col.search(queries[:3], k=4, filter=["year > 2000", None, "cat = 'c'"], explain=True)
+    out += [res.ids.tolist(), [p["filter"] for p in res.plan]]
+    return out
+
+
+def test_remote_results_equal_embedded_results(client, tmp_path):
+    with vecstore.connect(tmp_path / "embedded") as db:
+        embedded = _workload(db)
+    assert _workload(client) == embedded
+
+
+# -- bad input: the same typed error as embedded, nothing changes, the server keeps serving --------
+
+
+@pytest.mark.parametrize(("case", "call", "error", "message"), BAD_UPSERTS, ids=[c[0] for c in BAD_UPSERTS])
+def test_bad_upserts_over_grpc(remote_col, case, call, error, message):
+    before = state_of(remote_col)
+    with pytest.raises(error):
+        call(remote_col)
+    assert state_of(remote_col) == before
+
+
+@pytest.mark.parametrize(("case", "call", "error", "message"), BAD_READS, ids=[c[0] for c in BAD_READS])
+def test_bad_reads_over_grpc(remote_col, case, call, error, message):
+    before = state_of(remote_col)
+    with pytest.raises(error, match=message if case not in ("query dimension", "k huge") else None):
+        call(remote_col)
+    assert state_of(remote_col) == before
+    assert remote_col.search(np.ones(4), k=3).ids.shape == (1, 3)
+
+
+def _raw(server, method: str, payload: bytes, token: str | None = TOKEN, timeout: float = 10):
+    channel = grpc.insecure_channel(server.address)
+    call = channel.unary_unary(method, request_serializer=lambda b: b, response_deserializer=lambda b: b)
+    metadata = (("authorization", f"Bearer {token}"),) if token else ()
+    try:
+        return call(payload, timeout=timeout, metadata=metadata)
+    finally:
+        channel.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "request_message", "code", "message"),
+    [
+        (
+            "/vecstore.v1.Points/Search",
+            pb.SearchRequest(collection="c", queries=b"\x00" * 15, dim=4, k=3),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "whole number of float32 vectors",
+        ),
+        (
+            "/vecstore.v1.Points/Search",
+            pb.SearchRequest(collection="c", queries=b"\x00" * 16, k=3),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "dim must be set",
+        ),
+        (
+            "/vecstore.v1.Points/Search",
+            pb.SearchRequest(queries=b"\x00" * 16, dim=4, k=3),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "collection is empty",
+        ),
+        (
+            "/vecstore.v1.Points/Search",
+            pb.SearchRequest(collection="c", queries=np.ones(4, "<f4").tobytes(), dim=4),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "k must be at least 1",
+        ),
+        (
+            "/vecstore.v1.Points/Upsert",
+            pb.UpsertRequest(collection="c"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "arrow_ipc is empty",
+        ),
+        (
+            "/vecstore.v1.Points/Upsert",
+            pb.UpsertRequest(collection="c", arrow_ipc=b"not arrow"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "not a valid Arrow IPC stream",
+        ),
+        (
+            "/vecstore.v1.Points/Delete",
+            pb.DeleteRequest(collection="c", ids=b"\x01\x02\x03"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "multiple of 8",
+        ),
+        ("/vecstore.v1.Points/Count", pb.CountRequest(collection="nope"), grpc.StatusCode.NOT_FOUND, "does not exist"),
+        (
+            "/vecstore.v1.Points/Count",
+            pb.CountRequest(collection="c", filter=pb.Filter(text="year >")),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "position 6",
+        ),
+        (
+            "/vecstore.v1.Collections/Create",
+            pb.CreateCollectionRequest(name="x"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "dim must be",
+        ),
+        (
+            "/vecstore.v1.Collections/Create",
+            pb.CreateCollectionRequest(name="c", dim=4),
+            grpc.StatusCode.ALREADY_EXISTS,
+            "already exists",
+        ),
+        ("/vecstore.v1.Collections/Drop", pb.CollectionRef(), grpc.StatusCode.INVALID_ARGUMENT, "name is empty"),
+    ],
+)
+def test_malformed_requests_get_their_status(server, remote_col, method, request_message, code, message):
+    before = state_of(remote_col)
+    with pytest.raises(grpc.RpcError) as info:
+        _raw(server, method, request_message.SerializeToString())
+    assert info.value.code() == code and message in info.value.details()
+    assert state_of(remote_col) == before
+
+
+def test_random_bytes_as_request_body_for_every_rpc(server, remote_col):
+    rng = np.random.default_rng(0)
+    before = state_of(remote_col)
+    for service in pb.DESCRIPTOR.services_by_name.values():
+        for method in service.methods:
+            with pytest.raises(grpc.RpcError) as info:
+                _raw(server, f"/{service.full_name}/{method.name}", b"\xff\xff" + rng.bytes(64))
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, method.name
+            assert "not a valid" in info.value.details()
+    assert state_of(remote_col) == before
+
+
+def test_expired_deadline_and_oversized_message(tmp_path, remote_col):
+    small = VecstoreServer(ServerConfig(data=tmp_path / "db", port=0, max_message_bytes=1 << 16)).start()
+    try:
+        with vecstore.Client(small.address, retries=0) as c:
+            col = c.create_collection("big", dim=64, metric="l2")
+            with pytest.raises(vecstore.ResourceExhausted):
+                col.upsert(np.arange(2000), np.ones((2000, 64)))
+            assert col.count() == 0
+            with pytest.raises(vecstore.DeadlineExceeded):
+                c.call("list", pb.ListCollectionsRequest(), timeout=-1.0)  # already expired
+            assert c.list_collections() == ["big"]
+    finally:
+        small.stop(grace=0)
+
+
+# -- auth ------------------------------------------------------------------------------------------
+
+
+def test_without_a_valid_token_only_health_answers(server, remote_col):
+    for token in (None, "wrong"):
+        with vecstore.Client(server.address, token=token, retries=0) as anonymous:
+            with pytest.raises(vecstore.Unauthenticated):
+                anonymous.list_collections()
+            with pytest.raises(vecstore.Unauthenticated):
+                anonymous.call("search", pb.SearchRequest(collection="c"))
+    channel = grpc.insecure_channel(server.address)
+    status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+    assert status.status == health_pb2.HealthCheckResponse.SERVING
+    channel.close()
+
+
+def test_read_only_token_reads_but_cannot_write(server, remote_col):
+    with vecstore.Client(server.address, token=READ_TOKEN, retries=0) as reader:
+        col = reader.collection("c")
+        assert col.count() == 20 and col.search(np.ones(4), k=2).ids.shape == (1, 2)
+        with pytest.raises(vecstore.PermissionDenied, match="read-only"):
+            col.upsert([100], np.ones((1, 4)))
+        with pytest.raises(vecstore.PermissionDenied):
+            col.delete([1])
+        with pytest.raises(vecstore.PermissionDenied):
+            reader.drop_collection("c")
+    assert remote_col.count() == 20
+
+
+# -- the real process: serve, SIGTERM, clean exit, data kept ------------------------------------------
+
+
+def test_cli_server_drains_on_sigterm_and_keeps_acknowledged_writes(tmp_path):
+    env = {**os.environ, "VECSTORE_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "server.cli",
+            "serve",
+            "--data",
+            str(tmp_path / "db"),
+            "--port",
+            "0",
+            "--metrics-port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        line = process.stdout.readline()
+        assert "serving on" in line, process.stderr.read()
+        address = line.split("serving on ")[1].split()[0]
+        with vecstore.Client(address, token=TOKEN) as c:
+            col = c.create_collection("k", dim=3, metric="l2")
+            assert col.upsert(np.arange(100), np.ones((100, 3))) == 100
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        logs = process.stderr.read()
+        assert TOKEN not in logs and '"event": "stopped"' in logs
+    finally:
+        if process.poll() is None:
+            process.kill()
+    with vecstore.connect(tmp_path / "db") as db:
+        assert db.collection("k").count() == 100
+
+
+def test_metrics_endpoint_and_reflection(tmp_path):
+    import socket
+
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    running = VecstoreServer(ServerConfig(data=tmp_path / "db", port=0, metrics_port=port)).start()
+    try:
+        with vecstore.Client(running.address) as c:
+            col = c.create_collection("m", dim=2, metric="l2")
+            col.upsert([1, 2], np.ones((2, 2)))
+            col.search(np.ones((3, 2)), k=1)
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        assert 'vecstore_requests_total{code="OK",rpc="Search"} 1.0' in text
+        assert 'vecstore_search_queries_total{plan="exact_scan",rpc="Search"} 3.0' in text
+        channel = grpc.insecure_channel(running.address)
+        services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
+        assert {"vecstore.v1.Points", "vecstore.v1.Collections", "grpc.health.v1.Health"} <= services
+        channel.close()
+    finally:
+        running.stop(grace=0)

@@ -1,11 +1,13 @@
-# Two entry points for a fresh machine: `make demo` (install + main job) and `make test` (install + tests).
+# Two entry points for a fresh machine: `make serve` (install + run the server) and `make test` (install + tests).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 DATA   ?= ./data
 
-.PHONY: install demo test test-slow lint format bench-exact clean
+PORT   ?= 50051
+
+.PHONY: install serve demo test test-slow lint format bench-exact clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +16,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+serve: $(STAMP)
+	$(VENV)/bin/vecstore serve --data $(DATA) --port $(PORT)
 
 demo: $(STAMP)
 	$(PY) -m bench.demo --data $(DATA)

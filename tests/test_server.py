@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -297,5 +298,40 @@ def test_metrics_endpoint_and_reflection(tmp_path):
         services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
         assert {"vecstore.v1.Points", "vecstore.v1.Collections", "grpc.health.v1.Health"} <= services
         channel.close()
+    finally:
+        running.stop(grace=0)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make a test certificate")
+def test_tls_from_certificate_files(tmp_path):
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    running = VecstoreServer(ServerConfig(data=tmp_path / "db", port=0, tls_cert=cert, tls_key=key)).start()
+    try:
+        with vecstore.Client(running.address, tls=cert) as secure:
+            assert secure.create_collection("t", dim=2, metric="l2").upsert([1], [[1.0, 0.0]]) == 1
+        with vecstore.Client(running.address, retries=0, timeout=5) as plaintext, pytest.raises(vecstore.VecstoreError):
+            plaintext.list_collections()
     finally:
         running.stop(grace=0)

@@ -149,22 +149,27 @@ def _arrow_column(name: str, values: Any) -> pa.Array | pa.ChunkedArray:
         raise InvalidArgument(f"attribute {name!r} could not be read as an array: {exc}") from None
 
 
-def _vectors_column(vectors: Any) -> pa.Array | pa.ChunkedArray:
-    if isinstance(vectors, pa.Array | pa.ChunkedArray):
-        return vectors
+def _float_rows(values: Any, plural: str) -> np.ndarray:
+    """float32 [n, dim] for packing; the server does the full validation (NaN, dim, norms)."""
     try:
-        array = np.asarray(vectors)
+        array = np.asarray(values)
     except (ValueError, TypeError) as exc:
-        raise InvalidArgument(f"vectors must be a numeric array of shape [n, dim]: {exc}") from None
+        raise InvalidArgument(f"{plural} must be a numeric array of shape [n, dim]: {exc}") from None
     if array.dtype == object or array.dtype.kind not in "fiu":
-        raise InvalidArgument(f"vectors must be numeric (float32), got dtype {array.dtype}")
+        raise InvalidArgument(f"{plural} must be numeric (float32), got dtype {array.dtype}")
     if array.ndim == 1:
         array = array.reshape(1, -1)
     if array.ndim != 2 or array.shape[1] == 0:
-        raise InvalidArgument(f"vectors must have shape [n, dim], got {array.shape}")
+        raise InvalidArgument(f"{plural} must have shape [dim] or [n, dim], got {array.shape}")
     with np.errstate(over="ignore"):
-        flat = np.ascontiguousarray(array, dtype=np.float32).ravel()
-    return pa.FixedSizeListArray.from_arrays(pa.array(flat, type=pa.float32()), array.shape[1])
+        return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _vectors_column(vectors: Any) -> pa.Array | pa.ChunkedArray:
+    if isinstance(vectors, pa.Array | pa.ChunkedArray):
+        return vectors
+    array = _float_rows(vectors, "vectors")
+    return pa.FixedSizeListArray.from_arrays(pa.array(array.ravel(), type=pa.float32()), array.shape[1])
 
 
 class RemoteCollection:
@@ -228,7 +233,7 @@ class RemoteCollection:
         explain: bool = False,
     ) -> SearchResult:
         """Same arguments and result as ``Collection.search``."""
-        array = _query_matrix(queries)
+        array = _float_rows(queries, "queries")
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 0 <= k < 2**32:
             raise InvalidArgument(f"k must be an integer, at least 1, got {k!r}")
         if ef is not None and (isinstance(ef, bool) or not isinstance(ef, int) or not 0 < ef < 2**32):
@@ -296,18 +301,3 @@ def _int_ids(ids: Any) -> np.ndarray:
     if array.ndim != 1:
         raise InvalidArgument(f"ids must be a 1-D array of integers, got shape {array.shape}")
     return array.astype(np.int64)
-
-
-def _query_matrix(queries: Any) -> np.ndarray:
-    try:
-        array = np.asarray(queries)
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgument(f"queries must be a numeric array: {exc}") from None
-    if array.dtype == object or array.dtype.kind not in "fiu":
-        raise InvalidArgument(f"queries must be numeric (float32), got dtype {array.dtype}")
-    if array.ndim == 1:
-        array = array.reshape(1, -1)
-    if array.ndim != 2:
-        raise InvalidArgument(f"queries must have shape [dim] or [n, dim], got {array.shape}")
-    with np.errstate(over="ignore"):
-        return np.ascontiguousarray(array, dtype=np.float32)

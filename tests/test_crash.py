@@ -67,7 +67,13 @@ def run_and_kill(path: Path, first_op: int, rng: random.Random) -> int:
     return acks[-1] if acks else first_op - 1
 
 
-@pytest.mark.parametrize("kills", [int(os.environ.get("VECSTORE_CRASH_KILLS", "24"))])
+@pytest.mark.parametrize(
+    "kills",
+    [
+        int(os.environ.get("VECSTORE_CRASH_KILLS", "24")),
+        pytest.param(150, marks=pytest.mark.slow, id="soak-150"),
+    ],
+)
 def test_kill_9_loses_no_acknowledged_write(tmp_path, kills):
     path = tmp_path / "db"
     rng = random.Random(1234)

@@ -165,10 +165,15 @@ def test_bad_collection_names(db):
     for name in ["", "a b", "../escape", ".hidden", "9lives", "x" * 200]:
         with pytest.raises(vecstore.InvalidArgument):
             db.create_collection(name, dim=2)
-    for name in ["../escape", ".tmp-x", "nope"]:
+    db.create_collection("kept", dim=2)
+    for name in ["../escape", ".tmp-x", "nope", "", ".", "kept/..", "kept/../kept", None, 5]:
         with pytest.raises(vecstore.NotFound):
             db.collection(name)
-    assert db.list_collections() == []
+        with pytest.raises(vecstore.NotFound):
+            db.drop_collection(name)
+        with pytest.raises(vecstore.NotFound):
+            db.repair(name)
+    assert db.list_collections() == ["kept"]
 
 
 def test_directory_that_is_not_a_database_is_refused(tmp_path):

@@ -29,6 +29,15 @@ _TRASH_PREFIX = ".trash-"
 QUARANTINE_DIR = "quarantine"
 
 
+def _is_collection_name(name: object) -> bool:
+    """Only names create_collection accepts can reach the file system (no '', '..', '/', '.tmp-')."""
+    try:
+        check_name(name, "collection")
+    except InvalidArgument:
+        return False
+    return True
+
+
 class Database:
     """An embedded vecstore database rooted at a directory. Use :func:`vecstore.connect`."""
 
@@ -131,7 +140,7 @@ class Database:
             self._check_open()
             if name in self._open:
                 return self._open[name]
-            if not isinstance(name, str) or not (self._collections_dir / name).is_dir() or name.startswith("."):
+            if not _is_collection_name(name) or not (self._collections_dir / name).is_dir():
                 names = self.list_collections()
                 close = difflib.get_close_matches(str(name), names, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else f"; existing collections: {names}"
@@ -145,7 +154,7 @@ class Database:
         with self._mutex:
             self._check_open()
             path = self._collections_dir / str(name)
-            if not isinstance(name, str) or name.startswith(".") or not path.is_dir():
+            if not _is_collection_name(name) or not path.is_dir():
                 raise NotFound(f"collection {name!r} does not exist")
             col = self._open.pop(name, None)
             if col is not None:
@@ -165,8 +174,8 @@ class Database:
             self._check_open()
             if name in self._open:
                 return {"quarantined": [], "lost_rows": 0}
-            path = self._collections_dir / name
-            if not path.is_dir():
+            path = self._collections_dir / str(name)
+            if not _is_collection_name(name) or not path.is_dir():
                 raise NotFound(f"collection {name!r} does not exist")
             store = CollectionStore(path / "manifest")
             quarantined: list[str] = []

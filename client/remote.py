@@ -80,9 +80,11 @@ class Client:
                 return stub(request, timeout=self.timeout if timeout is None else timeout, metadata=self._metadata)
             except grpc.RpcError as exc:
                 error = from_rpc_error(exc)
-                if isinstance(error, Unavailable) and attempt < self.retries:
-                    time.sleep(_RETRY_DELAYS_S[min(attempt, len(_RETRY_DELAYS_S) - 1)])
-                    continue
+                if isinstance(error, Unavailable):
+                    if attempt < self.retries:
+                        time.sleep(_RETRY_DELAYS_S[min(attempt, len(_RETRY_DELAYS_S) - 1)])
+                        continue
+                    error = Unavailable(f"{error} (is a vecstore server running at {self.address}?)")
                 raise error from None
         raise AssertionError("unreachable")
 
@@ -263,7 +265,7 @@ class RemoteCollection:
         elif common["select"]:
             selected = {}
         plan = convert.plan_from_json(response.plan_json) if explain else None
-        return SearchResult(ids, distances, plan, selected)
+        return SearchResult(ids, distances, plan, selected, response.strategy or None)
 
     def describe(self) -> dict[str, Any]:
         info = self._client.call("describe", pb.CollectionRef(name=self.name))

@@ -131,6 +131,8 @@ def _read_rows(path: Path, id_column: str, vector_column: str) -> Any:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    if not path.is_file():
+        raise vecstore.InvalidArgument(f"{path} is not a file; give the path of a .parquet, .arrow or .npy file")
     suffix = path.suffix.lower()
     if suffix == ".npy":
         vectors = np.load(path, mmap_mode="r")
@@ -170,8 +172,10 @@ def load(
         with tqdm(total=table.num_rows, unit="rows", desc=f"loading {name}") as progress:
             for start in range(0, table.num_rows, batch_rows):
                 progress.update(col.upsert(table.slice(start, batch_rows)))
-    except (vecstore.VecstoreError, OSError) as exc:
+    except vecstore.VecstoreError as exc:
         _fail(exc)
+    except OSError as exc:
+        _fail(OSError(f"cannot read {path}: {exc}"))
 
 
 @app.command()

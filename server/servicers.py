@@ -96,6 +96,7 @@ def _search_response(result: Any, explain: bool) -> pb.SearchResponse:
         distances=convert.pack_floats(result.distances),
         selected_arrow_ipc=selected,
         plan_json=convert.plan_to_json(result.plan) if explain else "",
+        strategy=result.strategy or "",
     )
 
 
@@ -225,9 +226,9 @@ class Service:
             ef=int(req.ef) or None,
             exact=req.exact,
             select=list(req.select) or None,
-            explain=True,  # the plan labels the metrics; it is returned only when asked for
+            explain=explain,
         )
-        plan = result.plan[0]["strategy"] if result.plan else "none"
+        plan = result.strategy or "none"
         fields = {"collection": req.collection, "queries": queries.shape[0], "k": int(req.k), "plan": plan}
         return _search_response(result, explain), fields
 

@@ -120,9 +120,11 @@ def test_search_result_shape_padding_select_and_explain(db):
     for row in table.to_pylist():
         assert row["year"] == by_id[row["id"]]["year"] and row["cat"] == by_id[row["id"]]["cat"]
     assert res.plan[0]["strategy"] == "exact_scan" and res.plan[0]["segments"][0]["allowed_rows"] == 30
+    assert res.strategy == "exact_scan"
     empty = col.search(vectors[:2], k=3, filter="year > 3000", explain=True)
-    assert (empty.ids == -1).all() and empty.plan[1]["strategy"] == "empty"
+    assert (empty.ids == -1).all() and empty.plan[1]["strategy"] == "empty" and empty.strategy == "empty"
     assert col.stats()["queries"] == 3
+    assert col.search(vectors[0], k=1).strategy == "exact_scan"  # set without explain too
 
 
 def test_seal_compact_reopen_keep_everything(tmp_path):

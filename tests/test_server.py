@@ -63,9 +63,9 @@ def _workload(db_like) -> list:
     out.append(col.get(ids[:40]).to_pylist())
     for text in [None, "year >= 2010", "tags contains 'x' or price < 20", vecstore.field("ts") >= "2024-06-01"]:
         res = col.search(queries, k=7, filter=text, select=["year", "cat"])
-        out += [res.ids.tolist(), res.distances.tolist(), res.to_arrow().to_pylist()]
+        out += [res.ids.tolist(), res.distances.tolist(), res.to_arrow().to_pylist(), res.strategy]
     res = col.search(queries[:3], k=4, filter=["year > 2000", None, "cat = 'c'"], explain=True)
-    out += [res.ids.tolist(), [p["filter"] for p in res.plan]]
+    out += [res.ids.tolist(), [p["filter"] for p in res.plan], res.strategy]
     return out
 
 

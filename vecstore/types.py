@@ -153,6 +153,8 @@ class SearchResult:
     distances: np.ndarray
     plan: list[dict[str, Any]] | None = None
     selected: dict[str, pa.ChunkedArray | pa.Array] | None = None
+    #: the strategy that ran ("exact_scan", "empty", "mixed", ...), set even without ``explain``
+    strategy: str | None = None
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])

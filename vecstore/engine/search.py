@@ -180,19 +180,20 @@ def search_views(
         hits = [_scan(views[index], index, offsets, queries, k, metric_code) for index, offsets in scans]
     ids, distances, offs, src = _merge(hits, nq, k)
     selected = _gather(views, src, offs, select) if select else None
+    strategy = _overall(plans)
     plan_out = None
     if explain:
         segment_plans = [p.to_dict() for p in plans]
         plan_out = [
             {
                 "filter": None if node is None else str(node),
-                "strategy": _overall(plans),
+                "strategy": strategy,
                 "segments_scanned_together": gathered,
                 "segments": segment_plans,
             }
             for _ in range(nq)
         ]
-    return SearchResult(ids, distances, plan_out, selected)
+    return SearchResult(ids, distances, plan_out, selected, strategy)
 
 
 def _overall(plans: Sequence[SegmentPlan]) -> str:
@@ -233,4 +234,6 @@ def merge_query_groups(
             name: pa.chunked_array([result.selected[name] for _, result in parts]).combine_chunks().take(order)
             for name in parts[0][1].selected
         }
-    return SearchResult(ids, distances, plan, selected)
+    strategies = {result.strategy for _, result in parts} - {EMPTY}
+    strategy = EMPTY if not strategies else strategies.pop() if len(strategies) == 1 else "mixed"
+    return SearchResult(ids, distances, plan, selected, strategy)

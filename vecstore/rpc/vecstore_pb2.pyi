@@ -303,17 +303,19 @@ class SearchBatchRequest(_message.Message):
     def __init__(self, collection: _Optional[str] = ..., queries: _Optional[bytes] = ..., dim: _Optional[int] = ..., k: _Optional[int] = ..., filters: _Optional[_Iterable[_Union[Filter, _Mapping]]] = ..., ef: _Optional[int] = ..., exact: _Optional[bool] = ..., select: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("num_queries", "k", "ids", "distances", "selected_arrow_ipc", "plan_json")
+    __slots__ = ("num_queries", "k", "ids", "distances", "selected_arrow_ipc", "plan_json", "strategy")
     NUM_QUERIES_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     IDS_FIELD_NUMBER: _ClassVar[int]
     DISTANCES_FIELD_NUMBER: _ClassVar[int]
     SELECTED_ARROW_IPC_FIELD_NUMBER: _ClassVar[int]
     PLAN_JSON_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
     num_queries: int
     k: int
     ids: bytes
     distances: bytes
     selected_arrow_ipc: bytes
     plan_json: str
-    def __init__(self, num_queries: _Optional[int] = ..., k: _Optional[int] = ..., ids: _Optional[bytes] = ..., distances: _Optional[bytes] = ..., selected_arrow_ipc: _Optional[bytes] = ..., plan_json: _Optional[str] = ...) -> None: ...
+    strategy: str
+    def __init__(self, num_queries: _Optional[int] = ..., k: _Optional[int] = ..., ids: _Optional[bytes] = ..., distances: _Optional[bytes] = ..., selected_arrow_ipc: _Optional[bytes] = ..., plan_json: _Optional[str] = ..., strategy: _Optional[str] = ...) -> None: ...

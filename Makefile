@@ -3,11 +3,14 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+BENCH_STAMP := $(VENV)/.bench-stamp
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DATA   ?= ./data
 
 PORT   ?= 50051
 
-.PHONY: install serve demo test test-slow lint format bench-exact clean
+.PHONY: install serve demo test test-slow lint format bench bench-full bench-install bench-exact clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +40,22 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
+
+# the peers (pip extra "bench") and fashion-mnist (Debian package dataset-fashion-mnist)
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	[ -f $(FASHION_MNIST) ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist; } \
+		|| { echo "could not install dataset-fashion-mnist; install it, or run: $(PY) -m bench run --dataset git-commits"; exit 1; }
+	touch $(BENCH_STAMP)
+
+bench-install: $(BENCH_STAMP)
+
+# quick preset (under 15 minutes on 2 cores): bench/results/quick/report.md and PNGs
+bench: $(BENCH_STAMP)
+	$(PY) -m bench run --preset quick
+
+bench-full: $(BENCH_STAMP)
+	$(PY) -m bench run --preset full
 
 bench-exact: $(STAMP)
 	$(PY) -m bench.exact_baseline

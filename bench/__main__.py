@@ -1,0 +1,68 @@
+"""``python -m bench``: run a preset against every peer, then write the report and plots.
+
+python -m bench run [--preset quick|full] [--dataset NAME ...] [--algorithm NAME ...] [--out DIR]
+python -m bench report RESULTS.jsonl [--out DIR]
+python -m bench prepare [--preset quick|full] [--dataset NAME ...]
+python -m bench list
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench import annfile, runner
+from bench.algorithms import ALGORITHMS
+from bench.datasets import DatasetMissing
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name in ("run", "prepare"):
+        sub = commands.add_parser(name)
+        sub.add_argument("--preset", default="quick", choices=sorted(runner.PRESETS))
+        sub.add_argument("--dataset", action="append", help="limit to these datasets (repeatable)")
+        if name == "run":
+            sub.add_argument("--algorithm", action="append", help="limit to these algorithms (repeatable)")
+            sub.add_argument("--out", type=Path, help="output folder (default bench/results/<preset>)")
+    report = commands.add_parser("report")
+    report.add_argument("results", type=Path)
+    report.add_argument("--out", type=Path)
+    commands.add_parser("list")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            print("datasets:  ", ", ".join(annfile.SOURCES))
+            print("algorithms:", ", ".join(ALGORITHMS))
+            return 0
+        if args.command == "report":
+            if not args.results.exists():
+                raise runner.BenchError(f"{args.results} not found; run `python -m bench run` first")
+            from bench.report import write_report
+
+            print(write_report(args.results, args.out or args.results.parent))
+            return 0
+        preset = runner.select(runner.PRESETS[args.preset], args.dataset, getattr(args, "algorithm", None))
+        if args.command == "prepare":
+            for plan in preset.datasets:
+                runner.prepare(plan, preset.seed)
+            return 0
+        out = args.out or runner.RESULTS_DIR / preset.name
+        results = runner.run(preset, out)
+        from bench.report import write_report
+
+        print(f"report: {write_report(results, out)}")
+        return 0
+    except (runner.BenchError, DatasetMissing) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,7 +10,7 @@ DATA   ?= ./data
 
 PORT   ?= 50051
 
-.PHONY: install serve demo test test-slow lint format bench bench-full bench-install bench-exact clean
+.PHONY: install serve demo test test-slow lint format bench bench-full bench-install bench-publish bench-exact clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ bench: $(BENCH_STAMP)
 
 bench-full: $(BENCH_STAMP)
 	$(PY) -m bench run --preset full
+
+# copy the latest quick report and its window plots to bench/report/ (tracked; the README shows them)
+bench-publish:
+	mkdir -p bench/report
+	cp bench/results/quick/report.md bench/results/quick/window-*.png bench/report/
 
 bench-exact: $(STAMP)
 	$(PY) -m bench.exact_baseline

@@ -128,6 +128,7 @@ def main(job: dict) -> int:
     try:
         for workload in chosen:
             masks = workload.masks(dataset)
+            alg.prepare_filters(workload.predicates)
             for args in alg.query_argument_grid(job["preset"]):
                 alg.set_query_arguments(**args)
                 single_qps, saturated = None, False

@@ -164,6 +164,7 @@ def test_adapter_smoke(name, tiny, tiny_workloads):
         assert metrics.mean_recall(tiny.train, tiny.test, "l2", batch, unfiltered.distances, 10) >= 0.9
         w = tiny_workloads["window 2^-3"]
         masks = w.masks(tiny)
+        alg.prepare_filters(w.predicates)
         found = alg.filtered_batch_query(tiny.test, 10, w.predicates, masks)
         assert metrics.violations(found, masks) == 0
         # post-filtering peers (usearch) and IVF-PQ lose some recall under filters; none may lose most

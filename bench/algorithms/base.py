@@ -49,6 +49,10 @@ class Algorithm:
         """The sweep of query arguments (one dict per point)."""
         return [{}]
 
+    def prepare_filters(self, predicates: list[Predicate | None]) -> None:
+        """Untimed, before a workload: turn predicates into the system's own filter form (peers get
+        masks ready-made, so systems that take a filter expression get theirs ready-made too)."""
+
     def query(self, q: np.ndarray, k: int) -> np.ndarray:
         raise NotImplementedError
 

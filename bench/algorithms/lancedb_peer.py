@@ -38,8 +38,12 @@ class LanceDBFlat(Algorithm):
     def query(self, q, k):
         return self._search(q, k, None)
 
+    def prepare_filters(self, predicates) -> None:
+        self.where = {id(p): p.to_sql(self.columns) for p in predicates if p is not None}
+
     def filtered_query(self, q, k, predicate, mask):
-        return self._search(q, k, predicate.to_sql(self.columns))
+        where = getattr(self, "where", {}).get(id(predicate)) or predicate.to_sql(self.columns)
+        return self._search(q, k, where)
 
     def close(self) -> None:
         shutil.rmtree(getattr(self, "folder", ""), ignore_errors=True)

@@ -74,11 +74,18 @@ class VecstoreEmbedded(Algorithm):
     def batch_query(self, queries, k):
         return self._run(queries, k, None)
 
+    def prepare_filters(self, predicates) -> None:
+        self.filters = {id(p): p.to_vecstore(self.columns) for p in predicates if p is not None}
+
+    def _filter(self, predicate):
+        prepared = getattr(self, "filters", {}).get(id(predicate))
+        return prepared if prepared is not None else predicate.to_vecstore(self.columns)
+
     def filtered_query(self, q, k, predicate, mask):
-        return self._run(q, k, predicate.to_vecstore(self.columns))[0]
+        return self._run(q, k, self._filter(predicate))[0]
 
     def filtered_batch_query(self, queries, k, predicates, masks):
-        return self._run(queries, k, [p.to_vecstore(self.columns) for p in predicates])
+        return self._run(queries, k, [self._filter(p) for p in predicates])
 
     def last_plan(self):
         return self.plan

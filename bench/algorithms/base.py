@@ -18,6 +18,9 @@ import numpy as np
 from bench.annfile import BenchDataset
 from bench.predicates import Predicate
 
+#: the ``ef`` sweep of every HNSW peer, so graphs are compared at the same search settings
+EF_GRID = {"quick": [10, 20, 40, 80, 160, 320], "full": [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 800]}
+
 
 class LibraryMissing(RuntimeError):
     """A peer's library is not installed."""

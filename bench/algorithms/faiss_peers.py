@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.algorithms.base import Algorithm, normalized, pad, require
+from bench.algorithms.base import EF_GRID, Algorithm, normalized, pad, require
 
-HNSW_EF_GRID = {"quick": [10, 20, 40, 80, 160, 320], "full": [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 800]}
 IVF_NPROBE_GRID = {"quick": [1, 4, 16, 64, 256], "full": [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]}
 
 
@@ -67,7 +66,7 @@ class FaissHNSW(_Faiss):
         self.ef = 16
 
     def query_argument_grid(self, preset):
-        return [{"ef": ef} for ef in HNSW_EF_GRID[preset]]
+        return [{"ef": ef} for ef in EF_GRID[preset]]
 
     def set_query_arguments(self, ef: int) -> None:
         self.ef = ef

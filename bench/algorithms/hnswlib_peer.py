@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.algorithms.base import Algorithm, pad, require
-
-EF_GRID = {"quick": [10, 20, 40, 80, 160, 320], "full": [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 800]}
+from bench.algorithms.base import EF_GRID, Algorithm, pad, require
 
 
 class Hnswlib(Algorithm):

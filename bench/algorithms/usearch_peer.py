@@ -7,9 +7,8 @@ import math
 
 import numpy as np
 
-from bench.algorithms.base import Algorithm, pad, require
+from bench.algorithms.base import EF_GRID, Algorithm, pad, require
 
-EF_GRID = {"quick": [10, 20, 40, 80, 160, 320], "full": [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 800]}
 POSTFILTER_MARGIN = 1.5
 
 

@@ -1,0 +1,140 @@
+"""HNSW kernels and index: recall floors against the exact oracle, graph invariants, masks, persistence."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import pytest
+
+from tests.oracles import exact_search
+from vecstore.index.hnsw import HnswGraph, HnswIndex, sample_levels
+
+
+def _clustered(n: int, dim: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((32, dim)).astype(np.float32)
+    return (centres[rng.integers(0, 32, n)] + 0.4 * rng.standard_normal((n, dim))).astype(np.float32)
+
+
+def _exact(vectors: np.ndarray, queries: np.ndarray, k: int, metric: str) -> np.ndarray:
+    return exact_search(metric, queries, vectors, np.arange(len(vectors)), k)[0]
+
+
+def _recall(got: np.ndarray, want: np.ndarray) -> float:
+    hits = [len(set(g[g >= 0]) & set(w[w >= 0])) / max(1, (w >= 0).sum()) for g, w in zip(got, want, strict=True)]
+    return float(np.mean(hits))
+
+
+@pytest.fixture(scope="module")
+def data():
+    x = _clustered(4000 + 100, 32, 1)
+    return x[:4000], x[4000:]
+
+
+@pytest.fixture(scope="module", params=["l2", "ip", "cosine"])
+def index(request, data):
+    train, _ = data
+    return HnswIndex.build(train, request.param, m=12, ef_construction=100, seed=3)
+
+
+def test_recall_floor_against_the_exact_oracle(index, data):
+    train, test = data
+    want = _exact(train, test, 10, index.graph.metric)
+    got, dist = index.search(test, 10, ef=64)
+    assert _recall(got, want) >= 0.95
+    # distances are the metric's, ascending, and agree with the oracle's on the ids returned
+    assert np.all(np.diff(dist, axis=1) >= -1e-5)
+    single = np.concatenate([index.search(q, 10, ef=64)[0] for q in test])
+    np.testing.assert_array_equal(single, got)  # the single-query path answers the same
+
+
+def test_graph_invariants(index):
+    g = index.graph
+    m = g.m
+    assert g.counts0.max() <= 2 * m and g.counts_up.max() <= m
+    for node in range(g.n):
+        links = g.links0[node, : g.counts0[node]]
+        assert node not in links and len(set(links)) == len(links)
+        assert np.all((links >= 0) & (links < g.n))
+    assert g.levels[g.entry] == g.max_level == g.levels.max()
+    # every node is reachable from the entry point on layer 0
+    seen = np.zeros(g.n, dtype=bool)
+    seen[g.entry] = True
+    queue = deque([g.entry])
+    while queue:
+        node = queue.popleft()
+        for nb in g.links0[node, : g.counts0[node]]:
+            if not seen[nb]:
+                seen[nb] = True
+                queue.append(nb)
+    assert seen.all()
+    # upper layers only link nodes that live on them
+    for node in np.flatnonzero(g.levels > 0):
+        for layer in range(1, g.levels[node] + 1):
+            row = g.upper_offset[node] + layer - 1
+            links = g.links_up[row, : g.counts_up[row]]
+            assert np.all(g.levels[links] >= layer)
+
+
+def test_masked_search_returns_only_allowed_rows(index, data):
+    train, test = data
+    rng = np.random.default_rng(5)
+    for density in (0.5, 0.1):
+        mask = rng.random(len(train)) < density
+        rows = np.flatnonzero(mask)
+        want_local = _exact(train[rows], test, 10, index.graph.metric)
+        want = rows[want_local]
+        got, _ = index.search(test, 10, ef=64, mask=mask)
+        assert mask[got[got >= 0]].all()
+        assert _recall(got, want) >= 0.95
+        one, _ = index.search(test[0], 10, ef=64, mask=mask)
+        np.testing.assert_array_equal(one[0], got[0])
+
+
+def test_mask_with_fewer_rows_than_k_returns_them_all(index, data):
+    train, test = data
+    mask = np.zeros(len(train), dtype=bool)
+    mask[[7, 700, 3000]] = True
+    got, dist = index.search(test[:3], 10, ef=32, mask=mask)
+    for row, d in zip(got, dist, strict=True):
+        assert sorted(row[:3]) == [7, 700, 3000] and np.all(row[3:] == -1) and np.all(np.isinf(d[3:]))
+    none, _ = index.search(test[:2], 10, ef=32, mask=np.zeros(len(train), dtype=bool))
+    assert np.all(none == -1)
+
+
+def test_persisted_graph_is_memory_mapped_and_answers_the_same(index, data, tmp_path):
+    train, test = data
+    index.graph.save(tmp_path / "g")
+    loaded = HnswGraph.load(tmp_path / "g")
+    assert isinstance(loaded.links0, np.memmap) and not loaded.links0.flags.writeable
+    again = HnswIndex(loaded, train)
+    np.testing.assert_array_equal(again.search(test, 10, ef=48)[0], index.search(test, 10, ef=48)[0])
+
+
+def test_levels_follow_the_geometric_distribution():
+    levels = sample_levels(200_000, 16, seed=1)
+    # P(level >= 1) = 1/m
+    assert abs((levels >= 1).mean() - 1 / 16) < 0.003
+    assert np.array_equal(levels, sample_levels(200_000, 16, seed=1))
+
+
+def test_build_is_deterministic(data):
+    train, _ = data
+    a = HnswIndex.build(train[:1000], "l2", m=8, ef_construction=40, seed=9).graph
+    b = HnswIndex.build(train[:1000], "l2", m=8, ef_construction=40, seed=9).graph
+    np.testing.assert_array_equal(a.links0, b.links0)
+
+
+def test_real_data_sample_recall():
+    from bench.datasets import DatasetMissing, load_embedding_dataset
+
+    try:
+        movies = load_embedding_dataset("movies", limit=10_100)
+    except DatasetMissing as exc:
+        pytest.skip(str(exc))
+    vectors, queries = movies.vectors[:10_000], movies.vectors[10_000:]
+    idx = HnswIndex.build(vectors, "cosine", m=16, ef_construction=200)
+    want = _exact(vectors, queries, 10, "cosine")
+    got, _ = idx.search(queries, 10, ef=64)
+    assert _recall(got, want) >= 0.95

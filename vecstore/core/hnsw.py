@@ -1,0 +1,346 @@
+"""HNSW (Malkov & Yashunin) over flat arrays: graph construction and (masked) search in Numba.
+
+Graph layout (all flat numpy arrays, so a persisted graph is memory-mapped as is):
+- ``links0`` int32 [n, 2m], ``counts0`` int32 [n]: layer-0 neighbours of every node.
+- ``levels`` int32 [n]: the top layer of each node; ``upper_offset`` int64 [n]: the first row of the
+  node's upper-layer lists in ``links_up`` int32 [rows, m] / ``counts_up`` int32 [rows] (row of node v
+  at layer l >= 1 is ``upper_offset[v] + l - 1``; nodes on layer 0 only own no rows).
+- ``entry`` / ``max_level``: the entry point, a node on the top layer.
+
+Distances, smaller is closer: ``L2`` squared Euclidean, ``IP`` negative inner product. Cosine is IP
+on vectors the caller normalised (1 - cos is then 1 + (-dot)).
+
+Two heaps of fixed capacity live in preallocated arrays: a min-heap of candidates to expand and a
+max-heap of the best ``ef`` results. ``visited`` is an epoch-tagged uint32 array: a node is visited
+when its tag equals the current epoch, so clearing costs nothing per search.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+L2, IP = 0, 1
+
+
+@njit(inline="always", fastmath=True)
+def distance(vectors, a, query, metric):
+    acc = np.float32(0.0)
+    if metric == L2:
+        for j in range(query.shape[0]):
+            diff = vectors[a, j] - query[j]
+            acc += diff * diff
+        return acc
+    for j in range(query.shape[0]):
+        acc += vectors[a, j] * query[j]
+    return -acc
+
+
+# --- heaps over (distance, node) pairs ---------------------------------------------------------
+
+
+@njit(inline="always")
+def _push(hd, hn, size, d, node, sign):
+    """Push into a heap of ``size`` items; ``sign`` 1 keeps the smallest distance on top, -1 the largest."""
+    pos = size
+    hd[pos] = d
+    hn[pos] = node
+    while pos > 0:
+        parent = (pos - 1) >> 1
+        if sign * hd[pos] < sign * hd[parent]:
+            hd[pos], hd[parent] = hd[parent], hd[pos]
+            hn[pos], hn[parent] = hn[parent], hn[pos]
+            pos = parent
+        else:
+            break
+    return size + 1
+
+
+@njit(inline="always")
+def _pop(hd, hn, size, sign):
+    """Remove the top; returns the new size (the caller read the top before)."""
+    size -= 1
+    hd[0] = hd[size]
+    hn[0] = hn[size]
+    pos = 0
+    while True:
+        left = 2 * pos + 1
+        if left >= size:
+            break
+        child = left
+        if left + 1 < size and sign * hd[left + 1] < sign * hd[left]:
+            child = left + 1
+        if sign * hd[child] < sign * hd[pos]:
+            hd[pos], hd[child] = hd[child], hd[pos]
+            hn[pos], hn[child] = hn[child], hn[pos]
+            pos = child
+        else:
+            break
+    return size
+
+
+# --- graph traversal ---------------------------------------------------------------------------
+
+
+@njit(inline="always")
+def _neighbours(node, layer, links0, counts0, links_up, counts_up, upper_offset):
+    if layer == 0:
+        return links0[node], counts0[node]
+    row = upper_offset[node] + layer - 1
+    return links_up[row], counts_up[row]
+
+
+@njit(nogil=True, cache=True)
+def greedy_descent(vectors, query, metric, entry, max_level, stop_level, links0, counts0, links_up, counts_up,
+                   upper_offset):  # fmt: skip
+    """From the entry point, walk each layer above ``stop_level`` to its closest node; returns it."""
+    cur = entry
+    cur_d = distance(vectors, cur, query, metric)
+    for layer in range(max_level, stop_level, -1):
+        changed = True
+        while changed:
+            changed = False
+            links, count = _neighbours(cur, layer, links0, counts0, links_up, counts_up, upper_offset)
+            for i in range(count):
+                cand = links[i]
+                d = distance(vectors, cand, query, metric)
+                if d < cur_d:
+                    cur_d = d
+                    cur = cand
+                    changed = True
+    return cur
+
+
+@njit(nogil=True, cache=True)
+def search_layer(vectors, query, metric, entry, ef, layer, links0, counts0, links_up, counts_up, upper_offset,
+                 visited, epoch, mask, use_mask, cand_d, cand_n, res_d, res_n):  # fmt: skip
+    """Best-first search of one layer from ``entry``; fills the result max-heap, returns its size.
+
+    With ``use_mask``, every node is still traversed (so the graph stays connected) but only nodes
+    whose ``mask`` is set enter the results; the search stops when the closest unexpanded candidate is
+    farther than the worst of ``ef`` results.
+    """
+    d0 = distance(vectors, entry, query, metric)
+    visited[entry] = epoch
+    n_cand = _push(cand_d, cand_n, 0, d0, entry, 1)
+    n_res = 0
+    if not use_mask or mask[entry]:
+        n_res = _push(res_d, res_n, 0, d0, entry, -1)
+    # the worst kept result once ef are kept; until then every reached node is worth expanding
+    bound = res_d[0] if n_res >= ef else np.float32(np.inf)
+    while n_cand > 0:
+        if cand_d[0] > bound:
+            break
+        c = cand_n[0]
+        n_cand = _pop(cand_d, cand_n, n_cand, 1)
+        links, count = _neighbours(c, layer, links0, counts0, links_up, counts_up, upper_offset)
+        for i in range(count):
+            nb = links[i]
+            if visited[nb] == epoch:
+                continue
+            visited[nb] = epoch
+            d = distance(vectors, nb, query, metric)
+            if d < bound:
+                n_cand = _push(cand_d, cand_n, n_cand, d, nb, 1)
+                if not use_mask or mask[nb]:
+                    n_res = _push(res_d, res_n, n_res, d, nb, -1)
+                    if n_res > ef:
+                        n_res = _pop(res_d, res_n, n_res, -1)
+                    if n_res >= ef:
+                        bound = res_d[0]
+    return n_res
+
+
+@njit(nogil=True, cache=True)
+def _drain_ascending(res_d, res_n, n_res, out_n, out_d):
+    """Pop the result max-heap into ascending order."""
+    while n_res > 0:
+        out_n[n_res - 1] = res_n[0]
+        out_d[n_res - 1] = res_d[0]
+        n_res = _pop(res_d, res_n, n_res, -1)
+
+
+# --- construction ------------------------------------------------------------------------------
+
+
+@njit(nogil=True, cache=True)
+def _select_heuristic(vectors, metric, cand_n, cand_d, n, max_links, out):
+    """The paper's neighbour heuristic over candidates sorted by distance: keep a candidate only if it
+    is closer to the base than to every neighbour already kept. Returns how many were kept."""
+    kept = 0
+    for i in range(n):
+        if kept >= max_links:
+            break
+        c = cand_n[i]
+        good = True
+        for j in range(kept):
+            if distance(vectors, c, vectors[out[j]], metric) < cand_d[i]:
+                good = False
+                break
+        if good:
+            out[kept] = c
+            kept += 1
+    return kept
+
+
+@njit(nogil=True, cache=True)
+def _link_back(vectors, metric, node, new, layer, max_links, links0, counts0, links_up, counts_up, upper_offset,
+               scratch_n, scratch_d, order_buf):  # fmt: skip
+    """Add ``new`` to ``node``'s list at ``layer``; when full, re-select the list with the heuristic."""
+    links, count = _neighbours(node, layer, links0, counts0, links_up, counts_up, upper_offset)
+    if count < max_links:
+        links[count] = new
+        if layer == 0:
+            counts0[node] = count + 1
+        else:
+            counts_up[upper_offset[node] + layer - 1] = count + 1
+        return
+    base = vectors[node]
+    for i in range(count):
+        scratch_n[i] = links[i]
+        scratch_d[i] = distance(vectors, links[i], base, metric)
+    scratch_n[count] = new
+    scratch_d[count] = distance(vectors, new, base, metric)
+    order = np.argsort(scratch_d[: count + 1])
+    for i in range(count + 1):
+        order_buf[i] = scratch_n[order[i]]
+    sorted_d = scratch_d[: count + 1][order]
+    kept = _select_heuristic(vectors, metric, order_buf, sorted_d, count + 1, max_links, links)
+    if layer == 0:
+        counts0[node] = kept
+    else:
+        counts_up[upper_offset[node] + layer - 1] = kept
+
+
+@njit(nogil=True, cache=True)
+def insert_range(vectors, metric, m, ef_construction, levels, upper_offset, links0, counts0, links_up, counts_up,
+                 state, start, stop, visited):  # fmt: skip
+    """Insert nodes ``start..stop`` in order. ``state`` int64 [3]: entry, max_level, epoch."""
+    cap = max(ef_construction, 2 * m) + 1
+    # a node enters the candidate heap at most once per search (visited), so n slots always suffice
+    cand_d = np.empty(vectors.shape[0] + 1, np.float32)
+    cand_n = np.empty(vectors.shape[0] + 1, np.int32)
+    res_d = np.empty(cap + 1, np.float32)
+    res_n = np.empty(cap + 1, np.int32)
+    found_n = np.empty(cap + 1, np.int32)
+    found_d = np.empty(cap + 1, np.float32)
+    chosen = np.empty(2 * m, np.int32)
+    scratch_n = np.empty(2 * m + 1, np.int32)
+    scratch_d = np.empty(2 * m + 1, np.float32)
+    order_buf = np.empty(2 * m + 1, np.int32)
+    no_mask = np.zeros(1, np.bool_)
+    for node in range(start, stop):
+        level = levels[node]
+        entry = state[0]
+        max_level = state[1]
+        if entry < 0:  # the first node
+            state[0] = node
+            state[1] = level
+            continue
+        query = vectors[node]
+        cur = entry
+        if max_level > level:
+            cur = greedy_descent(vectors, query, metric, entry, max_level, level, links0, counts0, links_up,
+                                 counts_up, upper_offset)  # fmt: skip
+        for layer in range(min(level, max_level), -1, -1):
+            state[2] += 1
+            epoch = np.uint32(state[2])
+            n_res = search_layer(vectors, query, metric, cur, ef_construction, layer, links0, counts0, links_up,
+                                 counts_up, upper_offset, visited, epoch, no_mask, False, cand_d, cand_n, res_d,
+                                 res_n)  # fmt: skip
+            _drain_ascending(res_d, res_n, n_res, found_n, found_d)
+            max_links = 2 * m if layer == 0 else m
+            kept = _select_heuristic(vectors, metric, found_n, found_d, n_res, m, chosen)
+            links, _ = _neighbours(node, layer, links0, counts0, links_up, counts_up, upper_offset)
+            for i in range(kept):
+                links[i] = chosen[i]
+            if layer == 0:
+                counts0[node] = kept
+            else:
+                counts_up[upper_offset[node] + layer - 1] = kept
+            for i in range(kept):
+                _link_back(vectors, metric, chosen[i], node, layer, max_links, links0, counts0, links_up, counts_up,
+                           upper_offset, scratch_n, scratch_d, order_buf)  # fmt: skip
+            cur = found_n[0]
+        if level > max_level:
+            state[0] = node
+            state[1] = level
+
+
+# --- queries -----------------------------------------------------------------------------------
+
+
+@njit(nogil=True, cache=True)
+def search_one(vectors, query, metric, k, ef, entry, max_level, links0, counts0, links_up, counts_up, upper_offset,
+               visited, epoch, mask, use_mask, cand_d, cand_n, res_d, res_n, out_n, out_d):  # fmt: skip
+    """The k nearest (allowed) nodes to ``query`` into ``out_n`` / ``out_d`` (padded -1 / +inf)."""
+    for i in range(k):
+        out_n[i] = -1
+        out_d[i] = np.inf
+    if entry < 0:
+        return
+    cur = greedy_descent(vectors, query, metric, entry, max_level, 0, links0, counts0, links_up, counts_up,
+                         upper_offset)  # fmt: skip
+    ef = max(ef, k)
+    n_res = search_layer(vectors, query, metric, cur, ef, 0, links0, counts0, links_up, counts_up, upper_offset,
+                         visited, epoch, mask, use_mask, cand_d, cand_n, res_d, res_n)  # fmt: skip
+    while n_res > k:
+        n_res = _pop(res_d, res_n, n_res, -1)
+    while n_res > 0:
+        out_n[n_res - 1] = res_n[0]
+        out_d[n_res - 1] = res_d[0]
+        n_res = _pop(res_d, res_n, n_res, -1)
+
+
+@njit(nogil=True, cache=True, parallel=True)
+def search_batch(vectors, queries, metric, k, ef, entry, max_level, links0, counts0, links_up, counts_up,
+                 upper_offset, masks, use_mask, n_chunks):  # fmt: skip
+    """Every query of ``queries`` [q, dim]; ``masks`` [q or 1, n] (row 0 for all when it has one row).
+
+    Queries are split into ``n_chunks`` runs, each with its own visited array and heaps.
+    """
+    nq = queries.shape[0]
+    n = vectors.shape[0]
+    out_n = np.full((nq, k), -1, np.int64)
+    out_d = np.full((nq, k), np.inf, np.float32)
+    ef = max(ef, k)
+    per = (nq + n_chunks - 1) // n_chunks
+    for chunk in prange(n_chunks):
+        visited = np.zeros(n, np.uint32)
+        cand_d = np.empty(n + 1, np.float32)
+        cand_n = np.empty(n + 1, np.int32)
+        res_d = np.empty(ef + 1, np.float32)
+        res_n = np.empty(ef + 1, np.int32)
+        one_n = np.empty(k, np.int32)
+        one_d = np.empty(k, np.float32)
+        epoch = np.uint32(0)
+        for qi in range(chunk * per, min(nq, (chunk + 1) * per)):
+            epoch += np.uint32(1)
+            mask = masks[qi] if masks.shape[0] > 1 else masks[0]
+            search_one(vectors, queries[qi], metric, k, ef, entry, max_level, links0, counts0, links_up, counts_up,
+                       upper_offset, visited, epoch, mask, use_mask, cand_d, cand_n, res_d, res_n, one_n,
+                       one_d)  # fmt: skip
+            for i in range(k):
+                out_n[qi, i] = one_n[i]
+                out_d[qi, i] = one_d[i]
+    return out_n, out_d
+
+
+@njit(nogil=True, cache=True)
+def search_single(vectors, query, metric, k, ef, entry, max_level, links0, counts0, links_up, counts_up,
+                  upper_offset, mask, use_mask, visited, epoch_box, cand_d, cand_n, res_d, res_n):  # fmt: skip
+    """One query with the caller's scratch (reused across calls: no allocation, no zeroing).
+
+    ``epoch_box`` uint32 [1] holds the visited tag of the previous search; on wrap-around the visited
+    array is cleared once.
+    """
+    epoch = epoch_box[0] + np.uint32(1)
+    if epoch == 0:
+        visited[:] = 0
+        epoch = np.uint32(1)
+    epoch_box[0] = epoch
+    out_n = np.empty(k, np.int32)
+    out_d = np.empty(k, np.float32)
+    search_one(vectors, query, metric, k, max(ef, k), entry, max_level, links0, counts0, links_up, counts_up,
+               upper_offset, visited, epoch, mask, use_mask, cand_d, cand_n, res_d, res_n, out_n, out_d)  # fmt: skip
+    return out_n, out_d

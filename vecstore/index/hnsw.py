@@ -1,0 +1,206 @@
+"""An HNSW graph over one segment's vectors: build, search (optionally masked), persist.
+
+The graph is flat arrays (see ``vecstore.core.hnsw``); ``save`` writes each as a ``.npy`` file and
+``load`` memory-maps them, so opening a persisted graph costs no rebuild. Offsets are segment row
+numbers; the caller maps them to ids.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numba
+import numpy as np
+
+from vecstore.core import hnsw
+
+METRICS = {"l2": hnsw.L2, "ip": hnsw.IP, "cosine": hnsw.IP}
+ARRAYS = ("links0", "counts0", "levels", "upper_offset", "links_up", "counts_up")
+
+
+def _search_vectors(vectors: np.ndarray, metric: str) -> np.ndarray:
+    """Cosine searches unit vectors by inner product; other metrics use the vectors as stored."""
+    if metric != "cosine":
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.ascontiguousarray(vectors / np.where(norms > 0, norms, 1), dtype=np.float32)
+
+
+@dataclass
+class HnswGraph:
+    metric: str
+    m: int
+    ef_construction: int
+    entry: int
+    max_level: int
+    links0: np.ndarray
+    counts0: np.ndarray
+    levels: np.ndarray
+    upper_offset: np.ndarray
+    links_up: np.ndarray
+    counts_up: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.counts0.shape[0])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the graph arrays (not the vectors)."""
+        return int(sum(getattr(self, name).nbytes for name in ARRAYS))
+
+    def save(self, folder: str | os.PathLike[str]) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ARRAYS:
+            np.save(folder / f"{name}.npy", getattr(self, name))
+        meta = {"metric": self.metric, "m": self.m, "ef_construction": self.ef_construction,
+                "entry": self.entry, "max_level": self.max_level}  # fmt: skip
+        (folder / "hnsw.json").write_text(json.dumps(meta))
+
+    @staticmethod
+    def load(folder: str | os.PathLike[str]) -> HnswGraph:
+        """Memory-map a saved graph (read-only arrays)."""
+        folder = Path(folder)
+        meta = json.loads((folder / "hnsw.json").read_text())
+        arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
+        return HnswGraph(**meta, **arrays)
+
+
+def sample_levels(n: int, m: int, seed: int) -> np.ndarray:
+    """Each node's top layer: floor(-ln U * mL) with mL = 1 / ln m, as in the paper."""
+    rng = np.random.default_rng(seed)
+    uniform = 1.0 - rng.random(n)  # (0, 1]
+    return np.floor(-np.log(uniform) / np.log(max(m, 2))).astype(np.int32)
+
+
+def _link_orphans(links0: np.ndarray, counts0: np.ndarray, entry: int) -> None:
+    """Give every layer-0 node without an inbound link one, from its closest out-neighbour with room.
+
+    Pruning by the heuristic can leave nodes that no list points to (it happens under inner product:
+    small-norm rows are never kept). Such a row could never be returned, not even when a filter allows
+    only it, so the build repairs them.
+    """
+    n, cap = links0.shape
+    for _ in range(4):  # a replacement can orphan another node; a few rounds reach a fixpoint
+        valid = np.arange(cap)[None, :] < counts0[:, None]
+        inbound = np.bincount(links0[valid], minlength=n)
+        inbound[entry] = 1
+        orphans = np.flatnonzero(inbound == 0)
+        if len(orphans) == 0:
+            return
+        for v in orphans:
+            host = _nearby_node_with_room(links0, counts0, int(v))
+            if host >= 0:
+                links0[host, counts0[host]] = v
+                counts0[host] += 1
+            elif counts0[v]:
+                links0[links0[v, 0], cap - 1] = v  # every list nearby is full: take a last slot
+
+
+def _nearby_node_with_room(links0: np.ndarray, counts0: np.ndarray, start: int, max_hops: int = 3) -> int:
+    """A node within ``max_hops`` out-links of ``start`` whose list has a free slot, or -1."""
+    cap = links0.shape[1]
+    frontier, seen = [start], {start}
+    for _ in range(max_hops):
+        nxt = []
+        for node in frontier:
+            for u in links0[node, : counts0[node]]:
+                u = int(u)
+                if u in seen:
+                    continue
+                if counts0[u] < cap:
+                    return u
+                seen.add(u)
+                nxt.append(u)
+        frontier = nxt
+    return -1
+
+
+def build(vectors: np.ndarray, metric: str, m: int = 16, ef_construction: int = 200, seed: int = 0) -> HnswGraph:
+    """Insert every row of ``vectors`` [n, dim] in order (sequential insertion)."""
+    n = vectors.shape[0]
+    data = _search_vectors(vectors, metric)
+    levels = sample_levels(n, m, seed)
+    upper_offset = np.zeros(n, dtype=np.int64)
+    upper_offset[1:] = np.cumsum(levels)[:-1]
+    rows = int(levels.sum())
+    links0 = np.full((n, 2 * m), -1, dtype=np.int32)
+    counts0 = np.zeros(n, dtype=np.int32)
+    links_up = np.full((max(rows, 1), m), -1, dtype=np.int32)
+    counts_up = np.zeros(max(rows, 1), dtype=np.int32)
+    state = np.array([-1, -1, 0], dtype=np.int64)
+    visited = np.zeros(n, dtype=np.uint32)
+    hnsw.insert_range(data, METRICS[metric], m, ef_construction, levels, upper_offset, links0, counts0, links_up,
+                      counts_up, state, 0, n, visited)  # fmt: skip
+    _link_orphans(links0, counts0, int(state[0]))
+    return HnswGraph(metric, m, ef_construction, int(state[0]), int(state[1]), links0, counts0, levels,
+                     upper_offset, links_up, counts_up)  # fmt: skip
+
+
+class HnswIndex:
+    """A graph with the vectors it was built on, ready to answer queries."""
+
+    def __init__(self, graph: HnswGraph, vectors: np.ndarray) -> None:
+        if vectors.shape[0] != graph.n:
+            raise ValueError(f"graph has {graph.n} nodes but {vectors.shape[0]} vectors were given")
+        self.graph = graph
+        self.vectors = _search_vectors(vectors, graph.metric)
+        self.code = METRICS[graph.metric]
+        self._scratch = threading.local()  # per-thread visited tags and heaps for single queries
+        self._no_mask = np.zeros(1, dtype=np.bool_)
+
+    def _scratch_for(self, ef: int):
+        s = self._scratch
+        if getattr(s, "visited", None) is None:
+            n = self.graph.n
+            s.visited = np.zeros(n, dtype=np.uint32)
+            s.epoch = np.zeros(1, dtype=np.uint32)
+            s.cand_d = np.empty(n + 1, dtype=np.float32)
+            s.cand_n = np.empty(n + 1, dtype=np.int32)
+            s.res_d = np.empty(0, dtype=np.float32)
+        if s.res_d.shape[0] < ef + 1:
+            s.res_d = np.empty(ef + 1, dtype=np.float32)
+            s.res_n = np.empty(ef + 1, dtype=np.int32)
+        return s
+
+    @classmethod
+    def build(cls, vectors: np.ndarray, metric: str, m: int = 16, ef_construction: int = 200, seed: int = 0):
+        return cls(build(vectors, metric, m, ef_construction, seed), vectors)
+
+    def search(
+        self, queries: np.ndarray, k: int, ef: int, mask: np.ndarray | None = None, threads: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Offsets int64 [q, k] (-1 padded) and distances float32 [q, k] (+inf padded).
+
+        ``mask`` bool [n] for all queries or [q, n] one per query: only rows whose mask is set are
+        returned (every row is still traversed). Distances: squared l2, -dot, or 1 - cosine.
+        """
+        g = self.graph
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        if g.metric == "cosine":
+            queries = _search_vectors(queries, "cosine")
+        use_mask = mask is not None
+        if queries.shape[0] == 1 and (mask is None or np.ndim(mask) == 1):
+            s = self._scratch_for(max(ef, k))
+            row_mask = self._no_mask if mask is None else np.asarray(mask, dtype=np.bool_)
+            ids32, dists = hnsw.search_single(self.vectors, queries[0], self.code, k, ef, g.entry, g.max_level,
+                                              g.links0, g.counts0, g.links_up, g.counts_up, g.upper_offset, row_mask,
+                                              use_mask, s.visited, s.epoch, s.cand_d, s.cand_n, s.res_d,
+                                              s.res_n)  # fmt: skip
+            ids, dists = ids32.astype(np.int64)[None, :], dists[None, :]
+            if g.metric == "cosine":
+                dists = np.where(ids >= 0, dists + np.float32(1.0), dists)
+            return ids, dists
+        masks = np.zeros((1, 1), dtype=np.bool_) if mask is None else np.atleast_2d(np.asarray(mask, dtype=np.bool_))
+        chunks = max(1, min(queries.shape[0], threads or numba.get_num_threads()))
+        ids, dists = hnsw.search_batch(self.vectors, queries, self.code, k, ef, g.entry, g.max_level, g.links0,
+                                       g.counts0, g.links_up, g.counts_up, g.upper_offset, masks, use_mask,
+                                       chunks)  # fmt: skip
+        if g.metric == "cosine":
+            dists = np.where(ids >= 0, dists + np.float32(1.0), dists)
+        return ids, dists

@@ -105,8 +105,11 @@ def test_mask_with_fewer_rows_than_k_returns_them_all(index, data):
 
 def test_persisted_graph_is_memory_mapped_and_answers_the_same(index, data, tmp_path):
     train, test = data
-    index.graph.save(tmp_path / "g")
-    loaded = HnswGraph.load(tmp_path / "g")
+    meta, arrays = index.graph.to_arrays()
+    for name, array in arrays.items():
+        np.save(tmp_path / f"{name}.npy", array)
+    mapped = {name: np.load(tmp_path / f"{name}.npy", mmap_mode="r") for name in arrays}
+    loaded = HnswGraph.from_arrays(meta, mapped)
     assert isinstance(loaded.links0, np.memmap) and not loaded.links0.flags.writeable
     again = HnswIndex(loaded, train)
     np.testing.assert_array_equal(again.search(test, 10, ef=48)[0], index.search(test, 10, ef=48)[0])

@@ -1,17 +1,16 @@
 """An HNSW graph over one segment's vectors: build, search (optionally masked), persist.
 
-The graph is flat arrays (see ``vecstore.core.hnsw``); ``save`` writes each as a ``.npy`` file and
-``load`` memory-maps them, so opening a persisted graph costs no rebuild. Offsets are segment row
+The graph is flat arrays (see ``vecstore.core.hnsw``); ``to_arrays`` hands them to the storage layer
+(which writes files; this layer knows no paths) and ``from_arrays`` takes them back, memory-mapped
+read-only arrays included, so opening a persisted graph costs no rebuild. Offsets are segment row
 numbers; the caller maps them to ids.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import numba
 import numpy as np
@@ -53,22 +52,16 @@ class HnswGraph:
         """Bytes of the graph arrays (not the vectors)."""
         return int(sum(getattr(self, name).nbytes for name in ARRAYS))
 
-    def save(self, folder: str | os.PathLike[str]) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in ARRAYS:
-            np.save(folder / f"{name}.npy", getattr(self, name))
+    def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(JSON-able parameters, named arrays) for the storage layer to persist."""
         meta = {"metric": self.metric, "m": self.m, "ef_construction": self.ef_construction,
                 "entry": self.entry, "max_level": self.max_level}  # fmt: skip
-        (folder / "hnsw.json").write_text(json.dumps(meta))
+        return meta, {name: getattr(self, name) for name in ARRAYS}
 
     @staticmethod
-    def load(folder: str | os.PathLike[str]) -> HnswGraph:
-        """Memory-map a saved graph (read-only arrays)."""
-        folder = Path(folder)
-        meta = json.loads((folder / "hnsw.json").read_text())
-        arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
-        return HnswGraph(**meta, **arrays)
+    def from_arrays(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> HnswGraph:
+        """The graph over persisted arrays (read-only memory maps work as they are)."""
+        return HnswGraph(**meta, **{name: arrays[name] for name in ARRAYS})
 
 
 def sample_levels(n: int, m: int, seed: int) -> np.ndarray:

@@ -174,21 +174,18 @@ class HnswIndex:
         returned (every row is still traversed). Distances: squared l2, -dot, or 1 - cosine.
         """
         g = self.graph
+        use_mask = mask is not None
+        if np.ndim(queries) == 1 and (mask is None or np.ndim(mask) == 1):
+            # the single-query path: everything but the call itself happens in the kernel
+            s = self._scratch_for(max(ef, k))
+            row_mask = self._no_mask if mask is None else np.asarray(mask, dtype=np.bool_)
+            return hnsw.search_single(self.vectors, queries, self.code, g.metric == "cosine", k, ef, g.entry,
+                                      g.max_level, g.links0, g.counts0, g.links_up, g.counts_up, g.upper_offset,
+                                      row_mask, use_mask, s.visited, s.epoch, s.cand_d, s.cand_n, s.res_d,
+                                      s.res_n)  # fmt: skip
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if g.metric == "cosine":
             queries = _search_vectors(queries, "cosine")
-        use_mask = mask is not None
-        if queries.shape[0] == 1 and (mask is None or np.ndim(mask) == 1):
-            s = self._scratch_for(max(ef, k))
-            row_mask = self._no_mask if mask is None else np.asarray(mask, dtype=np.bool_)
-            ids32, dists = hnsw.search_single(self.vectors, queries[0], self.code, k, ef, g.entry, g.max_level,
-                                              g.links0, g.counts0, g.links_up, g.counts_up, g.upper_offset, row_mask,
-                                              use_mask, s.visited, s.epoch, s.cand_d, s.cand_n, s.res_d,
-                                              s.res_n)  # fmt: skip
-            ids, dists = ids32.astype(np.int64)[None, :], dists[None, :]
-            if g.metric == "cosine":
-                dists = np.where(ids >= 0, dists + np.float32(1.0), dists)
-            return ids, dists
         masks = np.zeros((1, 1), dtype=np.bool_) if mask is None else np.atleast_2d(np.asarray(mask, dtype=np.bool_))
         chunks = max(1, min(queries.shape[0], threads or numba.get_num_threads()))
         ids, dists = hnsw.search_batch(self.vectors, queries, self.code, k, ef, g.entry, g.max_level, g.links0,

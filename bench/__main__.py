@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
         if name == "run":
             sub.add_argument("--algorithm", action="append", help="limit to these algorithms (repeatable)")
             sub.add_argument("--out", type=Path, help="output folder (default bench/results/<preset>)")
+            sub.add_argument("--m", type=int, help="graph degree M for every HNSW algorithm (preset's default)")
+            sub.add_argument("--ef-construction", type=int, help="ef_construction for every HNSW algorithm")
     report = commands.add_parser("report")
     report.add_argument("results", type=Path)
     report.add_argument("--out", type=Path)
@@ -49,6 +51,12 @@ def main(argv: list[str] | None = None) -> int:
             print(write_report(args.results, args.out or args.results.parent))
             return 0
         preset = runner.select(runner.PRESETS[args.preset], args.dataset, getattr(args, "algorithm", None))
+        for name in ("m", "ef_construction"):
+            value = getattr(args, name, None)
+            if value is not None:
+                if value < 1:
+                    raise runner.BenchError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+                preset = runner.Preset(**{**preset.__dict__, name: value})
         if args.command == "prepare":
             for plan in preset.datasets:
                 runner.prepare(plan, preset.seed)

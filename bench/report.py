@@ -16,7 +16,7 @@ from pathlib import Path
 
 THRESHOLDS = (0.90, 0.95, 0.99)
 HEADLINE_RECALL = 0.95
-OURS = ("vecstore", "vecstore-grpc")
+OURS = ("vecstore", "vecstore-grpc", "vecstore-hnsw-index")
 
 
 def load_results(path: Path) -> list[dict]:

@@ -19,6 +19,7 @@ def _factory(module: str, cls: str) -> Callable[..., Algorithm]:
 ALGORITHMS: dict[str, Callable[..., Algorithm]] = {
     "vecstore": _factory("vecstore_peer", "VecstoreEmbedded"),
     "vecstore-grpc": _factory("vecstore_peer", "VecstoreGrpc"),
+    "vecstore-hnsw-index": _factory("vecstore_hnsw", "VecstoreHnswIndex"),
     "numpy-exact": _factory("exact_numpy", "NumpyExact"),
     "hnswlib": _factory("hnswlib_peer", "Hnswlib"),
     "faiss-hnsw": _factory("faiss_peers", "FaissHNSW"),
@@ -27,7 +28,7 @@ ALGORITHMS: dict[str, Callable[..., Algorithm]] = {
     "lancedb-flat": _factory("lancedb_peer", "LanceDBFlat"),
 }
 #: algorithms that take graph build parameters (m, ef_construction)
-GRAPH_ALGORITHMS = {"vecstore", "vecstore-grpc", "hnswlib", "faiss-hnsw", "usearch"}
+GRAPH_ALGORITHMS = {"vecstore", "vecstore-grpc", "vecstore-hnsw-index", "hnswlib", "faiss-hnsw", "usearch"}
 
 
 def unknown_algorithm_message(name: str) -> str:

@@ -141,3 +141,15 @@ def test_real_data_sample_recall():
     want = _exact(vectors, queries, 10, "cosine")
     got, _ = idx.search(queries, 10, ef=64)
     assert _recall(got, want) >= 0.95
+
+
+def test_parallel_build_matches_sequential_insertion(data):
+    train, test = data
+    want = _exact(train, test, 10, "l2")
+    sequential = HnswIndex.build(train, "l2", m=12, ef_construction=100, seed=3, threads=1)
+    parallel = HnswIndex.build(train, "l2", m=12, ef_construction=100, seed=3, threads=2)
+    assert parallel.graph.counts0.max() <= 24
+    for ef in (16, 32, 64):
+        a = _recall(sequential.search(test, 10, ef=ef)[0], want)
+        b = _recall(parallel.search(test, 10, ef=ef)[0], want)
+        assert abs(a - b) <= 0.01, (ef, a, b)

@@ -229,6 +229,24 @@ def _link_back(vectors, metric, node, new, layer, max_links, links0, counts0, li
 
 
 @njit(nogil=True, cache=True)
+def connect(vectors, metric, m, node, layer, found_n, found_d, n_found, links0, counts0, links_up, counts_up,
+            upper_offset, chosen, scratch_n, scratch_d, order_buf):  # fmt: skip
+    """Link ``node`` at ``layer`` to the heuristic's pick of its candidates (sorted ascending), and back."""
+    max_links = 2 * m if layer == 0 else m
+    kept = _select_heuristic(vectors, metric, found_n, found_d, n_found, m, chosen)
+    links, _ = _neighbours(node, layer, links0, counts0, links_up, counts_up, upper_offset)
+    for i in range(kept):
+        links[i] = chosen[i]
+    if layer == 0:
+        counts0[node] = kept
+    else:
+        counts_up[upper_offset[node] + layer - 1] = kept
+    for i in range(kept):
+        _link_back(vectors, metric, chosen[i], node, layer, max_links, links0, counts0, links_up, counts_up,
+                   upper_offset, scratch_n, scratch_d, order_buf)  # fmt: skip
+
+
+@njit(nogil=True, cache=True)
 def insert_range(vectors, metric, m, ef_construction, levels, upper_offset, links0, counts0, links_up, counts_up,
                  state, start, stop, visited):  # fmt: skip
     """Insert nodes ``start..stop`` in order. ``state`` int64 [3]: entry, max_level, epoch."""
@@ -265,18 +283,8 @@ def insert_range(vectors, metric, m, ef_construction, levels, upper_offset, link
                                  counts_up, upper_offset, visited, epoch, no_mask, False, cand_d, cand_n, res_d,
                                  res_n)  # fmt: skip
             _drain_ascending(res_d, res_n, n_res, found_n, found_d)
-            max_links = 2 * m if layer == 0 else m
-            kept = _select_heuristic(vectors, metric, found_n, found_d, n_res, m, chosen)
-            links, _ = _neighbours(node, layer, links0, counts0, links_up, counts_up, upper_offset)
-            for i in range(kept):
-                links[i] = chosen[i]
-            if layer == 0:
-                counts0[node] = kept
-            else:
-                counts_up[upper_offset[node] + layer - 1] = kept
-            for i in range(kept):
-                _link_back(vectors, metric, chosen[i], node, layer, max_links, links0, counts0, links_up, counts_up,
-                           upper_offset, scratch_n, scratch_d, order_buf)  # fmt: skip
+            connect(vectors, metric, m, node, layer, found_n, found_d, n_res, links0, counts0, links_up, counts_up,
+                    upper_offset, chosen, scratch_n, scratch_d, order_buf)  # fmt: skip
             cur = found_n[0]
         if level > max_level:
             state[0] = node

@@ -15,7 +15,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from vecstore.core import hnsw
+from vecstore.core import hnsw, hnsw_build
 
 METRICS = {"l2": hnsw.L2, "ip": hnsw.IP, "cosine": hnsw.IP}
 ARRAYS = ("links0", "counts0", "levels", "upper_offset", "links_up", "counts_up")
@@ -114,8 +114,22 @@ def _nearby_node_with_room(links0: np.ndarray, counts0: np.ndarray, start: int, 
     return -1
 
 
-def build(vectors: np.ndarray, metric: str, m: int = 16, ef_construction: int = 200, seed: int = 0) -> HnswGraph:
-    """Insert every row of ``vectors`` [n, dim] in order (sequential insertion)."""
+#: nodes inserted one by one before batches start (a young graph changes too fast to batch)
+SEQUENTIAL_PREFIX = 2048
+#: nodes per parallel batch: larger batches keep cores busier; smaller ones see more of the graph
+BATCH_NODES = 256
+
+
+def build(
+    vectors: np.ndarray,
+    metric: str,
+    m: int = 16,
+    ef_construction: int = 200,
+    seed: int = 0,
+    threads: int | None = None,
+) -> HnswGraph:
+    """Insert every row of ``vectors`` [n, dim] in order; with more than one thread, after a sequential
+    prefix, in batches whose candidate searches run in parallel (``vecstore.core.hnsw_build``)."""
     n = vectors.shape[0]
     data = _search_vectors(vectors, metric)
     levels = sample_levels(n, m, seed)
@@ -128,8 +142,26 @@ def build(vectors: np.ndarray, metric: str, m: int = 16, ef_construction: int = 
     counts_up = np.zeros(max(rows, 1), dtype=np.int32)
     state = np.array([-1, -1, 0], dtype=np.int64)
     visited = np.zeros(n, dtype=np.uint32)
-    hnsw.insert_range(data, METRICS[metric], m, ef_construction, levels, upper_offset, links0, counts0, links_up,
-                      counts_up, state, 0, n, visited)  # fmt: skip
+    code = METRICS[metric]
+    threads = threads or numba.get_num_threads()
+    prefix = n if threads <= 1 else min(n, SEQUENTIAL_PREFIX)
+    hnsw.insert_range(data, code, m, ef_construction, levels, upper_offset, links0, counts0, links_up, counts_up,
+                      state, 0, prefix, visited)  # fmt: skip
+    if prefix < n:
+        top = int(levels.max())
+        visited_t = np.zeros((threads, n), dtype=np.uint32)
+        epochs = np.zeros(threads, dtype=np.int64)
+        out_n = np.empty((BATCH_NODES, top + 1, ef_construction), dtype=np.int32)
+        out_d = np.empty((BATCH_NODES, top + 1, ef_construction), dtype=np.float32)
+        out_count = np.zeros((BATCH_NODES, top + 1), dtype=np.int64)
+        for start in range(prefix, n, BATCH_NODES):
+            stop = min(n, start + BATCH_NODES)
+            entry, max_level = int(state[0]), int(state[1])
+            hnsw_build.batch_candidates(data, code, ef_construction, levels, upper_offset, links0, counts0, links_up,
+                                        counts_up, entry, max_level, start, stop, visited_t, epochs, out_n, out_d,
+                                        out_count)  # fmt: skip
+            hnsw_build.batch_link(data, code, m, levels, upper_offset, links0, counts0, links_up, counts_up, state,
+                                  start, stop, max_level, out_n, out_d, out_count)  # fmt: skip
     _link_orphans(links0, counts0, int(state[0]))
     return HnswGraph(metric, m, ef_construction, int(state[0]), int(state[1]), links0, counts0, levels,
                      upper_offset, links_up, counts_up)  # fmt: skip
@@ -162,8 +194,16 @@ class HnswIndex:
         return s
 
     @classmethod
-    def build(cls, vectors: np.ndarray, metric: str, m: int = 16, ef_construction: int = 200, seed: int = 0):
-        return cls(build(vectors, metric, m, ef_construction, seed), vectors)
+    def build(
+        cls,
+        vectors: np.ndarray,
+        metric: str,
+        m: int = 16,
+        ef_construction: int = 200,
+        seed: int = 0,
+        threads: int | None = None,
+    ) -> HnswIndex:
+        return cls(build(vectors, metric, m, ef_construction, seed, threads), vectors)
 
     def search(
         self, queries: np.ndarray, k: int, ef: int, mask: np.ndarray | None = None, threads: int | None = None

@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench import annfile, workloads
@@ -45,7 +45,6 @@ class Preset:
     modes: tuple[str, ...] = ("single", "batch")
     seed: int = 42
     k: int = 10
-    extra: dict = field(default_factory=dict)
 
 
 ALL_ALGORITHMS = list(ALGORITHMS)
@@ -104,7 +103,7 @@ def select(preset: Preset, datasets: list[str] | None, algorithms: list[str] | N
     return Preset(**{**preset.__dict__, "datasets": plans, "algorithms": algorithms or preset.algorithms})
 
 
-def prepare(plan: DatasetPlan, seed: int, progress=None) -> None:
+def prepare(plan: DatasetPlan, seed: int) -> None:
     """Convert the dataset and compute every workload's ground truth (cached after the first run)."""
     dataset = annfile.load(plan.name, plan.n_queries, plan.max_train, seed)
     workloads.build(dataset, plan.window_exponents, plan.n_queries)

@@ -153,3 +153,39 @@ def test_parallel_build_matches_sequential_insertion(data):
         a = _recall(sequential.search(test, 10, ef=ef)[0], want)
         b = _recall(parallel.search(test, 10, ef=ef)[0], want)
         assert abs(a - b) <= 0.01, (ef, a, b)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda idx, x: idx.search(np.zeros(5, np.float32), 10, 32), r"queries must have shape \[n, 32\]"),
+        (lambda idx, x: idx.search(x[:2, :5], 10, 32), r"queries must have shape \[n, 32\]"),
+        (lambda idx, x: idx.search(x[0], 10, 32, mask=np.ones(10, bool)), r"mask must have shape \(4000,\)"),
+        (lambda idx, x: idx.search(x[:2], 10, 32, mask=np.ones((3, 4000), bool)), r"mask must have shape"),
+        (lambda idx, x: idx.search(x[0], 0, 32), r"k must be an integer of at least 1"),
+        (lambda idx, x: idx.search(x[0], 10, 0), r"ef must be an integer of at least 1"),
+        (lambda idx, x: idx.search(np.full(32, np.nan), 10, 32), r"NaN or infinite"),
+        (lambda idx, x: idx.search(["a"] * 32, 10, 32), r"queries must be numbers"),
+        (lambda idx, x: HnswIndex.build(x, "cos"), r"unknown metric 'cos'"),
+        (lambda idx, x: HnswIndex.build(x, "l2", m=1), r"m must be an integer of at least 2"),
+        (lambda idx, x: HnswIndex.build(x, "l2", ef_construction=0), r"ef_construction must be"),
+        (lambda idx, x: HnswIndex.build(np.full((3, 4), np.inf), "l2"), r"NaN or infinite"),
+        (lambda idx, x: HnswIndex(idx.graph, x[:10]), r"graph has 4000 nodes but 10 vectors"),
+    ],
+)
+def test_bad_input_is_refused_and_the_index_keeps_answering(index, data, call, message):
+    # the kernels index rows without bounds checks: a wrong width or mask must fail here, not read past
+    from vecstore.errors import InvalidArgument
+
+    train, test = data
+    before = index.search(test[:5], 10, ef=32)[0]
+    with pytest.raises(InvalidArgument, match=message):
+        call(index, train)
+    np.testing.assert_array_equal(index.search(test[:5], 10, ef=32)[0], before)
+
+
+def test_empty_graph_answers_with_padding():
+    idx = HnswIndex.build(np.zeros((0, 4), np.float32), "l2")
+    ids, dist = idx.search(np.ones(4), 3, ef=8)
+    assert np.all(ids == -1) and np.all(np.isinf(dist))
+    assert np.all(idx.search(np.ones((2, 4)), 3, ef=8)[0] == -1)

@@ -16,6 +16,7 @@ import numba
 import numpy as np
 
 from vecstore.core import hnsw, hnsw_build
+from vecstore.errors import InvalidArgument
 
 METRICS = {"l2": hnsw.L2, "ip": hnsw.IP, "cosine": hnsw.IP}
 ARRAYS = ("links0", "counts0", "levels", "upper_offset", "links_up", "counts_up")
@@ -62,6 +63,31 @@ class HnswGraph:
     def from_arrays(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> HnswGraph:
         """The graph over persisted arrays (read-only memory maps work as they are)."""
         return HnswGraph(**meta, **{name: arrays[name] for name in ARRAYS})
+
+
+def _positive_int(value: object, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise InvalidArgument(f"{name} must be an integer of at least {minimum}, got {value!r}")
+    return int(value)
+
+
+def _finite_rows(array: object, name: str, dim: int | None = None) -> np.ndarray:
+    """``array`` as float32 [n, dim] (a single row may come as [dim]); NaN, inf and a wrong width refused.
+
+    The kernels index rows without bounds checks, so a wrong width would read past a row, not fail.
+    """
+    try:
+        out = np.asarray(array, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"{name} must be numbers, got {type(array).__name__}: {exc}") from exc
+    if out.ndim == 1 and dim is not None:
+        out = out[None, :]
+    if out.ndim != 2 or (dim is not None and out.shape[1] != dim):
+        want = f"[n, {dim}]" if dim is not None else "[n, dim]"
+        raise InvalidArgument(f"{name} must have shape {want}, got {out.shape}")
+    if not np.isfinite(out).all():
+        raise InvalidArgument(f"{name} hold NaN or infinite values; pass finite numbers")
+    return out
 
 
 def sample_levels(n: int, m: int, seed: int) -> np.ndarray:
@@ -130,6 +156,11 @@ def build(
 ) -> HnswGraph:
     """Insert every row of ``vectors`` [n, dim] in order; with more than one thread, after a sequential
     prefix, in batches whose candidate searches run in parallel (``vecstore.core.hnsw_build``)."""
+    if metric not in METRICS:
+        raise InvalidArgument(f"unknown metric {metric!r}; choose one of {sorted(METRICS)}")
+    m = _positive_int(m, "m", minimum=2)
+    ef_construction = _positive_int(ef_construction, "ef_construction")
+    vectors = _finite_rows(vectors, "vectors")
     n = vectors.shape[0]
     data = _search_vectors(vectors, metric)
     levels = sample_levels(n, m, seed)
@@ -147,7 +178,7 @@ def build(
     prefix = n if threads <= 1 else min(n, SEQUENTIAL_PREFIX)
     hnsw.insert_range(data, code, m, ef_construction, levels, upper_offset, links0, counts0, links_up, counts_up,
                       state, 0, prefix, visited)  # fmt: skip
-    if prefix < n:
+    if 0 < prefix < n:
         top = int(levels.max())
         visited_t = np.zeros((threads, n), dtype=np.uint32)
         epochs = np.zeros(threads, dtype=np.int64)
@@ -162,7 +193,8 @@ def build(
                                         out_count)  # fmt: skip
             hnsw_build.batch_link(data, code, m, levels, upper_offset, links0, counts0, links_up, counts_up, state,
                                   start, stop, max_level, out_n, out_d, out_count)  # fmt: skip
-    _link_orphans(links0, counts0, int(state[0]))
+    if n:
+        _link_orphans(links0, counts0, int(state[0]))
     return HnswGraph(metric, m, ef_construction, int(state[0]), int(state[1]), links0, counts0, levels,
                      upper_offset, links_up, counts_up)  # fmt: skip
 
@@ -172,7 +204,7 @@ class HnswIndex:
 
     def __init__(self, graph: HnswGraph, vectors: np.ndarray) -> None:
         if vectors.shape[0] != graph.n:
-            raise ValueError(f"graph has {graph.n} nodes but {vectors.shape[0]} vectors were given")
+            raise InvalidArgument(f"graph has {graph.n} nodes but {vectors.shape[0]} vectors were given")
         self.graph = graph
         self.vectors = _search_vectors(vectors, graph.metric)
         self.code = METRICS[graph.metric]
@@ -214,19 +246,27 @@ class HnswIndex:
         returned (every row is still traversed). Distances: squared l2, -dot, or 1 - cosine.
         """
         g = self.graph
+        k = _positive_int(k, "k")
+        ef = _positive_int(ef, "ef")
+        single = np.ndim(queries) == 1
+        queries = _finite_rows(queries, "queries", self.vectors.shape[1])
         use_mask = mask is not None
-        if np.ndim(queries) == 1 and (mask is None or np.ndim(mask) == 1):
+        if mask is not None:
+            mask = np.asarray(mask, dtype=np.bool_)
+            if mask.shape not in ((g.n,), (queries.shape[0], g.n)):
+                raise InvalidArgument(f"mask must have shape ({g.n},) or ({queries.shape[0]}, {g.n}), got {mask.shape}")
+        if single and (mask is None or mask.ndim == 1):
             # the single-query path: everything but the call itself happens in the kernel
             s = self._scratch_for(max(ef, k))
-            row_mask = self._no_mask if mask is None else np.asarray(mask, dtype=np.bool_)
-            return hnsw.search_single(self.vectors, queries, self.code, g.metric == "cosine", k, ef, g.entry,
+            row_mask = self._no_mask if mask is None else mask
+            return hnsw.search_single(self.vectors, queries[0], self.code, g.metric == "cosine", k, ef, g.entry,
                                       g.max_level, g.links0, g.counts0, g.links_up, g.counts_up, g.upper_offset,
                                       row_mask, use_mask, s.visited, s.epoch, s.cand_d, s.cand_n, s.res_d,
                                       s.res_n)  # fmt: skip
-        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        queries = np.ascontiguousarray(queries)
         if g.metric == "cosine":
             queries = _search_vectors(queries, "cosine")
-        masks = np.zeros((1, 1), dtype=np.bool_) if mask is None else np.atleast_2d(np.asarray(mask, dtype=np.bool_))
+        masks = np.zeros((1, 1), dtype=np.bool_) if mask is None else np.atleast_2d(mask)
         chunks = max(1, min(queries.shape[0], threads or numba.get_num_threads()))
         ids, dists = hnsw.search_batch(self.vectors, queries, self.code, k, ef, g.entry, g.max_level, g.links0,
                                        g.counts0, g.links_up, g.counts_up, g.upper_offset, masks, use_mask,

@@ -247,22 +247,52 @@ def connect(vectors, metric, m, node, layer, found_n, found_d, n_found, links0, 
 
 
 @njit(nogil=True, cache=True)
+def search_levels(vectors, metric, node, entry, max_level, ef_construction, levels, links0, counts0, links_up,
+                  counts_up, upper_offset, visited, epoch_box, cand_d, cand_n, res_d, res_n, out_n, out_d,
+                  out_count):  # fmt: skip
+    """Candidates for inserting stored row ``node``: descend from the entry point, then search each of the
+    node's layers the graph has, top down, into ``out_n/out_d [layer, ef]`` sorted ascending, with
+    ``out_count [layer]``. ``epoch_box`` int64 [1] is the visited tag, advanced per layer.
+
+    Linking at one layer never changes another layer's lists, so searching every layer first and
+    linking afterwards builds the same graph as interleaving the two.
+    """
+    level = levels[node]
+    query = vectors[node]
+    cur = entry
+    if max_level > level:
+        cur = greedy_descent(vectors, query, metric, entry, max_level, level, links0, counts0, links_up, counts_up,
+                             upper_offset)  # fmt: skip
+    no_mask = np.zeros(1, np.bool_)
+    for layer in range(min(level, max_level), -1, -1):
+        epoch_box[0] += 1
+        n_res = search_layer(vectors, query, metric, cur, ef_construction, layer, links0, counts0, links_up,
+                             counts_up, upper_offset, visited, np.uint32(epoch_box[0]), no_mask, False, cand_d,
+                             cand_n, res_d, res_n)  # fmt: skip
+        _drain_ascending(res_d, res_n, n_res, out_n[layer], out_d[layer])
+        out_count[layer] = n_res
+        cur = out_n[layer, 0]
+
+
+@njit(nogil=True, cache=True)
 def insert_range(vectors, metric, m, ef_construction, levels, upper_offset, links0, counts0, links_up, counts_up,
                  state, start, stop, visited):  # fmt: skip
     """Insert nodes ``start..stop`` in order. ``state`` int64 [3]: entry, max_level, epoch."""
-    cap = max(ef_construction, 2 * m) + 1
+    top = 0
+    for node in range(start, stop):
+        top = max(top, levels[node])
     # a node enters the candidate heap at most once per search (visited), so n slots always suffice
     cand_d = np.empty(vectors.shape[0] + 1, np.float32)
     cand_n = np.empty(vectors.shape[0] + 1, np.int32)
-    res_d = np.empty(cap + 1, np.float32)
-    res_n = np.empty(cap + 1, np.int32)
-    found_n = np.empty(cap + 1, np.int32)
-    found_d = np.empty(cap + 1, np.float32)
+    res_d = np.empty(ef_construction + 1, np.float32)
+    res_n = np.empty(ef_construction + 1, np.int32)
+    found_n = np.empty((top + 1, ef_construction), np.int32)
+    found_d = np.empty((top + 1, ef_construction), np.float32)
+    found_count = np.zeros(top + 1, np.int64)
     chosen = np.empty(2 * m, np.int32)
     scratch_n = np.empty(2 * m + 1, np.int32)
     scratch_d = np.empty(2 * m + 1, np.float32)
     order_buf = np.empty(2 * m + 1, np.int32)
-    no_mask = np.zeros(1, np.bool_)
     for node in range(start, stop):
         level = levels[node]
         entry = state[0]
@@ -271,21 +301,12 @@ def insert_range(vectors, metric, m, ef_construction, levels, upper_offset, link
             state[0] = node
             state[1] = level
             continue
-        query = vectors[node]
-        cur = entry
-        if max_level > level:
-            cur = greedy_descent(vectors, query, metric, entry, max_level, level, links0, counts0, links_up,
-                                 counts_up, upper_offset)  # fmt: skip
+        search_levels(vectors, metric, node, entry, max_level, ef_construction, levels, links0, counts0, links_up,
+                      counts_up, upper_offset, visited, state[2:3], cand_d, cand_n, res_d, res_n, found_n, found_d,
+                      found_count)  # fmt: skip
         for layer in range(min(level, max_level), -1, -1):
-            state[2] += 1
-            epoch = np.uint32(state[2])
-            n_res = search_layer(vectors, query, metric, cur, ef_construction, layer, links0, counts0, links_up,
-                                 counts_up, upper_offset, visited, epoch, no_mask, False, cand_d, cand_n, res_d,
-                                 res_n)  # fmt: skip
-            _drain_ascending(res_d, res_n, n_res, found_n, found_d)
-            connect(vectors, metric, m, node, layer, found_n, found_d, n_res, links0, counts0, links_up, counts_up,
-                    upper_offset, chosen, scratch_n, scratch_d, order_buf)  # fmt: skip
-            cur = found_n[0]
+            connect(vectors, metric, m, node, layer, found_n[layer], found_d[layer], found_count[layer], links0,
+                    counts0, links_up, counts_up, upper_offset, chosen, scratch_n, scratch_d, order_buf)  # fmt: skip
         if level > max_level:
             state[0] = node
             state[1] = level

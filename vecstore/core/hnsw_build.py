@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from vecstore.core.hnsw import _drain_ascending, connect, distance, greedy_descent, search_layer
+from vecstore.core.hnsw import connect, distance, search_levels
 
 
 @njit(nogil=True, cache=True, parallel=True)
@@ -24,7 +24,6 @@ def batch_candidates(vectors, metric, ef_construction, levels, upper_offset, lin
     n_threads = visited.shape[0]
     size = stop - start
     per = (size + n_threads - 1) // n_threads
-    no_mask = np.zeros(1, np.bool_)
     for t in prange(n_threads):
         n = vectors.shape[0]
         cand_d = np.empty(n + 1, np.float32)
@@ -32,21 +31,9 @@ def batch_candidates(vectors, metric, ef_construction, levels, upper_offset, lin
         res_d = np.empty(ef_construction + 1, np.float32)
         res_n = np.empty(ef_construction + 1, np.int32)
         for b in range(t * per, min(size, (t + 1) * per)):
-            node = start + b
-            level = levels[node]
-            query = vectors[node]
-            cur = entry
-            if max_level > level:
-                cur = greedy_descent(vectors, query, metric, entry, max_level, level, links0, counts0, links_up,
-                                     counts_up, upper_offset)  # fmt: skip
-            for layer in range(min(level, max_level), -1, -1):
-                epochs[t] += 1
-                n_res = search_layer(vectors, query, metric, cur, ef_construction, layer, links0, counts0, links_up,
-                                     counts_up, upper_offset, visited[t], np.uint32(epochs[t]), no_mask, False,
-                                     cand_d, cand_n, res_d, res_n)  # fmt: skip
-                _drain_ascending(res_d, res_n, n_res, out_n[b, layer], out_d[b, layer])
-                out_count[b, layer] = n_res
-                cur = out_n[b, layer, 0]
+            search_levels(vectors, metric, start + b, entry, max_level, ef_construction, levels, links0, counts0,
+                          links_up, counts_up, upper_offset, visited[t], epochs[t : t + 1], cand_d, cand_n, res_d,
+                          res_n, out_n[b], out_d[b], out_count[b])  # fmt: skip
 
 
 @njit(nogil=True, cache=True)

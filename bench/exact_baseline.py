@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 import vecstore
+from bench.algorithms.exact_numpy import top_by_score
 from bench.datasets import SCHEMAS, load_embedding_dataset
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -39,10 +40,7 @@ def numpy_prefilter_search(
     else:
         rows = np.flatnonzero((values >= window[0]) & (values <= window[1]))
         candidates = vectors[rows]
-    scores = queries @ candidates.T
-    kk = min(k, scores.shape[1])
-    part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
-    order = np.take_along_axis(part, np.argsort(-np.take_along_axis(scores, part, 1), axis=1), 1)
+    order = top_by_score(queries @ candidates.T, k)
     return order if rows is None else rows[order]
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import annfile, workloads
-from bench.algorithms import ALGORITHMS, is_known, unknown_algorithm_message
+from bench.algorithms import ALGORITHMS, GRAPH_ALGORITHMS, is_known, unknown_algorithm_message
 from bench.worker import EXIT_LIBRARY_MISSING
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -121,7 +121,7 @@ def run_algorithm(preset: Preset, plan: DatasetPlan, algorithm: str, out_dir: Pa
     progress = out_dir / "progress" / f"{plan.name}--{algorithm}.jsonl"
     progress.parent.mkdir(parents=True, exist_ok=True)
     progress.unlink(missing_ok=True)
-    build_args = {"m": preset.m, "ef_construction": preset.ef_construction} if algorithm in _graph_algorithms() else {}
+    build_args = {"m": preset.m, "ef_construction": preset.ef_construction} if algorithm in GRAPH_ALGORITHMS else {}
     skip: list[str] = []
     for _attempt in range(20):
         job = {
@@ -162,12 +162,6 @@ def run_algorithm(preset: Preset, plan: DatasetPlan, algorithm: str, out_dir: Pa
                           "error": tail})  # fmt: skip
         log(f"{algorithm} on {plan.name}: {key} {status}; going on past it")
         skip = sorted(set(skip) | done | {key})
-
-
-def _graph_algorithms() -> set[str]:
-    from bench.algorithms import GRAPH_ALGORITHMS
-
-    return GRAPH_ALGORITHMS
 
 
 def _watch(proc: subprocess.Popen, progress: Path, config_timeout_s: float) -> str:

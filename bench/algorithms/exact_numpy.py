@@ -7,6 +7,16 @@ import numpy as np
 from bench.algorithms.base import Algorithm, normalized
 
 
+def top_by_score(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of the ``k`` largest scores per row, best first (argpartition, then sort those)."""
+    kk = min(k, scores.shape[1])
+    if kk == 0:
+        return np.zeros((scores.shape[0], 0), dtype=np.int64)
+    part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+    order = np.argsort(-np.take_along_axis(scores, part, 1), axis=1)
+    return np.take_along_axis(part, order, 1)
+
+
 class NumpyExact(Algorithm):
     name = "numpy-exact"
 
@@ -24,21 +34,12 @@ class NumpyExact(Algorithm):
             scores = 2 * scores - (self.sq_norms if rows is None else self.sq_norms[rows])
         return scores
 
-    @staticmethod
-    def _top(scores: np.ndarray, k: int) -> np.ndarray:
-        kk = min(k, scores.shape[1])
-        if kk == 0:
-            return np.zeros((scores.shape[0], 0), dtype=np.int64)
-        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
-        order = np.argsort(-np.take_along_axis(scores, part, 1), axis=1)
-        return np.take_along_axis(part, order, 1)
-
     def query(self, q, k):
-        return self._top(self._scores(None, q[None, :]), k)[0]
+        return top_by_score(self._scores(None, q[None, :]), k)[0]
 
     def batch_query(self, queries, k):
-        return self._top(self._scores(None, queries), k)
+        return top_by_score(self._scores(None, queries), k)
 
     def filtered_query(self, q, k, predicate, mask):
         rows = np.flatnonzero(mask)
-        return rows[self._top(self._scores(rows, q[None, :]), k)[0]]
+        return rows[top_by_score(self._scores(rows, q[None, :]), k)[0]]

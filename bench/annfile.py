@@ -71,22 +71,26 @@ def _split(n: int, n_queries: int, max_train: int | None, seed: int) -> tuple[np
     return np.sort(train_rows), test_rows
 
 
-def _from_table(vectors: np.ndarray, table: pa.Table, kinds: dict[str, str]) -> dict[str, Column]:
-    return {name: column_from_arrow(table.column(name), kind) for name, kind in kinds.items()}
+def _held_out(
+    vectors: np.ndarray,
+    table: pa.Table,
+    kinds: dict[str, str],
+    window: str,
+    n_queries: int,
+    max_train: int | None,
+    seed: int,
+) -> Source:
+    """A cosine dataset with no test split: seeded held-out rows become the queries."""
+    columns = {name: column_from_arrow(table.column(name), kind) for name, kind in kinds.items()}
+    train_rows, test_rows = _split(len(vectors), n_queries, max_train, seed)
+    train_columns = {k: c.take(train_rows) for k, c in columns.items()}
+    return Source("cosine", vectors[train_rows], vectors[test_rows], train_columns, window)
 
 
 def _embedding_source(name: str, kinds: dict[str, str], window: str) -> Callable[..., Source]:
     def build(n_queries: int, max_train: int | None, seed: int) -> Source:
         data = datasets.load_embedding_dataset(name)
-        columns = _from_table(data.vectors, data.attributes, kinds)
-        train_rows, test_rows = _split(len(data.vectors), n_queries, max_train, seed)
-        return Source(
-            "cosine",
-            data.vectors[train_rows],
-            data.vectors[test_rows],
-            {k: c.take(train_rows) for k, c in columns.items()},
-            window,
-        )
+        return _held_out(data.vectors, data.attributes, kinds, window, n_queries, max_train, seed)
 
     return build
 
@@ -109,10 +113,7 @@ def _fashion_mnist(n_queries: int, max_train: int | None, seed: int) -> Source:
 def _jeopardy(n_queries: int, max_train: int | None, seed: int) -> Source:
     vectors, table = datasets.load_jeopardy()
     kinds = {"air_date": "timestamp", "round": "string", "value": "int64", "category": "string"}
-    columns = _from_table(vectors, table, kinds)
-    train_rows, test_rows = _split(len(vectors), n_queries, max_train, seed)
-    train_columns = {k: c.take(train_rows) for k, c in columns.items()}
-    return Source("cosine", vectors[train_rows], vectors[test_rows], train_columns, "air_date")
+    return _held_out(vectors, table, kinds, "air_date", n_queries, max_train, seed)
 
 
 def _clustered(n_queries: int, max_train: int | None, seed: int) -> Source:

@@ -78,5 +78,25 @@ def test_filtered_search_equals_exact_search_over_the_subset(movies, movie_rows,
     ids = np.flatnonzero(allowed)  # row i has id i
     want_ids, want_d = exact_search("cosine", queries, movies.vectors[ids], ids, 10)
     for batch in (queries, queries[:1]):
-        res = movie_collection.search(batch, k=10, filter=text)
+        res = movie_collection.search(batch, k=10, filter=text, exact=True)
         assert_same_neighbours(res.ids, res.distances, want_ids[: len(batch)], want_d[: len(batch)], atol=1e-4)
+
+
+@pytest.mark.parametrize("text", [None, "year >= 1990", "genres contains 'Drama'", "rating > 7"])
+def test_graph_search_on_real_data_keeps_recall_and_the_filter(movies, movie_rows, movie_collection, text):
+    """The approximate path: once the sealed segment's graph is published, searches use it where the
+    planner finds it cheaper; recall@10 >= 0.95 against exact search over the allowed rows, and no
+    returned row fails the filter."""
+    assert movie_collection.wait_for_indexes(timeout=300)
+    rng = np.random.default_rng(11)
+    queries = movies.vectors[rng.choice(movies.vectors.shape[0], 50, replace=False)]
+    allowed = filter_mask(to_filter(text, MOVIES_ATTRIBUTES), movie_rows, field_types(MOVIES_ATTRIBUTES))
+    ids = np.flatnonzero(allowed)
+    want_ids, _ = exact_search("cosine", queries, movies.vectors[ids], ids, 10)
+    res = movie_collection.search(queries, k=10, filter=text, explain=True)
+    strategies = {segment["strategy"] for segment in res.plan[0]["segments"]}
+    if text is None:
+        assert "hnsw" in strategies
+    assert allowed[res.ids[res.ids >= 0]].all()
+    hits = [len(set(g) & set(w[w >= 0])) / max(1, (w >= 0).sum()) for g, w in zip(res.ids, want_ids, strict=True)]
+    assert np.mean(hits) >= 0.95

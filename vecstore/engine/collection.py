@@ -1,7 +1,8 @@
-"""A collection: durable writes through the WAL, sealed Arrow segments, exact filtered search.
+"""A collection: durable writes through the WAL, sealed Arrow segments with HNSW graphs, filtered search.
 
 Writes hold the collection's lock and are acknowledged only after their LMDB transaction commits
-(synced). Reads take a snapshot of immutable segment views and run without the lock.
+(synced). Reads take a snapshot of immutable segment views and run without the lock. Graphs are built
+by a background thread (``graphs.GraphBuilder``) and attached to segments when published.
 """
 
 from __future__ import annotations
@@ -18,11 +19,19 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from vecstore.engine.graphs import (
+    MIN_GRAPH_ROWS,
+    BuildJob,
+    GraphBuilder,
+    GraphParams,
+    open_graph,
+)
 from vecstore.engine.ingest import to_ids, to_queries, to_table
 from vecstore.engine.search import count_matching, merge_query_groups, search_views
 from vecstore.engine.views import Memtable, SegmentView, norms_for
 from vecstore.errors import DataCorruption, FailedPrecondition, InvalidArgument, ResourceExhausted, VecstoreError
 from vecstore.filters import to_filter
+from vecstore.index.hnsw import HnswIndex
 from vecstore.storage import (
     WAL_DELETE,
     WAL_UPSERT,
@@ -51,12 +60,24 @@ class _Sealed:
     norms: np.ndarray
     deleted: np.ndarray
     sorted_by: str | None
+    graph: HnswIndex | None = None
 
     def view(self) -> SegmentView:
         live = None if not self.deleted.any() else ~self.deleted
         return SegmentView(
-            self.segment_id, self.data.ids, self.data.vectors, self.norms, self.data.table, live, self.sorted_by
+            self.segment_id,
+            self.data.ids,
+            self.data.vectors,
+            self.norms,
+            self.data.table,
+            live,
+            self.sorted_by,
+            self.graph,
         )
+
+    def file_names(self) -> list[str]:
+        graph = self.entry.get("graph")
+        return [self.entry["file"]] + ([graph["file"]] if graph else [])
 
     @property
     def dead_fraction(self) -> float:
@@ -89,6 +110,7 @@ class Collection:
         self._lock = threading.RLock()
         self._closed = False
         self._counters: Counter = Counter()
+        self._last_housekeeping_error: str | None = None
         self._store = CollectionStore(path / "manifest")
         try:
             config = self._store.config()
@@ -99,6 +121,7 @@ class Collection:
             self._arrow_schema = self.schema.arrow_schema()
             self._segments_dir = path / SEGMENTS_DIR
             self._sealed: dict[int, _Sealed] = {}
+            self._graph_params = GraphParams.from_schema(self.schema.metric, dict(self.schema.hnsw))
             self._open_segments(verify_checksums)
             self._memtable = Memtable(self.schema.dim, self.schema.metric, self._arrow_schema)
             self._last_seq = 0
@@ -107,12 +130,17 @@ class Collection:
             self._store.close()
             raise
         self._views: tuple[SegmentView, ...] | None = None
-        self._last_housekeeping_error: str | None = None
+        self._graphs = GraphBuilder(
+            name, self._lock, self._segments_dir, self._graph_params, self._next_graph_job, self._publish_graph
+        )
+        with self._lock:
+            self._graphs.notify()
 
     # -- opening ---------------------------------------------------------------------------
     def _open_segments(self, verify: bool) -> None:
         entries = self._store.segments()
         known = {entry["file"] for entry in entries.values()}
+        known |= {entry["graph"]["file"] for entry in entries.values() if entry.get("graph")}
         for child in self._segments_dir.iterdir():
             if child.name not in known:
                 child.unlink()  # orphan: a seal or compaction that crashed before publishing
@@ -130,12 +158,65 @@ class Collection:
                 continue
             deleted = self._store.deleted_mask(segment_id, data.num_rows)
             norms = norms_for(data.vectors, self.schema.metric)
-            self._sealed[segment_id] = _Sealed(segment_id, entry, data, norms, deleted, entry.get("sorted_by"))
+            sealed = _Sealed(segment_id, entry, data, norms, deleted, entry.get("sorted_by"))
+            sealed.graph = self._open_graph(sealed, verify)
+            self._sealed[segment_id] = sealed
         if broken:
             raise DataCorruption(
                 f"collection {self.name!r}: " + "; ".join(broken) + ". Restore the file(s) from a backup, or call "
                 f"db.repair({self.name!r}) to set them aside and drop their rows; other collections are unaffected"
             )
+
+    def _open_graph(self, sealed: _Sealed, verify: bool) -> HnswIndex | None:
+        """The segment's persisted graph; a damaged one is derived data: dropped, counted and rebuilt."""
+        graph_entry = sealed.entry.get("graph")
+        if graph_entry is None:
+            return None
+        path = self._segments_dir / graph_entry["file"]
+        try:
+            return open_graph(path, graph_entry, sealed.data.vectors, verify=verify)
+        except DataCorruption as exc:
+            self._counters["graph_files_rebuilt"] += 1
+            self._last_housekeeping_error = f"{exc}; rebuilding it"
+            sealed.entry = {key: value for key, value in sealed.entry.items() if key != "graph"}
+            path.unlink(missing_ok=True)
+            return None
+
+    # -- graphs ------------------------------------------------------------------------------
+    def _next_graph_job(self, skip: set[int]) -> BuildJob | None:
+        """The oldest sealed segment that needs a graph (lock held)."""
+        if self._closed:
+            return None
+        for segment_id, sealed in sorted(self._sealed.items()):
+            if sealed.graph is None and segment_id not in skip and sealed.data.num_rows >= MIN_GRAPH_ROWS:
+                return BuildJob(segment_id, sealed.data.vectors)
+        return None
+
+    def _publish_graph(self, segment_id: int, graph_entry: dict[str, Any], index: HnswIndex) -> bool:
+        """Record a built graph in the manifest and attach it to its segment (lock held)."""
+        sealed = self._sealed.get(segment_id)
+        if self._closed or sealed is None:
+            return False
+        entry = {**sealed.entry, "graph": graph_entry}
+        try:
+            if not self._store.update_segment_entry(segment_id, entry):
+                return False
+        except VecstoreError as exc:
+            self._last_housekeeping_error = f"{type(exc).__name__}: {exc}"
+            return False
+        sealed.entry = entry
+        sealed.graph = index
+        self._views = None
+        self._counters["graphs_built"] += 1
+        return True
+
+    def wait_for_indexes(self, timeout: float | None = None) -> bool:
+        """Block until every sealed segment that should have a graph has one (or ``timeout`` seconds pass).
+
+        Returns True when nothing is left to build. Until then searches scan unindexed segments exactly.
+        """
+        self._check_open()
+        return self._graphs.wait(timeout)
 
     def _replay_wal(self) -> None:
         for record in self._store.wal_records():
@@ -248,6 +329,7 @@ class Collection:
         self._memtable = Memtable(self.schema.dim, self.schema.metric, self._arrow_schema)
         self._views = None
         self._counters["seals"] += 1
+        self._graphs.notify()
 
     def _write_segment(self, segment_id: int, table: pa.Table) -> dict[str, Any]:
         file_name, size, digest = write_segment(self._segments_dir, segment_id, table)
@@ -293,9 +375,11 @@ class Collection:
             self._store.commit_replace_segment(sealed.segment_id, new_id, entry, table.column("id").to_numpy())
             self._load_sealed(new_id, entry)
         del self._sealed[sealed.segment_id]
-        old_path.unlink(missing_ok=True)  # a crash before this leaves an orphan, removed on open
+        for name in sealed.file_names():  # a crash before this leaves orphans, removed on open
+            (old_path.parent / name).unlink(missing_ok=True)
         self._views = None
         self._counters["compactions"] += 1
+        self._graphs.notify()
 
     # -- reads -----------------------------------------------------------------------------
     def count(self, filter: Any = None) -> int:
@@ -353,11 +437,17 @@ class Collection:
         or a list with one filter (or None) per query. Results are ``[q, k]`` ids and distances padded
         with -1 / +inf; ties are broken by the smaller id. ``select`` names the attributes
         ``to_arrow()`` includes; ``explain=True`` fills ``plan`` per query.
+
+        Segments with a graph are searched through it when the planner estimates it cheaper (results
+        are then approximate; ``ef``, default the collection's ``hnsw["ef"]``, trades speed for
+        recall). ``exact=True`` scans every allowed row.
         """
         query_array = to_queries(queries, self.schema.dim, self.schema.metric, MAX_QUERIES)
         k = self._check_k(k)
-        if ef is not None and (isinstance(ef, bool) or not isinstance(ef, int) or ef < 1):
+        if ef is not None and (isinstance(ef, bool) or not isinstance(ef, int | np.integer) or ef < 1):
             raise InvalidArgument(f"ef must be a positive integer or None, got {ef!r}")
+        if ef is not None and ef > MAX_K:
+            raise ResourceExhausted(f"ef={ef} is larger than the maximum {MAX_K}")
         select = self._check_select(select)
         views = self._snapshot()
         run = partial(
@@ -366,6 +456,8 @@ class Collection:
             k=k,
             metric=self.schema.metric,
             exact=exact,
+            ef=self._graph_params.ef if ef is None else int(ef),
+            m=self._graph_params.m,
             select=select,
             explain=explain,
             counters=self._counters,
@@ -431,6 +523,8 @@ class Collection:
             if view.segment_id in self._sealed:
                 entry["file_bytes"] = self._sealed[view.segment_id].entry["bytes"]
                 entry["sorted_by"] = view.sorted_by
+                entry["graph"] = self._graph_status(view.segment_id)
+                entry["graph_bytes"] = 0 if view.graph is None else view.graph.nbytes
             segments.append(entry)
         return {
             "name": self.name,
@@ -438,15 +532,36 @@ class Collection:
             "seal_rows": self.seal_rows,
             "rows": sum(v.live_count for v in views),
             "segments": segments,
+            "memory": {
+                "vector_bytes": sum(s["vector_bytes"] for s in segments),
+                "graph_bytes": sum(s.get("graph_bytes", 0) for s in segments),
+            },
             "last_housekeeping_error": self._last_housekeeping_error,
         }
 
+    def _graph_status(self, segment_id: int) -> str:
+        """ready | building | queued | too_small | failed: <error>."""
+        with self._lock:
+            sealed = self._sealed.get(segment_id)
+            if sealed is not None and sealed.graph is not None:
+                return "ready"
+            if self._graphs.building == segment_id:
+                return "building"
+            if segment_id in self._graphs.failures:
+                return f"failed: {self._graphs.failures[segment_id]}"
+            if sealed is not None and sealed.data.num_rows < MIN_GRAPH_ROWS:
+                return "too_small"
+            return "queued"
+
     def close(self) -> None:
         with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._views = None
-                self._store.close()
+            if self._closed:
+                return
+            self._closed = True
+            self._views = None
+        self._graphs.stop()  # outside the lock: a finishing build needs it to see that we closed
+        with self._lock:
+            self._store.close()
 
     def __repr__(self) -> str:
         return f"Collection({self.name!r}, dim={self.schema.dim}, metric={self.schema.metric!r})"

@@ -1,8 +1,9 @@
 """Per-segment search planning: which strategy runs on a segment, and why.
 
 Every decision is recorded (``SegmentPlan``) so ``explain=True`` and the collection's stats can say
-which path ran. Today every segment is searched by an exact scan of its allowed rows; graph and
-window-tree strategies plug in here as they arrive, chosen by estimated cost.
+which path ran. A segment is searched either by an exact scan of its allowed rows or through its HNSW
+graph with the allowed rows as a mask checked during traversal; the choice compares estimated
+distance computations of the two.
 """
 
 from __future__ import annotations
@@ -11,7 +12,15 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 EXACT_SCAN = "exact_scan"
+HNSW = "hnsw"
 EMPTY = "empty"
+
+#: Distance computations of one graph search, per unit of ef and link: an expanded node evaluates its
+#: unvisited out-links, about half of its 2m layer-0 links once the search has warmed up.
+GRAPH_WORK_PER_EF_LINK = 0.5
+#: Below this allowed fraction a masked traversal wanders through rows it may not return and loses
+#: recall; such filters go to the exact scan whatever the estimate (two-hop search will lift this).
+GRAPH_MIN_ALLOWED_FRACTION = 0.05
 
 
 @dataclass(frozen=True)
@@ -27,16 +36,52 @@ class SegmentPlan:
         return asdict(self)
 
 
+def graph_cost(allowed_rows: int, total_rows: int, ef: int, m: int) -> float:
+    """Estimated distance computations of a masked graph search that must collect ``ef`` allowed rows.
+
+    Only a fraction ``allowed / total`` of the nodes it visits count towards ef, so the work grows as
+    the inverse of that fraction.
+    """
+    fraction = allowed_rows / max(total_rows, 1)
+    return GRAPH_WORK_PER_EF_LINK * 2 * m * ef / max(fraction, 1e-9)
+
+
 def plan_segment(
-    name: str, allowed_rows: int, live_rows: int, rows_found_by: str, *, exact_requested: bool, has_index: bool
+    name: str,
+    allowed_rows: int,
+    live_rows: int,
+    rows_found_by: str,
+    *,
+    exact_requested: bool,
+    graph_rows: int | None,
+    ef: int,
+    m: int,
 ) -> SegmentPlan:
-    """Choose the strategy for one segment given how many of its rows the filter allows."""
+    """Choose the strategy for one segment given how many of its rows the filter allows.
+
+    ``graph_rows`` is the node count of the segment's graph, or None when it has none (yet).
+    """
     if allowed_rows == 0:
         return SegmentPlan(name, EMPTY, 0, live_rows, rows_found_by, "no live row matches the filter")
+
+    def exact(reason: str) -> SegmentPlan:
+        return SegmentPlan(name, EXACT_SCAN, allowed_rows, live_rows, rows_found_by, reason)
+
     if exact_requested:
-        reason = "exact=True requested"
-    elif not has_index:
-        reason = "segment has no approximate index; exact scan of the allowed rows"
-    else:  # pragma: no cover - no approximate index exists yet
-        reason = "exact scan chosen"
-    return SegmentPlan(name, EXACT_SCAN, allowed_rows, live_rows, rows_found_by, reason)
+        return exact("exact=True requested")
+    if graph_rows is None:
+        return exact("segment has no graph (too small, or still being built); exact scan of the allowed rows")
+    fraction = allowed_rows / graph_rows
+    if fraction < GRAPH_MIN_ALLOWED_FRACTION:
+        return exact(f"filter allows {fraction:.2%} of the graph's rows, below {GRAPH_MIN_ALLOWED_FRACTION:.0%}")
+    estimate = graph_cost(allowed_rows, graph_rows, ef, m)
+    if estimate >= allowed_rows:
+        return exact(f"exact scan of {allowed_rows} rows is cheaper than the graph (~{estimate:.0f} distances)")
+    return SegmentPlan(
+        name,
+        HNSW,
+        allowed_rows,
+        live_rows,
+        rows_found_by,
+        f"graph (~{estimate:.0f} distances at ef={ef}) is cheaper than scanning {allowed_rows} rows",
+    )

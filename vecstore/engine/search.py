@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from vecstore.core.exact import GEMM_MIN_QUERIES, exact_topk
-from vecstore.engine.planner import EMPTY, SegmentPlan, plan_segment
+from vecstore.engine.planner import EMPTY, HNSW, SegmentPlan, plan_segment
 from vecstore.engine.views import SegmentView
 from vecstore.filters import Node, evaluate, interval_on
 from vecstore.filters.bind import parse_timestamp
@@ -123,6 +123,21 @@ def _scan(view: SegmentView, index: int, offsets: np.ndarray, queries: np.ndarra
     return _Hits(np.full(found.shape, index, dtype=np.int64), ids, found, distances)
 
 
+def _graph_search(
+    view: SegmentView, index: int, offsets: np.ndarray, rows_found_by: str, queries: np.ndarray, k: int, ef: int
+) -> _Hits:
+    """Top-k through the segment's graph; a mask of the allowed rows unless every row is allowed."""
+    graph = view.graph
+    assert graph is not None
+    mask = None
+    if rows_found_by != "all_live_rows" or view.live is not None:
+        mask = np.zeros(view.num_rows, dtype=np.bool_)
+        mask[offsets] = True
+    found, distances = graph.search(queries, k, max(ef, k), mask)
+    ids = np.where(found >= 0, view.ids[np.maximum(found, 0)], -1)
+    return _Hits(np.full(found.shape, index, dtype=np.int64), ids, found, distances)
+
+
 def _gathered_scan(
     views: Sequence[SegmentView], scans: list[tuple[int, np.ndarray]], queries: np.ndarray, k: int, metric: int
 ) -> _Hits:
@@ -152,6 +167,8 @@ def search_views(
     node: Node | None,
     metric: str,
     exact: bool,
+    ef: int,
+    m: int,
     select: Sequence[str],
     explain: bool,
     counters: Counter,
@@ -161,14 +178,24 @@ def search_views(
     metric_code = METRIC_CODES[metric]
     plans: list[SegmentPlan] = []
     scans: list[tuple[int, np.ndarray]] = []
+    graph_hits: list[_Hits] = []
     for index, view in enumerate(views):
         offsets, rows_found_by = allowed_offsets(view, node)
         plan = plan_segment(
-            view.name, int(offsets.shape[0]), view.live_count, rows_found_by, exact_requested=exact, has_index=False
+            view.name,
+            int(offsets.shape[0]),
+            view.live_count,
+            rows_found_by,
+            exact_requested=exact,
+            graph_rows=None if view.graph is None else view.num_rows,
+            ef=max(ef, k),
+            m=m,
         )
         plans.append(plan)
         counters[plan.strategy] += nq
-        if plan.strategy != EMPTY:
+        if plan.strategy == HNSW:
+            graph_hits.append(_graph_search(view, index, offsets, rows_found_by, queries, k, ef))
+        elif plan.strategy != EMPTY:
             scans.append((index, offsets))
     total_rows = sum(offsets.shape[0] for _, offsets in scans)
     # the copy pays for itself only when a batch shares it (one BLAS product instead of one per segment)
@@ -178,7 +205,7 @@ def search_views(
         counters["gathered_scans"] += 1
     else:
         hits = [_scan(views[index], index, offsets, queries, k, metric_code) for index, offsets in scans]
-    ids, distances, offs, src = _merge(hits, nq, k)
+    ids, distances, offs, src = _merge(hits + graph_hits, nq, k)
     selected = _gather(views, src, offs, select) if select else None
     strategy = _overall(plans)
     plan_out = None

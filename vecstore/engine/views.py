@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from vecstore.core.exact import row_norms
+from vecstore.index.hnsw import HnswIndex
 from vecstore.types import METRIC_CODES
 
 APPENDABLE = -1  # segment id of the appendable (in-memory, WAL-backed) segment
@@ -29,6 +30,7 @@ class SegmentView:
     table: pa.Table  # id, vector and attribute columns
     live: np.ndarray | None  # bool [n]; None when every row is live
     sorted_by: str | None = None
+    graph: HnswIndex | None = None  # the segment's HNSW graph, once built
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property

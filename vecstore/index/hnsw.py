@@ -9,6 +9,7 @@ numbers; the caller maps them to ids.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,16 +19,33 @@ import numpy as np
 from vecstore.core import hnsw, hnsw_build
 from vecstore.errors import InvalidArgument
 
-METRICS = {"l2": hnsw.L2, "ip": hnsw.IP, "cosine": hnsw.IP}
+#: the kernel metric each user metric's graph is built and searched with (see ``search_vectors``)
+METRICS = {"l2": hnsw.L2, "ip": hnsw.L2, "cosine": hnsw.IP}
 ARRAYS = ("links0", "counts0", "levels", "upper_offset", "links_up", "counts_up")
 
 
-def _search_vectors(vectors: np.ndarray, metric: str) -> np.ndarray:
-    """Cosine searches unit vectors by inner product; other metrics use the vectors as stored."""
-    if metric != "cosine":
+class BuildCancelled(Exception):
+    """A build stopped early because its ``should_stop`` callback said so (e.g. the collection closed)."""
+
+
+def search_vectors(vectors: np.ndarray, metric: str) -> np.ndarray:
+    """The rows a graph is built and searched on: l2 uses the vectors as stored; cosine, unit vectors
+    under inner product.
+
+    Inner product is searched in l2 on rows extended by one coordinate, sqrt(M - |x|^2) with M the
+    largest squared norm (queries get a 0 there): then |q' - x'|^2 = |q|^2 + M - 2 q.x, so the nearest
+    row in l2 has the largest inner product. Raw inner product is not a metric and its pruned graph
+    connects poorly: on clustered data recall@10 at ef=64 was 0.75 raw and 0.94 extended.
+    """
+    if metric == "l2":
         return np.ascontiguousarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return np.ascontiguousarray(vectors / np.where(norms > 0, norms, 1), dtype=np.float32)
+    wide = np.asarray(vectors, dtype=np.float64)
+    if metric == "cosine":
+        norms = np.linalg.norm(wide, axis=1, keepdims=True)
+        return np.ascontiguousarray(wide / np.where(norms > 0, norms, 1), dtype=np.float32)
+    squared = np.einsum("ij,ij->i", wide, wide)
+    top = squared.max() if squared.size else 0.0
+    return np.ascontiguousarray(np.hstack([wide, np.sqrt(top - squared)[:, None]]), dtype=np.float32)
 
 
 @dataclass
@@ -144,6 +162,8 @@ def _nearby_node_with_room(links0: np.ndarray, counts0: np.ndarray, start: int, 
 SEQUENTIAL_PREFIX = 2048
 #: nodes per parallel batch: larger batches keep cores busier; smaller ones see more of the graph
 BATCH_NODES = 256
+#: nodes per sequential kernel call, so that a build can be stopped between calls
+SEQUENTIAL_CHUNK = 4096
 
 
 def build(
@@ -153,16 +173,21 @@ def build(
     ef_construction: int = 200,
     seed: int = 0,
     threads: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> HnswGraph:
     """Insert every row of ``vectors`` [n, dim] in order; with more than one thread, after a sequential
-    prefix, in batches whose candidate searches run in parallel (``vecstore.core.hnsw_build``)."""
+    prefix, in batches whose candidate searches run in parallel (``vecstore.core.hnsw_build``).
+
+    ``should_stop`` is polled between kernel calls; when it returns True the build raises
+    ``BuildCancelled``.
+    """
     if metric not in METRICS:
         raise InvalidArgument(f"unknown metric {metric!r}; choose one of {sorted(METRICS)}")
     m = _positive_int(m, "m", minimum=2)
     ef_construction = _positive_int(ef_construction, "ef_construction")
     vectors = _finite_rows(vectors, "vectors")
     n = vectors.shape[0]
-    data = _search_vectors(vectors, metric)
+    data = search_vectors(vectors, metric)
     levels = sample_levels(n, m, seed)
     upper_offset = np.zeros(n, dtype=np.int64)
     upper_offset[1:] = np.cumsum(levels)[:-1]
@@ -176,8 +201,12 @@ def build(
     code = METRICS[metric]
     threads = threads or numba.get_num_threads()
     prefix = n if threads <= 1 else min(n, SEQUENTIAL_PREFIX)
-    hnsw.insert_range(data, code, m, ef_construction, levels, upper_offset, links0, counts0, links_up, counts_up,
-                      state, 0, prefix, visited)  # fmt: skip
+    stop_requested = should_stop or (lambda: False)
+    for start in range(0, prefix, SEQUENTIAL_CHUNK):
+        if stop_requested():
+            raise BuildCancelled
+        hnsw.insert_range(data, code, m, ef_construction, levels, upper_offset, links0, counts0, links_up,
+                          counts_up, state, start, min(prefix, start + SEQUENTIAL_CHUNK), visited)  # fmt: skip
     if 0 < prefix < n:
         top = int(levels.max())
         visited_t = np.zeros((threads, n), dtype=np.uint32)
@@ -186,6 +215,8 @@ def build(
         out_d = np.empty((BATCH_NODES, top + 1, ef_construction), dtype=np.float32)
         out_count = np.zeros((BATCH_NODES, top + 1), dtype=np.int64)
         for start in range(prefix, n, BATCH_NODES):
+            if stop_requested():
+                raise BuildCancelled
             stop = min(n, start + BATCH_NODES)
             entry, max_level = int(state[0]), int(state[1])
             hnsw_build.batch_candidates(data, code, ef_construction, levels, upper_offset, links0, counts0, links_up,
@@ -202,14 +233,29 @@ def build(
 class HnswIndex:
     """A graph with the vectors it was built on, ready to answer queries."""
 
-    def __init__(self, graph: HnswGraph, vectors: np.ndarray) -> None:
+    def __init__(self, graph: HnswGraph, vectors: np.ndarray, *, prepared: np.ndarray | None = None) -> None:
+        """``vectors`` are the rows the graph was built on. ``prepared`` are their ``search_vectors``
+        when the caller has them (persisted with the graph), so no copy is computed."""
         if vectors.shape[0] != graph.n:
             raise InvalidArgument(f"graph has {graph.n} nodes but {vectors.shape[0]} vectors were given")
         self.graph = graph
-        self.vectors = _search_vectors(vectors, graph.metric)
+        self.source = vectors
+        self.vectors = search_vectors(vectors, graph.metric) if prepared is None else prepared
+        if self.vectors.shape[0] != graph.n:
+            raise InvalidArgument(f"graph has {graph.n} nodes but {self.vectors.shape[0]} prepared rows")
         self.code = METRICS[graph.metric]
         self._scratch = threading.local()  # per-thread visited tags and heaps for single queries
         self._no_mask = np.zeros(1, dtype=np.bool_)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the index holds beyond the segment's vectors: the graph, and any prepared copy of the rows."""
+        return self.graph.nbytes + (int(self.vectors.nbytes) if self.graph.metric != "l2" else 0)
+
+    @property
+    def prepared_vectors(self) -> np.ndarray | None:
+        """The rows as searched when they differ from the stored vectors (cosine, ip), to persist."""
+        return None if self.graph.metric == "l2" else self.vectors
 
     def _scratch_for(self, ef: int):
         s = self._scratch
@@ -234,8 +280,10 @@ class HnswIndex:
         ef_construction: int = 200,
         seed: int = 0,
         threads: int | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> HnswIndex:
-        return cls(build(vectors, metric, m, ef_construction, seed, threads), vectors)
+        """Build the graph over ``vectors`` (see ``build``) and wrap it for searching."""
+        return cls(build(vectors, metric, m, ef_construction, seed, threads, should_stop), vectors)
 
     def search(
         self, queries: np.ndarray, k: int, ef: int, mask: np.ndarray | None = None, threads: int | None = None
@@ -249,28 +297,43 @@ class HnswIndex:
         k = _positive_int(k, "k")
         ef = _positive_int(ef, "ef")
         single = np.ndim(queries) == 1
-        queries = _finite_rows(queries, "queries", self.vectors.shape[1])
+        queries = _finite_rows(queries, "queries", self.source.shape[1])
         use_mask = mask is not None
         if mask is not None:
             mask = np.asarray(mask, dtype=np.bool_)
             if mask.shape not in ((g.n,), (queries.shape[0], g.n)):
                 raise InvalidArgument(f"mask must have shape ({g.n},) or ({queries.shape[0]}, {g.n}), got {mask.shape}")
+        if g.metric == "ip":
+            wanted = queries
+            queries = np.hstack([queries, np.zeros((queries.shape[0], 1), dtype=np.float32)])
         if single and (mask is None or mask.ndim == 1):
             # the single-query path: everything but the call itself happens in the kernel
             s = self._scratch_for(max(ef, k))
             row_mask = self._no_mask if mask is None else mask
-            return hnsw.search_single(self.vectors, queries[0], self.code, g.metric == "cosine", k, ef, g.entry,
-                                      g.max_level, g.links0, g.counts0, g.links_up, g.counts_up, g.upper_offset,
-                                      row_mask, use_mask, s.visited, s.epoch, s.cand_d, s.cand_n, s.res_d,
-                                      s.res_n)  # fmt: skip
-        queries = np.ascontiguousarray(queries)
-        if g.metric == "cosine":
-            queries = _search_vectors(queries, "cosine")
-        masks = np.zeros((1, 1), dtype=np.bool_) if mask is None else np.atleast_2d(mask)
-        chunks = max(1, min(queries.shape[0], threads or numba.get_num_threads()))
-        ids, dists = hnsw.search_batch(self.vectors, queries, self.code, k, ef, g.entry, g.max_level, g.links0,
-                                       g.counts0, g.links_up, g.counts_up, g.upper_offset, masks, use_mask,
-                                       chunks)  # fmt: skip
-        if g.metric == "cosine":
-            dists = np.where(ids >= 0, dists + np.float32(1.0), dists)
+            ids, dists = hnsw.search_single(self.vectors, queries[0], self.code, g.metric == "cosine", k, ef,
+                                            g.entry, g.max_level, g.links0, g.counts0, g.links_up, g.counts_up,
+                                            g.upper_offset, row_mask, use_mask, s.visited, s.epoch, s.cand_d,
+                                            s.cand_n, s.res_d, s.res_n)  # fmt: skip
+        else:
+            queries = np.ascontiguousarray(queries)
+            if g.metric == "cosine":
+                queries = search_vectors(queries, "cosine")
+            masks = np.zeros((1, 1), dtype=np.bool_) if mask is None else np.atleast_2d(mask)
+            chunks = max(1, min(queries.shape[0], threads or numba.get_num_threads()))
+            ids, dists = hnsw.search_batch(self.vectors, queries, self.code, k, ef, g.entry, g.max_level, g.links0,
+                                           g.counts0, g.links_up, g.counts_up, g.upper_offset, masks, use_mask,
+                                           chunks)  # fmt: skip
+            if g.metric == "cosine":
+                dists = np.where(ids >= 0, dists + np.float32(1.0), dists)
+        if g.metric == "ip":
+            return self._inner_product_distances(ids, wanted)
         return ids, dists
+
+    def _inner_product_distances(self, ids: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """-dot of each hit, computed on the stored rows (the extended-l2 distance would lose digits to
+        cancellation), in ascending order per query."""
+        found = ids >= 0
+        rows = np.asarray(self.source[np.maximum(ids, 0).ravel()], dtype=np.float32).reshape(*ids.shape, -1)
+        dists = np.where(found, -np.einsum("qkd,qd->qk", rows, queries), np.float32(np.inf)).astype(np.float32)
+        order = np.argsort(dists, axis=1, kind="stable")
+        return np.take_along_axis(ids, order, axis=1), np.take_along_axis(dists, order, axis=1)

@@ -8,7 +8,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from vecstore.errors import FailedPrecondition
+from vecstore.errors import DataCorruption, FailedPrecondition
 
 TMP_SUFFIX = ".tmp"
 
@@ -40,6 +40,17 @@ def publish(tmp_path: Path, final_path: Path) -> None:
 def sha256_file(path: Path) -> str:
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def verify_file(path: Path, size_bytes: int, sha256: str, what: str = "file") -> None:
+    """Raise DataCorruption naming ``path`` when it is missing, truncated or altered."""
+    if not path.exists():
+        raise DataCorruption(f"{what} {path} is missing")
+    actual = path.stat().st_size
+    if actual != size_bytes:
+        raise DataCorruption(f"{what} {path} has {actual} bytes, the manifest recorded {size_bytes}")
+    if sha256_file(path) != sha256:
+        raise DataCorruption(f"{what} {path} fails its sha256 checksum")
 
 
 class DirectoryLock:

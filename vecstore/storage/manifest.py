@@ -3,7 +3,8 @@
 Every state change is one synced LMDB write transaction, so it is either wholly durable or absent:
 
 - ``meta``:       schema, options, counters (next WAL sequence number, next segment id);
-- ``segments``:   segment id -> JSON entry (file name, rows, bytes, sha256) of each sealed segment;
+- ``segments``:   segment id -> JSON entry (file name, rows, bytes, sha256, and its index files) of each
+                  sealed segment;
 - ``tombstones``: segment id -> packed bitmap of deleted rows;
 - ``idmap``:      external id -> (segment id, offset) of every live row in a sealed segment;
 - ``wal``:        sequence number -> upsert batch (Arrow IPC stream) or delete (int64 ids) not yet sealed.
@@ -210,6 +211,21 @@ class CollectionStore:
                 self._put_locations(txn, new_id, ids)
 
         self._write(body)
+
+    def update_segment_entry(self, segment_id: int, entry: dict[str, Any]) -> bool:
+        """Replace the entry of a segment still in the manifest (e.g. to attach its index file).
+
+        Returns False, changing nothing, when the segment is gone (compacted or dropped meanwhile).
+        """
+
+        def body(txn: lmdb.Transaction) -> bool:
+            key = _u64(segment_id)
+            if txn.get(key, db=self._segments) is None:
+                return False
+            txn.put(key, json.dumps(entry).encode(), db=self._segments)
+            return True
+
+        return self._write(body)
 
     def _put_locations(self, txn: lmdb.Transaction, segment_id: int, ids: np.ndarray) -> None:
         locations = np.empty(ids.shape[0], dtype=_LOCATION)

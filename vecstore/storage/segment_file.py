@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 
 from vecstore.errors import DataCorruption
-from vecstore.storage.files import TMP_SUFFIX, publish, sha256_file
+from vecstore.storage.files import TMP_SUFFIX, publish, sha256_file, verify_file
 
 SEGMENT_SUFFIX = ".arrow"
 
@@ -52,13 +52,7 @@ def write_segment(directory: Path, segment_id: int, table: pa.Table) -> tuple[st
 
 def verify_segment(path: Path, size_bytes: int, sha256: str) -> None:
     """Raise DataCorruption naming the file when it is missing, truncated or altered."""
-    if not path.exists():
-        raise DataCorruption(f"segment file {path} is missing")
-    actual = path.stat().st_size
-    if actual != size_bytes:
-        raise DataCorruption(f"segment file {path} has {actual} bytes, the manifest recorded {size_bytes}")
-    if sha256_file(path) != sha256:
-        raise DataCorruption(f"segment file {path} fails its sha256 checksum")
+    verify_file(path, size_bytes, sha256, "segment file")
 
 
 def open_segment(path: Path, dim: int) -> SegmentData:

@@ -63,6 +63,7 @@ class Client:
             "describe": ("/vecstore.v1.Collections/Describe", pb.CollectionInfo),
             "list": ("/vecstore.v1.Collections/List", pb.ListCollectionsResponse),
             "drop": ("/vecstore.v1.Collections/Drop", pb.DropCollectionResponse),
+            "wait_for_indexes": ("/vecstore.v1.Collections/WaitForIndexes", pb.WaitForIndexesResponse),
             "upsert": ("/vecstore.v1.Points/Upsert", pb.UpsertResponse),
             "delete": ("/vecstore.v1.Points/Delete", pb.DeleteResponse),
             "get": ("/vecstore.v1.Points/Get", pb.GetResponse),
@@ -267,6 +268,22 @@ class RemoteCollection:
         plan = convert.plan_from_json(response.plan_json) if explain else None
         return SearchResult(ids, distances, plan, selected, response.strategy or None)
 
+    def wait_for_indexes(self, timeout: float | None = None) -> bool:
+        """Block until every sealed segment that should have a graph has one (or ``timeout`` seconds pass)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            step = WAIT_STEP_SECONDS if deadline is None else min(WAIT_STEP_SECONDS, deadline - time.monotonic())
+            if step <= 0:
+                return False
+            request = pb.WaitForIndexesRequest(collection=self.name, timeout_seconds=step)
+            if self._client.call("wait_for_indexes", request, timeout=step + 30).ready:
+                return True
+            if self._any_failed():
+                return False  # a failed build is not retried until the next seal; do not wait forever
+
+    def _any_failed(self) -> bool:
+        return any(s["graph"].startswith("failed") for s in self.describe()["segments"])
+
     def describe(self) -> dict[str, Any]:
         info = self._client.call("describe", pb.CollectionRef(name=self.name))
         return {
@@ -285,6 +302,8 @@ class RemoteCollection:
                     "vector_bytes": s.vector_bytes,
                     "file_bytes": s.file_bytes,
                     "sorted_by": s.sorted_by or None,
+                    "graph": s.graph,
+                    "graph_bytes": s.graph_bytes,
                 }
                 for s in info.segments
             ],
@@ -292,6 +311,10 @@ class RemoteCollection:
 
     def __repr__(self) -> str:
         return f"RemoteCollection({self.name!r}, dim={self.dim}, metric={self.metric!r})"
+
+
+#: how long one WaitForIndexes call may block on the server
+WAIT_STEP_SECONDS = 30.0
 
 
 def _int_ids(ids: Any) -> np.ndarray:

@@ -22,6 +22,9 @@ from vecstore.rpc import vecstore_pb2 as pb
 
 log = logging.getLogger("vecstore.server")
 
+#: Longest a WaitForIndexes call blocks a server thread; clients loop for longer waits.
+MAX_WAIT_SECONDS = 600.0
+
 #: Methods that change data; a read-only token may call every other method.
 WRITE_METHODS = frozenset(
     {
@@ -76,6 +79,8 @@ def _collection_info(description: dict[str, Any]) -> pb.CollectionInfo:
                 vector_bytes=s["vector_bytes"],
                 file_bytes=s.get("file_bytes", 0),
                 sorted_by=s.get("sorted_by") or "",
+                graph=s.get("graph", ""),
+                graph_bytes=s.get("graph_bytes", 0),
             )
             for s in description["segments"]
         ],
@@ -178,6 +183,15 @@ class Service:
     def describe(self, req: pb.CollectionRef) -> tuple[Message, dict]:
         return _collection_info(self._collection(req.name).describe()), {"collection": req.name}
 
+    def wait_for_indexes(self, req: pb.WaitForIndexesRequest) -> tuple[Message, dict]:
+        timeout = req.timeout_seconds
+        if not 0 < timeout <= MAX_WAIT_SECONDS:
+            raise errors.InvalidArgument(
+                f"timeout_seconds must be in (0, {MAX_WAIT_SECONDS:.0f}], got {timeout}; call again to wait longer"
+            )
+        ready = self._collection(req.collection).wait_for_indexes(timeout)
+        return pb.WaitForIndexesResponse(ready=ready), {"collection": req.collection}
+
     def list(self, req: pb.ListCollectionsRequest) -> tuple[Message, dict]:
         return pb.ListCollectionsResponse(names=self.db.list_collections()), {}
 
@@ -239,6 +253,7 @@ class Service:
             "/vecstore.v1.Collections/Describe": self.describe,
             "/vecstore.v1.Collections/List": self.list,
             "/vecstore.v1.Collections/Drop": self.drop,
+            "/vecstore.v1.Collections/WaitForIndexes": self.wait_for_indexes,
             "/vecstore.v1.Points/Upsert": self.upsert,
             "/vecstore.v1.Points/Delete": self.delete,
             "/vecstore.v1.Points/Get": self.get,

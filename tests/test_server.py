@@ -69,6 +69,20 @@ def _workload(db_like) -> list:
     return out
 
 
+def test_graphs_over_grpc(client):
+    """A remote collection waits for its segment graph, reports it, and searches through it."""
+    from vecstore.engine.graphs import MIN_GRAPH_ROWS
+
+    col = client.create_collection("graphs", dim=8, metric="l2", seal_rows=MIN_GRAPH_ROWS)
+    vectors = np.random.default_rng(3).standard_normal((MIN_GRAPH_ROWS, 8)).astype(np.float32)
+    col.upsert(np.arange(MIN_GRAPH_ROWS), vectors)  # reaches seal_rows: sealed, graph queued
+    assert col.wait_for_indexes(timeout=120)
+    (segment,) = col.describe()["segments"]
+    assert segment["graph"] == "ready" and segment["graph_bytes"] > 0
+    res = col.search(vectors[:5], k=3, ef=50, explain=True)
+    assert res.strategy == "hnsw" and res.ids[:, 0].tolist() == [0, 1, 2, 3, 4]
+
+
 def test_remote_results_equal_embedded_results(client, tmp_path):
     with vecstore.connect(tmp_path / "embedded") as db:
         embedded = _workload(db)
@@ -170,6 +184,18 @@ def _raw(server, method: str, payload: bytes, token: str | None = TOKEN, timeout
             "already exists",
         ),
         ("/vecstore.v1.Collections/Drop", pb.CollectionRef(), grpc.StatusCode.INVALID_ARGUMENT, "name is empty"),
+        (
+            "/vecstore.v1.Collections/WaitForIndexes",
+            pb.WaitForIndexesRequest(collection="c"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "timeout_seconds must be in (0, 600]",
+        ),
+        (
+            "/vecstore.v1.Collections/WaitForIndexes",
+            pb.WaitForIndexesRequest(collection="nope", timeout_seconds=1),
+            grpc.StatusCode.NOT_FOUND,
+            "does not exist",
+        ),
     ],
 )
 def test_malformed_requests_get_their_status(server, remote_col, method, request_message, code, message):

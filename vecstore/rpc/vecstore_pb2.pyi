@@ -63,20 +63,24 @@ class CreateCollectionRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., attributes: _Optional[_Iterable[_Union[AttributeDef, _Mapping]]] = ..., window: _Optional[str] = ..., hnsw: _Optional[_Union[HnswConfig, _Mapping]] = ..., quantization: _Optional[_Union[QuantizationConfig, _Mapping]] = ..., seal_rows: _Optional[int] = ...) -> None: ...
 
 class SegmentInfo(_message.Message):
-    __slots__ = ("name", "rows", "live_rows", "vector_bytes", "file_bytes", "sorted_by")
+    __slots__ = ("name", "rows", "live_rows", "vector_bytes", "file_bytes", "sorted_by", "graph", "graph_bytes")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
     LIVE_ROWS_FIELD_NUMBER: _ClassVar[int]
     VECTOR_BYTES_FIELD_NUMBER: _ClassVar[int]
     FILE_BYTES_FIELD_NUMBER: _ClassVar[int]
     SORTED_BY_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_BYTES_FIELD_NUMBER: _ClassVar[int]
     name: str
     rows: int
     live_rows: int
     vector_bytes: int
     file_bytes: int
     sorted_by: str
-    def __init__(self, name: _Optional[str] = ..., rows: _Optional[int] = ..., live_rows: _Optional[int] = ..., vector_bytes: _Optional[int] = ..., file_bytes: _Optional[int] = ..., sorted_by: _Optional[str] = ...) -> None: ...
+    graph: str
+    graph_bytes: int
+    def __init__(self, name: _Optional[str] = ..., rows: _Optional[int] = ..., live_rows: _Optional[int] = ..., vector_bytes: _Optional[int] = ..., file_bytes: _Optional[int] = ..., sorted_by: _Optional[str] = ..., graph: _Optional[str] = ..., graph_bytes: _Optional[int] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
     __slots__ = ("name", "dim", "metric", "attributes", "window", "hnsw", "quantization", "seal_rows", "rows", "segments")
@@ -115,6 +119,20 @@ class ListCollectionsResponse(_message.Message):
 class DropCollectionResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class WaitForIndexesRequest(_message.Message):
+    __slots__ = ("collection", "timeout_seconds")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    timeout_seconds: float
+    def __init__(self, collection: _Optional[str] = ..., timeout_seconds: _Optional[float] = ...) -> None: ...
+
+class WaitForIndexesResponse(_message.Message):
+    __slots__ = ("ready",)
+    READY_FIELD_NUMBER: _ClassVar[int]
+    ready: bool
+    def __init__(self, ready: _Optional[bool] = ...) -> None: ...
 
 class Value(_message.Message):
     __slots__ = ("int_value", "float_value", "string_value", "bool_value")

@@ -54,6 +54,11 @@ class CollectionsStub:
                 request_serializer=vecstore_dot_v1_dot_vecstore__pb2.CollectionRef.SerializeToString,
                 response_deserializer=vecstore_dot_v1_dot_vecstore__pb2.DropCollectionResponse.FromString,
                 _registered_method=True)
+        self.WaitForIndexes = channel.unary_unary(
+                '/vecstore.v1.Collections/WaitForIndexes',
+                request_serializer=vecstore_dot_v1_dot_vecstore__pb2.WaitForIndexesRequest.SerializeToString,
+                response_deserializer=vecstore_dot_v1_dot_vecstore__pb2.WaitForIndexesResponse.FromString,
+                _registered_method=True)
 
 
 class CollectionsServicer:
@@ -83,6 +88,13 @@ class CollectionsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WaitForIndexes(self, request, context):
+        """Wait (at most timeout_seconds) until every sealed segment that should have a graph has one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CollectionsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -105,6 +117,11 @@ def add_CollectionsServicer_to_server(servicer, server):
                     servicer.Drop,
                     request_deserializer=vecstore_dot_v1_dot_vecstore__pb2.CollectionRef.FromString,
                     response_serializer=vecstore_dot_v1_dot_vecstore__pb2.DropCollectionResponse.SerializeToString,
+            ),
+            'WaitForIndexes': grpc.unary_unary_rpc_method_handler(
+                    servicer.WaitForIndexes,
+                    request_deserializer=vecstore_dot_v1_dot_vecstore__pb2.WaitForIndexesRequest.FromString,
+                    response_serializer=vecstore_dot_v1_dot_vecstore__pb2.WaitForIndexesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -215,6 +232,33 @@ class Collections:
             '/vecstore.v1.Collections/Drop',
             vecstore_dot_v1_dot_vecstore__pb2.CollectionRef.SerializeToString,
             vecstore_dot_v1_dot_vecstore__pb2.DropCollectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WaitForIndexes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vecstore.v1.Collections/WaitForIndexes',
+            vecstore_dot_v1_dot_vecstore__pb2.WaitForIndexesRequest.SerializeToString,
+            vecstore_dot_v1_dot_vecstore__pb2.WaitForIndexesResponse.FromString,
             options,
             channel_credentials,
             insecure,

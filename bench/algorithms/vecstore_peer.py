@@ -10,7 +10,7 @@ import tempfile
 
 import numpy as np
 
-from bench.algorithms.base import Algorithm
+from bench.algorithms.base import EF_GRID, Algorithm
 
 LOAD_BATCH_ROWS = 20_000
 
@@ -49,7 +49,10 @@ class VecstoreEmbedded(Algorithm):
         self._seal()
 
     def _seal(self) -> None:
+        """Seal, and wait for the segment graphs: their build is part of the build time."""
         self.col.seal()
+        if not self.col.wait_for_indexes():
+            raise RuntimeError(f"graph build failed: {self.col.describe()['segments']}")
 
     def set_threads(self, threads: int) -> None:
         import numba
@@ -58,7 +61,8 @@ class VecstoreEmbedded(Algorithm):
         numba.set_num_threads(threads)
 
     def query_argument_grid(self, preset):
-        return [{"exact": True}]
+        """The exact path, then the graph at each ef (the planner still scans where that is cheaper)."""
+        return [{"exact": True}] + [{"ef": ef} for ef in EF_GRID[preset]]
 
     def set_query_arguments(self, **args) -> None:
         self.search_args = args
@@ -91,8 +95,8 @@ class VecstoreEmbedded(Algorithm):
         return self.plan
 
     def index_bytes(self):
-        info = self.col.describe()
-        return int(sum(s.get("vector_bytes", 0) for s in info.get("segments", [])))
+        memory = self.col.describe()["memory"]
+        return int(memory["vector_bytes"] + memory["graph_bytes"])
 
     def close(self) -> None:
         db = getattr(self, "db", None)
@@ -145,7 +149,10 @@ class VecstoreGrpc(VecstoreEmbedded):
         both vecstore runs then search the same sealed layout."""
         self._stop_server()
         with self.vecstore.connect(self.folder) as db:
-            db.collection("bench").seal()
+            col = db.collection("bench")
+            col.seal()
+            if not col.wait_for_indexes():
+                raise RuntimeError(f"graph build failed: {col.describe()['segments']}")
         self._start_server(2)
         self.col = self.client.collection("bench")
 

@@ -78,15 +78,18 @@ def float_matrix(values: object, dim: int, metric: str, what: str) -> np.ndarray
         array = array.reshape(1, -1)
     if array.ndim != 2 or array.shape[1] != dim:
         raise InvalidArgument(f"{plural} must have shape [{dim}] or [n, {dim}] (dim={dim}), got {np.shape(values)}")
-    with np.errstate(over="ignore", invalid="ignore"):
-        array = np.ascontiguousarray(array, dtype=np.float32)
+    if array.dtype != np.float32 or not array.flags.c_contiguous:
+        with np.errstate(over="ignore", invalid="ignore"):  # float64 beyond float32's range becomes inf
+            array = np.ascontiguousarray(array, dtype=np.float32)
+    # one pass checks everything: NaN or inf anywhere, or a norm that overflows, makes the row's sum non-finite
+    sq = np.einsum("ij,ij->i", array, array)
+    finite = np.isfinite(sq)
+    if not finite.all():
         finite_rows = np.isfinite(array).all(axis=1)
         if not finite_rows.all():
             bad = int(np.flatnonzero(~finite_rows)[0])
             raise InvalidArgument(f"{what} {bad} contains NaN or infinity (or a value too large for float32)")
-        sq = np.einsum("ij,ij->i", array, array)
-    if not np.isfinite(sq).all():
-        bad = int(np.flatnonzero(~np.isfinite(sq))[0])
+        bad = int(np.flatnonzero(~finite)[0])
         raise InvalidArgument(f"{what} {bad} is too large: its squared norm overflows float32; scale it down")
     if metric == "cosine" and (sq == 0).any():
         bad = int(np.flatnonzero(sq == 0)[0])

@@ -75,16 +75,19 @@ def _merge(hits: list[_Hits], nq: int, k: int) -> tuple[np.ndarray, np.ndarray, 
             np.full((nq, k), -1, dtype=np.int64),
             np.full((nq, k), -1, dtype=np.int64),
         )
+    if len(hits) == 1:  # one segment searched: already ordered
+        h = hits[0]
+        ids = h.ids[:, :k]
+        return ids, h.distances[:, :k], h.offsets[:, :k], np.where(ids >= 0, h.view_index[:, :k], -1)
     ids = np.concatenate([h.ids for h in hits], axis=1)
     dist = np.concatenate([h.distances for h in hits], axis=1)
     offs = np.concatenate([h.offsets for h in hits], axis=1)
     src = np.concatenate([h.view_index for h in hits], axis=1)
-    if len(hits) > 1:
-        # one sort for all queries: by query, then padding last, then distance, then id
-        width = ids.shape[1]
-        query_of = np.repeat(np.arange(nq), width)
-        flat = np.lexsort((ids.ravel(), dist.ravel(), (ids < 0).ravel(), query_of)).reshape(nq, width)
-        ids, dist, offs, src = (a.ravel()[flat] for a in (ids, dist, offs, src))
+    # one sort for all queries: by query, then padding last, then distance, then id
+    width = ids.shape[1]
+    query_of = np.repeat(np.arange(nq), width)
+    flat = np.lexsort((ids.ravel(), dist.ravel(), (ids < 0).ravel(), query_of)).reshape(nq, width)
+    ids, dist, offs, src = (a.ravel()[flat] for a in (ids, dist, offs, src))
     ids, dist, offs, src = ids[:, :k], dist[:, :k], offs[:, :k], src[:, :k]
     return ids, dist, offs, np.where(ids >= 0, src, -1)
 

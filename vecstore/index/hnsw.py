@@ -296,8 +296,8 @@ class HnswIndex:
         g = self.graph
         k = _positive_int(k, "k")
         ef = _positive_int(ef, "ef")
-        single = np.ndim(queries) == 1
         queries = _finite_rows(queries, "queries", self.source.shape[1])
+        single = queries.shape[0] == 1
         use_mask = mask is not None
         if mask is not None:
             mask = np.asarray(mask, dtype=np.bool_)

@@ -61,8 +61,11 @@ class VecstoreEmbedded(Algorithm):
         numba.set_num_threads(threads)
 
     def query_argument_grid(self, preset):
-        """The exact path, then the graph at each ef (the planner still scans where that is cheaper)."""
-        return [{"exact": True}] + [{"ef": ef} for ef in EF_GRID[preset]]
+        """The graph at each ef (the planner still scans where that is cheaper), then the exact path.
+
+        The exact path comes last: the runner stops a sweep once recall saturates, and the first
+        configuration must not be the one that always saturates."""
+        return [{"ef": ef} for ef in EF_GRID[preset]] + [{"exact": True}]
 
     def set_query_arguments(self, **args) -> None:
         self.search_args = args

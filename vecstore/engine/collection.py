@@ -52,23 +52,41 @@ SEGMENTS_DIR = "segments"
 
 @dataclass
 class _Sealed:
-    """A sealed segment in memory: mapped data, norms and the deleted-row mask."""
+    """A sealed segment in memory: mapped data, its graph once built, and the deleted-row mask."""
 
     segment_id: int
     entry: dict[str, Any]
     data: SegmentData
-    norms: np.ndarray
+    metric: str
     deleted: np.ndarray
     sorted_by: str | None
     graph: HnswIndex | None = None
+    _norms: np.ndarray | None = None
+    _unit_norms: np.ndarray | None = None
+
+    def search_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """The vectors searches read and their norm term.
+
+        A cosine graph carries unit vectors; the exact path then scans those too (inverse norms of 1),
+        so searching never pages in the stored vectors and only one copy stays resident. Norms are
+        computed on first use, not at open, for the same reason.
+        """
+        if self.graph is not None and self.metric == "cosine":
+            if self._unit_norms is None:
+                self._unit_norms = np.ones(self.data.num_rows, dtype=np.float32)
+            return self.graph.vectors, self._unit_norms
+        if self._norms is None:
+            self._norms = norms_for(self.data.vectors, self.metric)
+        return self.data.vectors, self._norms
 
     def view(self) -> SegmentView:
         live = None if not self.deleted.any() else ~self.deleted
+        vectors, norms = self.search_rows()
         return SegmentView(
             self.segment_id,
             self.data.ids,
-            self.data.vectors,
-            self.norms,
+            vectors,
+            norms,
             self.data.table,
             live,
             self.sorted_by,
@@ -157,8 +175,7 @@ class Collection:
                 broken.append(str(exc))
                 continue
             deleted = self._store.deleted_mask(segment_id, data.num_rows)
-            norms = norms_for(data.vectors, self.schema.metric)
-            sealed = _Sealed(segment_id, entry, data, norms, deleted, entry.get("sorted_by"))
+            sealed = _Sealed(segment_id, entry, data, self.schema.metric, deleted, entry.get("sorted_by"))
             sealed.graph = self._open_graph(sealed, verify)
             self._sealed[segment_id] = sealed
         if broken:
@@ -343,9 +360,8 @@ class Collection:
 
     def _load_sealed(self, segment_id: int, entry: dict[str, Any]) -> None:
         data = open_segment(self._segments_dir / entry["file"], self.schema.dim)
-        norms = norms_for(data.vectors, self.schema.metric)
         deleted = np.zeros(data.num_rows, dtype=bool)
-        self._sealed[segment_id] = _Sealed(segment_id, entry, data, norms, deleted, entry.get("sorted_by"))
+        self._sealed[segment_id] = _Sealed(segment_id, entry, data, self.schema.metric, deleted, entry.get("sorted_by"))
 
     def _maybe_compact(self, segment_ids: Any) -> None:
         for segment_id in list(segment_ids):

@@ -168,6 +168,9 @@ class GraphBuilder:
                     should_stop=self._stopping.is_set,
                 )
                 entry = write_graph(self._directory, job.segment_id, index)
+                # serve from the file's mapping, as after a reopen: the built arrays are freed, and
+                # the pages stay reclaimable by the kernel instead of pinned process memory
+                index = open_graph(self._directory / entry["file"], entry, job.vectors, verify=False)
             except BuildCancelled:
                 with self._wake:
                     self.building = None

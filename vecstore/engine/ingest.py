@@ -7,6 +7,7 @@ Nothing is coerced silently across kinds: floats are not ids, numbers are not st
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -82,6 +83,10 @@ def float_matrix(values: object, dim: int, metric: str, what: str) -> np.ndarray
         with np.errstate(over="ignore", invalid="ignore"):  # float64 beyond float32's range becomes inf
             array = np.ascontiguousarray(array, dtype=np.float32)
     # one pass checks everything: NaN or inf anywhere, or a norm that overflows, makes the row's sum non-finite
+    if array.shape[0] == 1:  # one query: plain floats are cheaper than array reductions
+        norm = float(np.einsum("i,i", array[0], array[0]))  # einsum, unlike dot, does not warn on overflow
+        if math.isfinite(norm) and (norm > 0 or metric != "cosine"):
+            return array
     sq = np.einsum("ij,ij->i", array, array)
     finite = np.isfinite(sq)
     if not finite.all():

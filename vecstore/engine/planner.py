@@ -23,7 +23,7 @@ GRAPH_WORK_PER_EF_LINK = 0.5
 GRAPH_MIN_ALLOWED_FRACTION = 0.05
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SegmentPlan:
     segment: str
     strategy: str

@@ -60,7 +60,7 @@ def count_matching(views: Sequence[SegmentView], node: Node | None) -> int:
 
 @dataclass
 class _Hits:
-    view_index: np.ndarray  # [q, k] index of the view each hit came from
+    view_index: np.ndarray  # [q, k] index of the view each hit came from, -1 for padding
     ids: np.ndarray  # [q, k]
     offsets: np.ndarray  # [q, k]
     distances: np.ndarray  # [q, k]
@@ -77,8 +77,7 @@ def _merge(hits: list[_Hits], nq: int, k: int) -> tuple[np.ndarray, np.ndarray, 
         )
     if len(hits) == 1:  # one segment searched: already ordered
         h = hits[0]
-        ids = h.ids[:, :k]
-        return ids, h.distances[:, :k], h.offsets[:, :k], np.where(ids >= 0, h.view_index[:, :k], -1)
+        return h.ids[:, :k], h.distances[:, :k], h.offsets[:, :k], h.view_index[:, :k]
     ids = np.concatenate([h.ids for h in hits], axis=1)
     dist = np.concatenate([h.distances for h in hits], axis=1)
     offs = np.concatenate([h.offsets for h in hits], axis=1)
@@ -122,8 +121,17 @@ GATHER_MAX_ROWS = 65_536
 
 def _scan(view: SegmentView, index: int, offsets: np.ndarray, queries: np.ndarray, k: int, metric: int) -> _Hits:
     found, distances = exact_topk(view.vectors, view.norms, queries, offsets, view.ids, k, metric)
-    ids = np.where(found >= 0, view.ids[np.maximum(found, 0)], -1)
-    return _Hits(np.full(found.shape, index, dtype=np.int64), ids, found, distances)
+    return _found_hits(view, index, found, distances)
+
+
+def _found_hits(view: SegmentView, index: int, found: np.ndarray, distances: np.ndarray) -> _Hits:
+    """Hits from segment offsets (-1 padded): ids looked up, padding marked in every array."""
+    ids = view.ids.take(found, mode="clip")
+    padding = found < 0
+    ids[padding] = -1
+    source = np.full(found.shape, index, dtype=np.int64)
+    source[padding] = -1
+    return _Hits(source, ids, found, distances)
 
 
 def _graph_search(
@@ -136,9 +144,8 @@ def _graph_search(
     if rows_found_by != "all_live_rows" or view.live is not None:
         mask = np.zeros(view.num_rows, dtype=np.bool_)
         mask[offsets] = True
-    found, distances = graph.search(queries, k, max(ef, k), mask)
-    ids = np.where(found >= 0, view.ids[np.maximum(found, 0)], -1)
-    return _Hits(np.full(found.shape, index, dtype=np.int64), ids, found, distances)
+    found, distances = graph.search_validated(queries, k, max(ef, k), mask)  # queries checked by to_queries
+    return _found_hits(view, index, found, distances)
 
 
 def _gathered_scan(

@@ -297,12 +297,21 @@ class HnswIndex:
         k = _positive_int(k, "k")
         ef = _positive_int(ef, "ef")
         queries = _finite_rows(queries, "queries", self.source.shape[1])
-        single = queries.shape[0] == 1
-        use_mask = mask is not None
         if mask is not None:
             mask = np.asarray(mask, dtype=np.bool_)
             if mask.shape not in ((g.n,), (queries.shape[0], g.n)):
                 raise InvalidArgument(f"mask must have shape ({g.n},) or ({queries.shape[0]}, {g.n}), got {mask.shape}")
+        return self.search_validated(queries, k, ef, mask, threads)
+
+    def search_validated(
+        self, queries: np.ndarray, k: int, ef: int, mask: np.ndarray | None = None, threads: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``search`` for callers that have checked their input already (the engine does): queries finite
+        float32 [q, dim], k and ef positive ints, mask None or bool [n] / [q, n]. Nothing is re-checked,
+        and the kernels do not bounds-check, so wrong input here gives wrong answers, not errors."""
+        g = self.graph
+        single = queries.shape[0] == 1
+        use_mask = mask is not None
         if g.metric == "ip":
             wanted = queries
             queries = np.hstack([queries, np.zeros((queries.shape[0], 1), dtype=np.float32)])

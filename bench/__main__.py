@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
             sub.add_argument("--out", type=Path, help="output folder (default bench/results/<preset>)")
             sub.add_argument("--m", type=int, help="graph degree M for every HNSW algorithm (preset's default)")
             sub.add_argument("--ef-construction", type=int, help="ef_construction for every HNSW algorithm")
+            sub.add_argument("--workload", action="append", help="limit to these workloads, e.g. unfiltered")
+            sub.add_argument("--rows", type=int, help="train rows per dataset (0: all rows; default: the preset's)")
     report = commands.add_parser("report")
     report.add_argument("results", type=Path)
     report.add_argument("--out", type=Path)
@@ -57,6 +59,14 @@ def main(argv: list[str] | None = None) -> int:
                 if value < 1:
                     raise runner.BenchError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
                 preset = runner.Preset(**{**preset.__dict__, name: value})
+        if getattr(args, "rows", None) is not None:
+            if args.rows < 0:
+                raise runner.BenchError(f"--rows must be 0 (all rows) or a positive number, got {args.rows}")
+            plans = [runner.DatasetPlan(p.name, args.rows or None, p.n_queries, p.window_exponents)
+                     for p in preset.datasets]  # fmt: skip
+            preset = runner.Preset(**{**preset.__dict__, "datasets": plans})
+        if getattr(args, "workload", None):
+            preset = runner.Preset(**{**preset.__dict__, "workloads": tuple(args.workload)})
         if args.command == "prepare":
             for plan in preset.datasets:
                 runner.prepare(plan, preset.seed)

@@ -45,6 +45,7 @@ class Preset:
     modes: tuple[str, ...] = ("single", "batch")
     seed: int = 42
     k: int = 10
+    workloads: tuple[str, ...] | None = None  # limit to these workload names (None: every workload)
 
 
 ALL_ALGORITHMS = list(ALGORITHMS)
@@ -126,7 +127,8 @@ def run_algorithm(preset: Preset, plan: DatasetPlan, algorithm: str, out_dir: Pa
     for _attempt in range(20):
         job = {
             "dataset": plan.name, "n_queries": plan.n_queries, "max_train": plan.max_train, "seed": preset.seed,
-            "exponents": plan.window_exponents, "categorical": True, "conjunction": True, "workloads": None,
+            "exponents": plan.window_exponents, "categorical": True, "conjunction": True,
+            "workloads": list(preset.workloads) if preset.workloads else None,
             "algorithm": algorithm, "build_args": build_args, "preset": preset.grid, "modes": list(preset.modes),
             "budget_s": preset.budget_s, "k": preset.k, "run": run_id, "skip": skip,
             "progress": str(progress), "results": str(results),

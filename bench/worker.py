@@ -108,6 +108,9 @@ def main(job: dict) -> int:
     dataset = annfile.load(job["dataset"], job["n_queries"], job["max_train"], job["seed"])
     loads = workloads.build(dataset, job["exponents"], job["n_queries"], job["categorical"], job["conjunction"])
     chosen = [w for w in loads if w.name in job["workloads"]] if job.get("workloads") else loads
+    if not chosen:
+        print(f"no workload named {job['workloads']}; this dataset has {[w.name for w in loads]}", file=sys.stderr)
+        return 2
     try:
         alg = make_algorithm(job["algorithm"], **job.get("build_args", {}))
     except LibraryMissing as exc:

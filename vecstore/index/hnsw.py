@@ -223,7 +223,7 @@ def build(
                                         counts_up, entry, max_level, start, stop, visited_t, epochs, out_n, out_d,
                                         out_count)  # fmt: skip
             hnsw_build.batch_link(data, code, m, levels, upper_offset, links0, counts0, links_up, counts_up, state,
-                                  start, stop, max_level, out_n, out_d, out_count)  # fmt: skip
+                                  start, stop, max_level, out_n, out_d, out_count, threads)  # fmt: skip
     if n:
         _link_orphans(links0, counts0, int(state[0]))
     return HnswGraph(metric, m, ef_construction, int(state[0]), int(state[1]), links0, counts0, levels,

@@ -47,7 +47,9 @@ def _search_against_oracle(col, queries, k, filter_text, ids, vectors, rows, met
 @pytest.mark.parametrize("metric", ["l2", "ip", "cosine"])
 def test_filtered_search_equals_exact_search_over_the_allowed_rows(db, metric, gather_max_rows, monkeypatch):
     monkeypatch.setattr(search, "GATHER_MAX_ROWS", gather_max_rows)
-    col = db.create_collection("c", dim=16, metric=metric, attributes=ATTRS, window="ts", seal_rows=400)
+    col = db.create_collection(
+        "c", dim=16, metric=metric, attributes=ATTRS, window="ts", seal_rows=400, max_segment_rows=1
+    )  # no merging: the search must span several segments
     ids, vectors, attrs = make_rows(1000, 16, seed=3)
     for start in range(0, 1000, 250):  # several sealed segments plus an appendable one
         col.upsert(

@@ -215,7 +215,7 @@ def test_a_failed_build_is_reported_and_retried(tmp_path, monkeypatch):
 
     monkeypatch.setattr(graphs, "write_array_file", failing_write)
     db = vecstore.connect(tmp_path / "db")
-    col = db.create_collection("g", dim=DIM, metric="l2")
+    col = db.create_collection("g", dim=DIM, metric="l2", max_segment_rows=1)
     col.upsert(np.arange(ROWS), clustered(ROWS, seed=1))
     col.seal()
     assert not col.wait_for_indexes(timeout=60)

@@ -2,7 +2,7 @@
 
 Writes hold the collection's lock and are acknowledged only after their LMDB transaction commits
 (synced). Reads take a snapshot of immutable segment views and run without the lock. Graphs are built
-by a background thread (``graphs.GraphBuilder``) and attached to segments when published.
+and small segments merged by a background thread (``optimizer.Optimizer``), published when ready.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import io
 import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -19,16 +18,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from vecstore.engine.graphs import (
-    MIN_GRAPH_ROWS,
-    BuildJob,
-    GraphBuilder,
-    GraphParams,
-    open_graph,
-)
+from vecstore.engine.graphs import MIN_GRAPH_ROWS, GraphParams, build_graph_file, open_graph
 from vecstore.engine.ingest import to_ids, to_queries, to_table
+from vecstore.engine.merging import DEFAULT_MAX_SEGMENT_ROWS, choose_merge, died_since, merged_table
+from vecstore.engine.optimizer import Job, Optimizer
 from vecstore.engine.search import count_matching, merge_query_groups, search_views
-from vecstore.engine.views import Memtable, SegmentView, norms_for
+from vecstore.engine.segments import SealedSegment
+from vecstore.engine.views import Memtable, SegmentView
 from vecstore.errors import DataCorruption, FailedPrecondition, InvalidArgument, ResourceExhausted, VecstoreError
 from vecstore.filters import to_filter
 from vecstore.index.hnsw import HnswIndex
@@ -36,7 +32,6 @@ from vecstore.storage import (
     WAL_DELETE,
     WAL_UPSERT,
     CollectionStore,
-    SegmentData,
     open_segment,
     verify_segment,
     write_segment,
@@ -48,59 +43,6 @@ MAX_QUERIES = 65_536
 DEFAULT_SEAL_ROWS = 100_000
 DEFAULT_COMPACT_DEAD_FRACTION = 0.25
 SEGMENTS_DIR = "segments"
-
-
-@dataclass
-class _Sealed:
-    """A sealed segment in memory: mapped data, its graph once built, and the deleted-row mask."""
-
-    segment_id: int
-    entry: dict[str, Any]
-    data: SegmentData
-    metric: str
-    deleted: np.ndarray
-    sorted_by: str | None
-    graph: HnswIndex | None = None
-    _norms: np.ndarray | None = None
-    _unit_norms: np.ndarray | None = None
-
-    def search_rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """The vectors searches read and their norm term.
-
-        A cosine graph carries unit vectors; the exact path then scans those too (inverse norms of 1),
-        so searching never pages in the stored vectors and only one copy stays resident. Norms are
-        computed on first use, not at open, for the same reason.
-        """
-        if self.graph is not None and self.metric == "cosine":
-            if self._unit_norms is None:
-                self._unit_norms = np.ones(self.data.num_rows, dtype=np.float32)
-            return self.graph.vectors, self._unit_norms
-        if self._norms is None:
-            self._norms = norms_for(self.data.vectors, self.metric)
-        return self.data.vectors, self._norms
-
-    def view(self) -> SegmentView:
-        live = None if not self.deleted.any() else ~self.deleted
-        vectors, norms = self.search_rows()
-        return SegmentView(
-            self.segment_id,
-            self.data.ids,
-            vectors,
-            norms,
-            self.data.table,
-            live,
-            self.sorted_by,
-            self.graph,
-        )
-
-    def file_names(self) -> list[str]:
-        graph = self.entry.get("graph")
-        return [self.entry["file"]] + ([graph["file"]] if graph else [])
-
-    @property
-    def dead_fraction(self) -> float:
-        n = self.data.num_rows
-        return float(self.deleted.sum()) / n if n else 1.0
 
 
 def _ipc_bytes(table: pa.Table) -> bytes:
@@ -136,9 +78,10 @@ class Collection:
             options = config.get("options", {})
             self.seal_rows = int(options.get("seal_rows", DEFAULT_SEAL_ROWS))
             self.compact_dead_fraction = float(options.get("compact_dead_fraction", DEFAULT_COMPACT_DEAD_FRACTION))
+            self.max_segment_rows = int(options.get("max_segment_rows", DEFAULT_MAX_SEGMENT_ROWS))
             self._arrow_schema = self.schema.arrow_schema()
             self._segments_dir = path / SEGMENTS_DIR
-            self._sealed: dict[int, _Sealed] = {}
+            self._sealed: dict[int, SealedSegment] = {}
             self._graph_params = GraphParams.from_schema(self.schema.metric, dict(self.schema.hnsw))
             self._open_segments(verify_checksums)
             self._memtable = Memtable(self.schema.dim, self.schema.metric, self._arrow_schema)
@@ -148,11 +91,9 @@ class Collection:
             self._store.close()
             raise
         self._views: tuple[SegmentView, ...] | None = None
-        self._graphs = GraphBuilder(
-            name, self._lock, self._segments_dir, self._graph_params, self._next_graph_job, self._publish_graph
-        )
+        self._optimizer = Optimizer(name, self._lock, self._next_job, self._superseded)
         with self._lock:
-            self._graphs.notify()
+            self._optimizer.notify()
 
     # -- opening ---------------------------------------------------------------------------
     def _open_segments(self, verify: bool) -> None:
@@ -175,7 +116,7 @@ class Collection:
                 broken.append(str(exc))
                 continue
             deleted = self._store.deleted_mask(segment_id, data.num_rows)
-            sealed = _Sealed(segment_id, entry, data, self.schema.metric, deleted, entry.get("sorted_by"))
+            sealed = SealedSegment(segment_id, entry, data, self.schema.metric, deleted, entry.get("sorted_by"))
             sealed.graph = self._open_graph(sealed, verify)
             self._sealed[segment_id] = sealed
         if broken:
@@ -184,7 +125,7 @@ class Collection:
                 f"db.repair({self.name!r}) to set them aside and drop their rows; other collections are unaffected"
             )
 
-    def _open_graph(self, sealed: _Sealed, verify: bool) -> HnswIndex | None:
+    def _open_graph(self, sealed: SealedSegment, verify: bool) -> HnswIndex | None:
         """The segment's persisted graph; a damaged one is derived data: dropped, counted and rebuilt."""
         graph_entry = sealed.entry.get("graph")
         if graph_entry is None:
@@ -199,15 +140,41 @@ class Collection:
             path.unlink(missing_ok=True)
             return None
 
-    # -- graphs ------------------------------------------------------------------------------
-    def _next_graph_job(self, skip: set[int]) -> BuildJob | None:
-        """The oldest sealed segment that needs a graph (lock held)."""
+    # -- background optimizer: graphs and merges ----------------------------------------------
+    def _merge_candidates(self) -> tuple[int, ...] | None:
+        live = {sid: seg.live_rows for sid, seg in self._sealed.items()}
+        return choose_merge(live, self.max_segment_rows)
+
+    def _next_job(self, skip: set[tuple]) -> Job | None:
+        """The optimizer's next job (lock held): merge small segments first, then build missing graphs."""
         if self._closed:
             return None
+        merge = self._merge_candidates()
+        if merge is not None and ("merge", *merge) not in skip:
+            return self._merge_job(merge)
         for segment_id, sealed in sorted(self._sealed.items()):
-            if sealed.graph is None and segment_id not in skip and sealed.data.num_rows >= MIN_GRAPH_ROWS:
-                return BuildJob(segment_id, sealed.data.vectors)
+            if sealed.graph is None and ("graph", segment_id) not in skip and sealed.num_rows >= MIN_GRAPH_ROWS:
+                return self._graph_job(sealed)
         return None
+
+    def _superseded(self, job: Job) -> bool:
+        """A graph for a segment that is about to be merged away is not worth finishing."""
+        merge = self._merge_candidates()
+        return job.kind == "graph" and merge is not None and job.segment_ids[0] in merge
+
+    def _graph_job(self, sealed: SealedSegment) -> Job:
+        segment_id, vectors = sealed.segment_id, sealed.data.vectors
+
+        def execute(should_stop: Any) -> tuple[dict[str, Any], HnswIndex]:
+            return build_graph_file(self._segments_dir, segment_id, vectors, self._graph_params, should_stop)
+
+        def publish(result: tuple[dict[str, Any], HnswIndex]) -> bool:
+            return self._publish_graph(segment_id, *result)
+
+        def discard(result: tuple[dict[str, Any], HnswIndex]) -> None:
+            (self._segments_dir / result[0]["file"]).unlink(missing_ok=True)
+
+        return Job("graph", (segment_id,), execute, publish, discard)
 
     def _publish_graph(self, segment_id: int, graph_entry: dict[str, Any], index: HnswIndex) -> bool:
         """Record a built graph in the manifest and attach it to its segment (lock held)."""
@@ -215,11 +182,7 @@ class Collection:
         if self._closed or sealed is None:
             return False
         entry = {**sealed.entry, "graph": graph_entry}
-        try:
-            if not self._store.update_segment_entry(segment_id, entry):
-                return False
-        except VecstoreError as exc:
-            self._last_housekeeping_error = f"{type(exc).__name__}: {exc}"
+        if not self._store.update_segment_entry(segment_id, entry):
             return False
         sealed.entry = entry
         sealed.graph = index
@@ -227,13 +190,70 @@ class Collection:
         self._counters["graphs_built"] += 1
         return True
 
+    def _merge_job(self, segment_ids: tuple[int, ...]) -> Job:
+        """Merge ``segment_ids`` (their live rows as of now) into one segment with its graph."""
+        inputs = [self._sealed[sid] for sid in segment_ids]
+        before = [seg.deleted for seg in inputs]  # replaced, never mutated, when rows die
+
+        def execute(should_stop: Any) -> dict[str, Any]:
+            table = merged_table([seg.data.table for seg in inputs], [~d for d in before], self.schema.window)
+            if table.num_rows == 0:
+                return {"segment_id": None}
+            new_id = self._store.allocate_segment_id()
+            entry = self._write_segment(new_id, table)
+            result = {"segment_id": new_id, "entry": entry, "index": None}
+            try:
+                data = open_segment(self._segments_dir / entry["file"], self.schema.dim)
+                result["data"] = data
+                if data.num_rows >= MIN_GRAPH_ROWS:
+                    graph_entry, result["index"] = build_graph_file(
+                        self._segments_dir, new_id, data.vectors, self._graph_params, should_stop
+                    )
+                    entry["graph"] = graph_entry
+            except BaseException:
+                discard(result)
+                raise
+            return result
+
+        def publish(result: dict[str, Any]) -> bool:
+            if self._closed or any(self._sealed.get(seg.segment_id) is not seg for seg in inputs):
+                return False  # an input was compacted or the collection closed meanwhile
+            # rows that died in the inputs after the snapshot (deleted, or replaced elsewhere)
+            died = died_since([seg.data.ids for seg in inputs], before, [seg.deleted for seg in inputs])
+            new_id = result["segment_id"]
+            if new_id is None:
+                self._store.commit_merge(segment_ids, None, None, np.empty(0, dtype=np.int64), np.empty(0, bool))
+            else:
+                data = result["data"]
+                dead = np.isin(data.ids, died)
+                self._store.commit_merge(segment_ids, new_id, result["entry"], data.ids, dead)
+                merged = SealedSegment(new_id, result["entry"], data, self.schema.metric, dead, self.schema.window)
+                merged.graph = result["index"]
+                self._sealed[new_id] = merged
+            for seg in inputs:
+                del self._sealed[seg.segment_id]
+                for name in seg.file_names():  # a crash before this leaves orphans, removed on open
+                    (self._segments_dir / name).unlink(missing_ok=True)
+            self._views = None
+            self._counters["merges"] += 1
+            return True
+
+        def discard(result: dict[str, Any]) -> None:
+            entry = result.get("entry")
+            if entry is not None:
+                for name in [entry["file"]] + ([entry["graph"]["file"]] if "graph" in entry else []):
+                    (self._segments_dir / name).unlink(missing_ok=True)
+
+        return Job("merge", segment_ids, execute, publish, discard)
+
     def wait_for_indexes(self, timeout: float | None = None) -> bool:
         """Block until every sealed segment that should have a graph has one (or ``timeout`` seconds pass).
 
-        Returns True when nothing is left to build. Until then searches scan unindexed segments exactly.
+        Returns True when nothing is left to build or merge, False on timeout or when a build failed
+        (``describe()`` says why). Until then searches scan unindexed segments exactly.
         """
         self._check_open()
-        return self._graphs.wait(timeout)
+        return self._optimizer.wait(timeout)
 
     def _replay_wal(self) -> None:
         for record in self._store.wal_records():
@@ -346,7 +366,7 @@ class Collection:
         self._memtable = Memtable(self.schema.dim, self.schema.metric, self._arrow_schema)
         self._views = None
         self._counters["seals"] += 1
-        self._graphs.notify()
+        self._optimizer.notify()
 
     def _write_segment(self, segment_id: int, table: pa.Table) -> dict[str, Any]:
         file_name, size, digest = write_segment(self._segments_dir, segment_id, table)
@@ -361,7 +381,9 @@ class Collection:
     def _load_sealed(self, segment_id: int, entry: dict[str, Any]) -> None:
         data = open_segment(self._segments_dir / entry["file"], self.schema.dim)
         deleted = np.zeros(data.num_rows, dtype=bool)
-        self._sealed[segment_id] = _Sealed(segment_id, entry, data, self.schema.metric, deleted, entry.get("sorted_by"))
+        self._sealed[segment_id] = SealedSegment(
+            segment_id, entry, data, self.schema.metric, deleted, entry.get("sorted_by")
+        )
 
     def _maybe_compact(self, segment_ids: Any) -> None:
         for segment_id in list(segment_ids):
@@ -378,7 +400,7 @@ class Collection:
                 self._compact_segment(sealed)
             return len(targets)
 
-    def _compact_segment(self, sealed: _Sealed) -> None:
+    def _compact_segment(self, sealed: SealedSegment) -> None:
         live = ~sealed.deleted
         table = sealed.data.table.filter(pa.array(live))
         old_path = sealed.data.path
@@ -395,7 +417,7 @@ class Collection:
             (old_path.parent / name).unlink(missing_ok=True)
         self._views = None
         self._counters["compactions"] += 1
-        self._graphs.notify()
+        self._optimizer.notify()
 
     # -- reads -----------------------------------------------------------------------------
     def count(self, filter: Any = None) -> int:
@@ -546,6 +568,7 @@ class Collection:
             "name": self.name,
             **self.schema.to_json(),
             "seal_rows": self.seal_rows,
+            "max_segment_rows": self.max_segment_rows,
             "rows": sum(v.live_count for v in views),
             "segments": segments,
             "memory": {
@@ -556,15 +579,17 @@ class Collection:
         }
 
     def _graph_status(self, segment_id: int) -> str:
-        """ready | building | queued | too_small | failed: <error>."""
+        """ready | building | merging | queued | too_small | failed: <error>."""
         with self._lock:
             sealed = self._sealed.get(segment_id)
             if sealed is not None and sealed.graph is not None:
                 return "ready"
-            if self._graphs.building == segment_id:
-                return "building"
-            if segment_id in self._graphs.failures:
-                return f"failed: {self._graphs.failures[segment_id]}"
+            running = self._optimizer.running
+            if running is not None and segment_id in running.segment_ids:
+                return "merging" if running.kind == "merge" else "building"
+            for key, error in self._optimizer.failures.items():
+                if segment_id in key[1:]:
+                    return f"failed: {error}"
             if sealed is not None and sealed.data.num_rows < MIN_GRAPH_ROWS:
                 return "too_small"
             return "queued"
@@ -575,7 +600,7 @@ class Collection:
                 return
             self._closed = True
             self._views = None
-        self._graphs.stop()  # outside the lock: a finishing build needs it to see that we closed
+        self._optimizer.stop()  # outside the lock: a finishing build needs it to see that we closed
         with self._lock:
             self._store.close()
 

@@ -18,6 +18,7 @@ from vecstore.engine.collection import (
     SEGMENTS_DIR,
     Collection,
 )
+from vecstore.engine.merging import DEFAULT_MAX_SEGMENT_ROWS
 from vecstore.errors import AlreadyExists, DataCorruption, FailedPrecondition, InvalidArgument, NotFound
 from vecstore.storage import CollectionStore, DirectoryLock, fsync_dir, verify_segment
 from vecstore.types import CollectionSchema, check_name
@@ -103,12 +104,19 @@ class Database:
         quantization: Mapping[str, Any] | None = None,
         seal_rows: int = DEFAULT_SEAL_ROWS,
         compact_dead_fraction: float = DEFAULT_COMPACT_DEAD_FRACTION,
+        max_segment_rows: int = DEFAULT_MAX_SEGMENT_ROWS,
     ) -> Collection:
-        """Create a collection; attribute types: int64, float64, timestamp, string, list<string>, bool."""
+        """Create a collection; attribute types: int64, float64, timestamp, string, list<string>, bool.
+
+        New rows are sealed into a segment every ``seal_rows``; segments smaller than half of
+        ``max_segment_rows`` are merged in the background, up to that size (1 turns merging off).
+        """
         check_name(name, "collection")
         schema = CollectionSchema.validated(dim, metric, attributes, window, hnsw, quantization)
         if isinstance(seal_rows, bool) or not isinstance(seal_rows, int) or seal_rows < 1:
             raise InvalidArgument(f"seal_rows must be a positive integer, got {seal_rows!r}")
+        if isinstance(max_segment_rows, bool) or not isinstance(max_segment_rows, int) or max_segment_rows < 1:
+            raise InvalidArgument(f"max_segment_rows must be a positive integer, got {max_segment_rows!r}")
         if not 0 < compact_dead_fraction <= 1:
             raise InvalidArgument(f"compact_dead_fraction must be in (0, 1], got {compact_dead_fraction!r}")
         with self._mutex:
@@ -121,7 +129,11 @@ class Database:
             (staging / SEGMENTS_DIR).mkdir()
             (staging / "manifest").mkdir()
             store = CollectionStore(staging / "manifest", create=True)
-            options = {"seal_rows": seal_rows, "compact_dead_fraction": compact_dead_fraction}
+            options = {
+                "seal_rows": seal_rows,
+                "compact_dead_fraction": compact_dead_fraction,
+                "max_segment_rows": max_segment_rows,
+            }
             store.initialise({"schema": schema.to_json(), "options": options})
             store.close()
             fsync_dir(staging)

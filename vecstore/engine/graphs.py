@@ -1,16 +1,13 @@
-"""Segment graphs: built in the background after a seal, persisted beside the segment, mapped on open.
+"""Segment graphs on disk: written beside their segment as array files, memory-mapped on open.
 
-A seal or compaction publishes its segment without a graph, so writes never wait for one; until the
-graph is published the planner scans that segment exactly. One builder thread per collection takes
-the sealed segments that lack a graph, builds each (both cores, ``vecstore.index.hnsw``), writes it
-as an array file (tmp + fsync + rename) and publishes it with one manifest transaction. A crash before
-the publish leaves an orphan file that the next open removes; a graph file that fails its checksum is
-derived data, so it is dropped and rebuilt rather than failing the collection.
+A seal or compaction publishes its segment without a graph, so writes never wait for one; the
+collection's optimizer (``vecstore.engine.optimizer``) builds it in the background and until then the
+planner scans that segment exactly. A graph file that fails its checksum is derived data, so it is
+dropped and rebuilt rather than failing the collection.
 """
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from vecstore.errors import DataCorruption, VecstoreError
-from vecstore.index.hnsw import BuildCancelled, HnswGraph, HnswIndex
+from vecstore.index.hnsw import HnswGraph, HnswIndex
 from vecstore.storage import open_array_file, verify_file, write_array_file
 
 GRAPH_SUFFIX = ".hnsw"
@@ -80,110 +77,15 @@ def open_graph(path: Path, entry: dict[str, Any], vectors: np.ndarray, *, verify
         raise DataCorruption(f"graph file {path} does not fit its segment: {exc}") from None
 
 
-@dataclass(frozen=True)
-class BuildJob:
-    segment_id: int
-    vectors: np.ndarray
+def build_graph_file(
+    directory: Path, segment_id: int, vectors: np.ndarray, params: GraphParams, should_stop: Callable[[], bool]
+) -> tuple[dict[str, Any], HnswIndex]:
+    """Build a segment's graph, write it, and return (manifest entry, index served from the file).
 
-
-class GraphBuilder:
-    """The background thread that gives sealed segments their graphs, one at a time.
-
-    It shares the collection's lock: ``next_job`` and ``publish`` run under it, the build itself does
-    not. ``stop`` cancels a build between kernel calls and joins the thread.
+    The index is reopened from the file's mapping, as after a restart: the built arrays are freed and
+    the pages stay reclaimable by the kernel instead of pinned process memory.
     """
-
-    def __init__(
-        self,
-        name: str,
-        lock: threading.RLock,
-        directory: Path,
-        params: GraphParams,
-        next_job: Callable[[set[int]], BuildJob | None],
-        publish: Callable[[int, dict[str, Any], HnswIndex], bool],
-    ) -> None:
-        self._name = name
-        self._wake = threading.Condition(lock)
-        self._directory = directory
-        self._params = params
-        self._next_job = next_job
-        self._publish = publish
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.building: int | None = None
-        self.failures: dict[int, str] = {}  # segment id -> error of its last attempt
-        self.built = 0
-
-    def notify(self) -> None:
-        """Call with the lock held after segments change: wakes (or starts) the builder, retries failures."""
-        if self._stopping.is_set():
-            return
-        self.failures.clear()
-        if self._thread is None or not self._thread.is_alive():
-            if self._next_job(set()) is None:
-                return
-            self._thread = threading.Thread(target=self._run, name=f"vecstore-graphs-{self._name}", daemon=True)
-            self._thread.start()
-        self._wake.notify_all()
-
-    def idle(self) -> bool:
-        """True when no graph is being built and none is waiting (lock held)."""
-        return self.building is None and self._next_job(set(self.failures)) is None
-
-    def wait(self, timeout: float | None) -> bool:
-        """Block until idle or ``timeout`` seconds pass; True when idle with no failed build."""
-        with self._wake:
-            self._wake.wait_for(lambda: self._stopping.is_set() or self.idle(), timeout)
-            return self.idle() and not self.failures
-
-    def stop(self) -> None:
-        """Cancel any build and wait for the thread; call without holding the lock."""
-        self._stopping.set()
-        with self._wake:
-            self._wake.notify_all()
-        if self._thread is not None:
-            self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            with self._wake:
-                job = None
-                while not self._stopping.is_set():
-                    job = self._next_job(set(self.failures))
-                    if job is not None:
-                        break
-                    self._wake.notify_all()  # idle: release waiters
-                    self._wake.wait()
-                if job is None:
-                    return
-                self.building = job.segment_id
-            entry = None
-            try:
-                index = HnswIndex.build(
-                    job.vectors,
-                    self._params.metric,
-                    self._params.m,
-                    self._params.ef_construction,
-                    seed=job.segment_id,
-                    should_stop=self._stopping.is_set,
-                )
-                entry = write_graph(self._directory, job.segment_id, index)
-                # serve from the file's mapping, as after a reopen: the built arrays are freed, and
-                # the pages stay reclaimable by the kernel instead of pinned process memory
-                index = open_graph(self._directory / entry["file"], entry, job.vectors, verify=False)
-            except BuildCancelled:
-                with self._wake:
-                    self.building = None
-                return
-            except (OSError, MemoryError, VecstoreError) as exc:
-                with self._wake:
-                    self.failures[job.segment_id] = f"{type(exc).__name__}: {exc}"
-                    self.building = None
-                continue
-            with self._wake:
-                self.building = None
-                if self._publish(job.segment_id, entry, index):
-                    self.built += 1
-                else:  # the segment went away (compacted, closed) while we built
-                    (self._directory / entry["file"]).unlink(missing_ok=True)
-                self._wake.notify_all()
+    index = HnswIndex.build(vectors, params.metric, params.m, params.ef_construction, seed=segment_id,
+                            should_stop=should_stop)  # fmt: skip
+    entry = write_graph(directory, segment_id, index)
+    return entry, open_graph(directory / entry["file"], entry, vectors, verify=False)

@@ -227,13 +227,44 @@ class CollectionStore:
 
         return self._write(body)
 
-    def _put_locations(self, txn: lmdb.Transaction, segment_id: int, ids: np.ndarray) -> None:
+    def commit_merge(
+        self,
+        old_ids: tuple[int, ...],
+        new_id: int | None,
+        entry: dict[str, Any] | None,
+        ids: np.ndarray,
+        dead: np.ndarray,
+    ) -> None:
+        """Replace segments ``old_ids`` by their merge ``new_id`` (None: every row had died) in one transaction.
+
+        ``dead`` marks rows of the merge that died after it was made: they get tombstones and no id-map
+        entry (their ids are elsewhere now, or deleted).
+        """
+
+        def body(txn: lmdb.Transaction) -> None:
+            for old in old_ids:
+                txn.delete(_u64(old), db=self._segments)
+                txn.delete(_u64(old), db=self._tombstones)
+            if new_id is None or entry is None:
+                return
+            txn.put(_u64(new_id), json.dumps(entry).encode(), db=self._segments)
+            self._put_locations(txn, new_id, ids, ~dead)
+            if dead.any():
+                txn.put(_u64(new_id), np.packbits(dead, bitorder="little").tobytes(), db=self._tombstones)
+
+        self._write(body)
+
+    def _put_locations(
+        self, txn: lmdb.Transaction, segment_id: int, ids: np.ndarray, live: np.ndarray | None = None
+    ) -> None:
+        """Point the id map at rows of ``segment_id`` (only the ``live`` ones, when given)."""
         locations = np.empty(ids.shape[0], dtype=_LOCATION)
         locations["segment"] = segment_id
         locations["offset"] = np.arange(ids.shape[0], dtype=np.uint32)
         raw = locations.tobytes()
-        items = [(key, raw[8 * i : 8 * i + 8]) for i, key in enumerate(id_keys(ids))]
-        txn.cursor(db=self._idmap).putmulti(items)
+        keys = id_keys(ids)
+        rows = range(len(keys)) if live is None else np.flatnonzero(live).tolist()
+        txn.cursor(db=self._idmap).putmulti([(keys[i], raw[8 * i : 8 * i + 8]) for i in rows])
 
     def drop_segment_entry(self, segment_id: int) -> list[int]:
         """Forget a segment that cannot be read (repair): its entry, tombstones and id-map rows."""

@@ -158,9 +158,10 @@ class Collection:
         return None
 
     def _superseded(self, job: Job) -> bool:
-        """A graph for a segment that is about to be merged away is not worth finishing."""
+        """A job whose segments are all about to be merged into a larger set is not worth finishing: a
+        graph for one of them, or a merge of fewer of them (more segments sealed meanwhile)."""
         merge = self._merge_candidates()
-        return job.kind == "graph" and merge is not None and job.segment_ids[0] in merge
+        return merge is not None and set(job.segment_ids) < set(merge)
 
     def _graph_job(self, sealed: SealedSegment) -> Job:
         segment_id, vectors = sealed.segment_id, sealed.data.vectors

@@ -38,21 +38,27 @@ def open_collection(path: Path):
     return db, db.collection("crash")
 
 
-def main() -> None:
+def acknowledge_forever(open_collection_at, apply) -> None:
+    """The writer loop both crash children share: open the collection at ``argv[1]``, then apply
+    operation ``argv[2]``, ``argv[2] + 1``, ... printing ``ack N`` after each one returns."""
     path, first = Path(sys.argv[1]), int(sys.argv[2])
-    _, col = open_collection(path)
+    _, col = open_collection_at(path)
     print("ready", flush=True)
     n = first
     while True:
-        kind, ids, vectors = operation(n)
-        if kind == "delete":
-            col.delete(ids)
-        else:
-            col.upsert(ids, vectors, {"op": np.full(ids.shape[0], n)})
+        apply(col, n)
         print(f"ack {n}", flush=True)
         n += 1
 
 
+def apply_operation(col, n: int) -> None:
+    kind, ids, vectors = operation(n)
+    if kind == "delete":
+        col.delete(ids)
+    else:
+        col.upsert(ids, vectors, {"op": np.full(ids.shape[0], n)})
+
+
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    main()
+    acknowledge_forever(open_collection, apply_operation)

@@ -35,18 +35,13 @@ def open_collection(path: Path):
     return db, db.collection("graphs")
 
 
-def main() -> None:
-    path, first = Path(sys.argv[1]), int(sys.argv[2])
-    _, col = open_collection(path)
-    print("ready", flush=True)
-    n = first
-    while True:
-        ids, vectors = batch(n)
-        col.upsert(ids, vectors)  # reaches seal_rows: seals, and wakes the graph builder
-        print(f"ack {n}", flush=True)
-        n += 1
+def apply_batch(col, n: int) -> None:
+    ids, vectors = batch(n)
+    col.upsert(ids, vectors)  # reaches seal_rows: seals, and wakes the optimizer
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    main()
+    from tests.crash_child import acknowledge_forever
+
+    acknowledge_forever(open_collection, apply_batch)

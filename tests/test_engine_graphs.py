@@ -228,3 +228,11 @@ def test_a_failed_build_is_reported_and_retried(tmp_path, monkeypatch):
     assert col.wait_for_indexes(timeout=120)
     assert [s["graph"] for s in col.describe()["segments"]] == ["ready", "ready"]
     db.close()
+
+
+def test_wait_for_indexes_refuses_a_bad_timeout(db):
+    col = db.create_collection("w", dim=2, metric="l2")
+    for bad in (-1, "soon", True, [1]):
+        with pytest.raises(vecstore.InvalidArgument, match="timeout"):
+            col.wait_for_indexes(bad)
+    assert col.wait_for_indexes(0) is True  # nothing to build

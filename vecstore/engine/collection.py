@@ -254,6 +254,8 @@ class Collection:
         (``describe()`` says why). Until then searches scan unindexed segments exactly.
         """
         self._check_open()
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0):
+            raise InvalidArgument(f"timeout must be None (wait as long as it takes) or seconds >= 0, got {timeout!r}")
         return self._optimizer.wait(timeout)
 
     def _replay_wal(self) -> None:

@@ -73,6 +73,10 @@ def latencies_ms(search, queries, **kwargs) -> np.ndarray:
     return np.asarray(out)
 
 
+#: ids per get() when checking the soak's writes: 20k rows of 384 floats is about 30 MB per reply
+GET_CHUNK_IDS = 20_000
+
+
 def soak(address: str, dim: int, seconds: float, filters: list[str], queries: np.ndarray) -> dict:
     """8 searching clients with filters and one upserting client, for ``seconds``."""
     stop = time.monotonic() + seconds
@@ -125,9 +129,10 @@ def soak(address: str, dim: int, seconds: float, filters: list[str], queries: np
     elapsed = time.perf_counter() - started
     with vecstore.Client(address) as client:
         col = client.collection("bench")
-        stored = (
-            set(col.get(np.asarray(acknowledged, dtype=np.int64)).column("id").to_pylist()) if acknowledged else set()
-        )
+        wanted = np.asarray(acknowledged, dtype=np.int64)
+        stored: set[int] = set()
+        for start in range(0, wanted.size, GET_CHUNK_IDS):  # one reply must stay under the message limit
+            stored.update(col.get(wanted[start : start + GET_CHUNK_IDS]).column("id").to_pylist())
     lat = np.asarray(latencies)
     return {
         "seconds": round(elapsed, 1),
@@ -160,6 +165,9 @@ def run(rows: int, soak_seconds: float) -> dict:
                 remote = client.create_collection("bench", **kwargs)
                 out["load_rows_per_s"] = {"embedded": load(local, data, rows), "grpc": load(remote, data, rows)}
                 local.seal()
+                # both sides search through the same (seeded, deterministic) graphs, built before timing
+                if not (local.wait_for_indexes() and remote.wait_for_indexes()):
+                    raise RuntimeError("a graph build failed; see describe()")
                 local.search(queries[:10], k=10)
                 remote.search(queries[:10], k=10)
                 for label, text in (("no filter", None), ("10% window", window)):

@@ -236,3 +236,44 @@ def test_wait_for_indexes_refuses_a_bad_timeout(db):
         with pytest.raises(vecstore.InvalidArgument, match="timeout"):
             col.wait_for_indexes(bad)
     assert col.wait_for_indexes(0) is True  # nothing to build
+
+
+def test_two_hop_search_for_narrower_filters(db):
+    """Filters allowing 3-30% walk only the allowed rows through two-hop edges: only allowed rows come
+    back, with recall@10 >= 0.95 against exact search over them (the subset test)."""
+    col, ids, vectors = indexed_collection(db, hnsw={"m": 8, "ef_construction": 100, "ef": 32})
+    groups = np.arange(ROWS) % 100
+    queries = clustered(40, seed=12)
+    picked = [3, 5, 8, 12, 33, 44, 50, 60, 61, 77, 91, 99]
+    for text, allowed in (
+        ("group < 20", groups < 20),
+        ("group < 10", groups < 10),
+        (f"group in ({', '.join(map(str, picked))})", np.isin(groups, picked)),
+    ):
+        want, _ = exact_search("l2", queries, vectors[allowed], ids[allowed], 10)
+        res = col.search(queries, k=10, filter=text, explain=True)  # ef=32: two-hop estimated at 512 distances
+        assert res.plan[0]["segments"][0]["strategy"] == planner.HNSW_TWO_HOP, (text, res.plan[0])
+        assert np.isin(res.ids[res.ids >= 0], ids[allowed]).all()
+        assert (res.ids >= 0).all()
+        assert recall(res.ids, want) >= 0.95, text
+    # 2% of the rows: below the two-hop floor, scanned exactly
+    plan = col.search(queries[0], 10, "group < 2", explain=True).plan[0]["segments"][0]
+    assert plan["strategy"] == planner.EXACT_SCAN
+
+
+def test_a_graph_that_finds_fewer_than_k_falls_back_to_the_exact_scan(db, monkeypatch):
+    """Whenever k allowed rows exist, k come back: queries the graph leaves short are rescanned."""
+    col, ids, vectors = indexed_collection(db)
+    queries = clustered(5, seed=13)
+    want, _ = exact_search("l2", queries, vectors, ids, 10)
+
+    def lost(self, queries, k, ef, mask=None, threads=None, two_hop=False):
+        found = np.full((queries.shape[0], k), -1, dtype=np.int64)
+        found[0, :3] = [0, 1, 2]  # the first query gets three hits, the rest none
+        return found, np.where(found >= 0, 0.0, np.inf).astype(np.float32)
+
+    monkeypatch.setattr(graphs.HnswIndex, "search_validated", lost)
+    res = col.search(queries, k=10, explain=True)
+    assert res.strategy == planner.HNSW
+    assert np.array_equal(res.ids, want)
+    assert col.stats()["graph_short_rescans"] == 5

@@ -176,6 +176,63 @@ def _drain_ascending(res_d, res_n, n_res, out_n, out_d):
         n_res = _pop(res_d, res_n, n_res, -1)
 
 
+@njit(inline="always")
+def _offer(vectors, query, metric, nb, ef, bound, cand_d, cand_n, n_cand, res_d, res_n, n_res):
+    """Score an allowed, unvisited node and keep it as a candidate and result if it beats the bound."""
+    d = distance(vectors, nb, query, metric)
+    if d < bound:
+        n_cand = _push(cand_d, cand_n, n_cand, d, nb, 1)
+        n_res = _push(res_d, res_n, n_res, d, nb, -1)
+        if n_res > ef:
+            n_res = _pop(res_d, res_n, n_res, -1)
+        if n_res >= ef:
+            bound = res_d[0]
+    return bound, n_cand, n_res
+
+
+@njit(nogil=True, cache=True)
+def search_layer_two_hop(vectors, query, metric, entry, ef, links0, counts0, visited, epoch, mask, cand_d, cand_n,
+                         res_d, res_n):  # fmt: skip
+    """Layer-0 search over the allowed rows only, through two-hop edges (after ACORN, Patel et al. 2024).
+
+    A neighbour the mask rejects is neither scored nor queued; its own neighbours are looked at
+    instead, so the allowed rows stay connected when most of the graph is filtered out, and distances
+    are computed for allowed rows alone. The entry may be rejected: it only seeds the search.
+    """
+    visited[entry] = epoch
+    n_cand = _push(cand_d, cand_n, 0, distance(vectors, entry, query, metric), entry, 1)
+    n_res = 0
+    if mask[entry]:
+        n_res = _push(res_d, res_n, 0, cand_d[0], entry, -1)
+    bound = res_d[0] if n_res >= ef else np.float32(np.inf)
+    while n_cand > 0:
+        if cand_d[0] > bound:
+            break
+        c = cand_n[0]
+        n_cand = _pop(cand_d, cand_n, n_cand, 1)
+        links = links0[c]
+        for i in range(counts0[c]):
+            prefetch_row(mask, links[i])
+        for i in range(counts0[c]):
+            nb = links[i]
+            if visited[nb] == epoch:
+                continue
+            visited[nb] = epoch
+            if mask[nb]:
+                bound, n_cand, n_res = _offer(vectors, query, metric, nb, ef, bound, cand_d, cand_n, n_cand, res_d,
+                                              res_n, n_res)  # fmt: skip
+                continue
+            hop = links0[nb]  # a rejected neighbour: look one step further
+            for j in range(counts0[nb]):
+                nb2 = hop[j]
+                if visited[nb2] == epoch or not mask[nb2]:
+                    continue
+                visited[nb2] = epoch
+                bound, n_cand, n_res = _offer(vectors, query, metric, nb2, ef, bound, cand_d, cand_n, n_cand, res_d,
+                                              res_n, n_res)  # fmt: skip
+    return n_res
+
+
 # --- construction ------------------------------------------------------------------------------
 
 
@@ -318,7 +375,11 @@ def insert_range(vectors, metric, m, ef_construction, levels, upper_offset, link
 @njit(nogil=True, cache=True)
 def search_one(vectors, query, metric, k, ef, entry, max_level, links0, counts0, links_up, counts_up, upper_offset,
                visited, epoch, mask, use_mask, cand_d, cand_n, res_d, res_n, out_n, out_d):  # fmt: skip
-    """The k nearest (allowed) nodes to ``query`` into ``out_n`` / ``out_d`` (padded -1 / +inf)."""
+    """The k nearest (allowed) nodes to ``query`` into ``out_n`` / ``out_d`` (padded -1 / +inf).
+
+    ``use_mask``: 0 no mask; 1 the mask is checked on results, every node traversed; 2 the search
+    walks the allowed rows through two-hop edges (``search_layer_two_hop``).
+    """
     for i in range(k):
         out_n[i] = -1
         out_d[i] = np.inf
@@ -327,8 +388,12 @@ def search_one(vectors, query, metric, k, ef, entry, max_level, links0, counts0,
     cur = greedy_descent(vectors, query, metric, entry, max_level, 0, links0, counts0, links_up, counts_up,
                          upper_offset)  # fmt: skip
     ef = max(ef, k)
-    n_res = search_layer(vectors, query, metric, cur, ef, 0, links0, counts0, links_up, counts_up, upper_offset,
-                         visited, epoch, mask, use_mask, cand_d, cand_n, res_d, res_n)  # fmt: skip
+    if use_mask == 2:
+        n_res = search_layer_two_hop(vectors, query, metric, cur, ef, links0, counts0, visited, epoch, mask, cand_d,
+                                     cand_n, res_d, res_n)  # fmt: skip
+    else:
+        n_res = search_layer(vectors, query, metric, cur, ef, 0, links0, counts0, links_up, counts_up, upper_offset,
+                             visited, epoch, mask, use_mask == 1, cand_d, cand_n, res_d, res_n)  # fmt: skip
     while n_res > k:
         n_res = _pop(res_d, res_n, n_res, -1)
     while n_res > 0:

@@ -1,9 +1,10 @@
 """Per-segment search planning: which strategy runs on a segment, and why.
 
 Every decision is recorded (``SegmentPlan``) so ``explain=True`` and the collection's stats can say
-which path ran. A segment is searched either by an exact scan of its allowed rows or through its HNSW
-graph with the allowed rows as a mask checked during traversal; the choice compares estimated
-distance computations of the two.
+which path ran. A segment is searched by an exact scan of its allowed rows, or through its HNSW graph:
+with the allowed rows as a mask checked on results while every row is traversed (broad filters), or
+walking only the allowed rows through two-hop edges (narrower filters). The choice compares estimated
+distance computations.
 """
 
 from __future__ import annotations
@@ -13,14 +14,20 @@ from typing import Any
 
 EXACT_SCAN = "exact_scan"
 HNSW = "hnsw"
+HNSW_TWO_HOP = "hnsw_two_hop"
 EMPTY = "empty"
 
 #: Distance computations of one graph search, per unit of ef and link: an expanded node evaluates its
 #: unvisited out-links, about half of its 2m layer-0 links once the search has warmed up.
 GRAPH_WORK_PER_EF_LINK = 0.5
-#: Below this allowed fraction a masked traversal wanders through rows it may not return and loses
-#: recall; such filters go to the exact scan whatever the estimate (two-hop search will lift this).
-GRAPH_MIN_ALLOWED_FRACTION = 0.05
+#: Below this allowed fraction a traversal of every row wanders through rows it may not return; the
+#: two-hop walk over allowed rows takes over (movies, 50k rows: 3-8x faster at 3-10%, same recall).
+TRAVERSE_MIN_ALLOWED_FRACTION = 0.3
+#: Below this the allowed rows fall apart even with two-hop edges (movies, 50k rows: recall@10 0.96-0.98
+#: at 3% and ef=64, 0.88-0.96 at 1%, 0.18-0.65 at 0.3%), so the exact scan answers.
+TWO_HOP_MIN_ALLOWED_FRACTION = 0.03
+#: Distance computations of a two-hop search per unit of ef and link: it scores allowed rows only.
+TWO_HOP_WORK_PER_EF_LINK = 1.0
 
 
 @dataclass(slots=True)
@@ -44,6 +51,11 @@ def graph_cost(allowed_rows: int, total_rows: int, ef: int, m: int) -> float:
     """
     fraction = allowed_rows / max(total_rows, 1)
     return GRAPH_WORK_PER_EF_LINK * 2 * m * ef / max(fraction, 1e-9)
+
+
+def two_hop_cost(ef: int, m: int) -> float:
+    """Estimated distance computations of a two-hop search: about 2m scored rows per expansion."""
+    return TWO_HOP_WORK_PER_EF_LINK * 2 * m * ef
 
 
 def plan_segment(
@@ -72,8 +84,21 @@ def plan_segment(
     if graph_rows is None:
         return exact("segment has no graph (too small, or still being built); exact scan of the allowed rows")
     fraction = allowed_rows / graph_rows
-    if fraction < GRAPH_MIN_ALLOWED_FRACTION:
-        return exact(f"filter allows {fraction:.2%} of the graph's rows, below {GRAPH_MIN_ALLOWED_FRACTION:.0%}")
+    if fraction < TWO_HOP_MIN_ALLOWED_FRACTION:
+        return exact(f"filter allows {fraction:.2%} of the graph's rows, below {TWO_HOP_MIN_ALLOWED_FRACTION:.0%}")
+    if fraction < TRAVERSE_MIN_ALLOWED_FRACTION:
+        estimate = two_hop_cost(ef, m)
+        if estimate >= allowed_rows:
+            return exact(f"exact scan of {allowed_rows} rows is cheaper than a two-hop search (~{estimate:.0f})")
+        return SegmentPlan(
+            name,
+            HNSW_TWO_HOP,
+            allowed_rows,
+            live_rows,
+            rows_found_by,
+            f"filter allows {fraction:.1%}: two-hop search of the allowed rows (~{estimate:.0f} distances at "
+            f"ef={ef}) is cheaper than scanning {allowed_rows} rows",
+        )
     estimate = graph_cost(allowed_rows, graph_rows, ef, m)
     if estimate >= allowed_rows:
         return exact(f"exact scan of {allowed_rows} rows is cheaper than the graph (~{estimate:.0f} distances)")

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from vecstore.core.exact import GEMM_MIN_QUERIES, exact_topk
-from vecstore.engine.planner import EMPTY, HNSW, SegmentPlan, plan_segment
+from vecstore.engine.planner import EMPTY, HNSW, HNSW_TWO_HOP, SegmentPlan, plan_segment
 from vecstore.engine.views import SegmentView
 from vecstore.filters import Node, evaluate, interval_on
 from vecstore.filters.bind import parse_timestamp
@@ -135,7 +135,14 @@ def _found_hits(view: SegmentView, index: int, found: np.ndarray, distances: np.
 
 
 def _graph_search(
-    view: SegmentView, index: int, offsets: np.ndarray, rows_found_by: str, queries: np.ndarray, k: int, ef: int
+    view: SegmentView,
+    index: int,
+    offsets: np.ndarray,
+    rows_found_by: str,
+    queries: np.ndarray,
+    k: int,
+    ef: int,
+    two_hop: bool = False,
 ) -> _Hits:
     """Top-k through the segment's graph; a mask of the allowed rows unless every row is allowed."""
     graph = view.graph
@@ -144,7 +151,7 @@ def _graph_search(
     if rows_found_by != "all_live_rows" or view.live is not None:
         mask = np.zeros(view.num_rows, dtype=np.bool_)
         mask[offsets] = True
-    found, distances = graph.search_validated(queries, k, max(ef, k), mask)  # queries checked by to_queries
+    found, distances = graph.search_validated(queries, k, max(ef, k), mask, two_hop=two_hop)  # checked by to_queries
     return _found_hits(view, index, found, distances)
 
 
@@ -203,8 +210,16 @@ def search_views(
         )
         plans.append(plan)
         counters[plan.strategy] += nq
-        if plan.strategy == HNSW:
-            graph_hits.append(_graph_search(view, index, offsets, rows_found_by, queries, k, ef))
+        if plan.strategy in (HNSW, HNSW_TWO_HOP):
+            two_hop = plan.strategy == HNSW_TWO_HOP
+            hits = _graph_search(view, index, offsets, rows_found_by, queries, k, ef, two_hop)
+            short = (hits.ids >= 0).sum(axis=1) < min(k, offsets.shape[0])
+            if short.any():  # the graph could not reach k allowed rows: those queries scan exactly
+                exact_hits = _scan(view, index, offsets, queries[short], k, metric_code)
+                for name in ("view_index", "ids", "offsets", "distances"):
+                    getattr(hits, name)[short] = getattr(exact_hits, name)
+                counters["graph_short_rescans"] += int(short.sum())
+            graph_hits.append(hits)
         elif plan.strategy != EMPTY:
             scans.append((index, offsets))
     total_rows = sum(offsets.shape[0] for _, offsets in scans)

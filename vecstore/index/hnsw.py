@@ -286,12 +286,20 @@ class HnswIndex:
         return cls(build(vectors, metric, m, ef_construction, seed, threads, should_stop), vectors)
 
     def search(
-        self, queries: np.ndarray, k: int, ef: int, mask: np.ndarray | None = None, threads: int | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        ef: int,
+        mask: np.ndarray | None = None,
+        threads: int | None = None,
+        two_hop: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Offsets int64 [q, k] (-1 padded) and distances float32 [q, k] (+inf padded).
 
         ``mask`` bool [n] for all queries or [q, n] one per query: only rows whose mask is set are
-        returned (every row is still traversed). Distances: squared l2, -dot, or 1 - cosine.
+        returned. By default every row is still traversed; with ``two_hop`` the layer-0 search walks
+        only allowed rows, reaching past rejected neighbours to theirs (for masks allowing few rows).
+        Distances: squared l2, -dot, or 1 - cosine.
         """
         g = self.graph
         k = _positive_int(k, "k")
@@ -301,17 +309,23 @@ class HnswIndex:
             mask = np.asarray(mask, dtype=np.bool_)
             if mask.shape not in ((g.n,), (queries.shape[0], g.n)):
                 raise InvalidArgument(f"mask must have shape ({g.n},) or ({queries.shape[0]}, {g.n}), got {mask.shape}")
-        return self.search_validated(queries, k, ef, mask, threads)
+        return self.search_validated(queries, k, ef, mask, threads, two_hop)
 
     def search_validated(
-        self, queries: np.ndarray, k: int, ef: int, mask: np.ndarray | None = None, threads: int | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        ef: int,
+        mask: np.ndarray | None = None,
+        threads: int | None = None,
+        two_hop: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """``search`` for callers that have checked their input already (the engine does): queries finite
         float32 [q, dim], k and ef positive ints, mask None or bool [n] / [q, n]. Nothing is re-checked,
         and the kernels do not bounds-check, so wrong input here gives wrong answers, not errors."""
         g = self.graph
         single = queries.shape[0] == 1
-        use_mask = mask is not None
+        use_mask = 0 if mask is None else 2 if two_hop else 1
         if g.metric == "ip":
             wanted = queries
             queries = np.hstack([queries, np.zeros((queries.shape[0], 1), dtype=np.float32)])

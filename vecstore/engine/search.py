@@ -87,8 +87,7 @@ def _merge(hits: list[_Hits], nq: int, k: int) -> tuple[np.ndarray, np.ndarray, 
     query_of = np.repeat(np.arange(nq), width)
     flat = np.lexsort((ids.ravel(), dist.ravel(), (ids < 0).ravel(), query_of)).reshape(nq, width)
     ids, dist, offs, src = (a.ravel()[flat] for a in (ids, dist, offs, src))
-    ids, dist, offs, src = ids[:, :k], dist[:, :k], offs[:, :k], src[:, :k]
-    return ids, dist, offs, np.where(ids >= 0, src, -1)
+    return ids[:, :k], dist[:, :k], offs[:, :k], src[:, :k]  # padding sorted last, marked -1 in every array
 
 
 def _gather(views: Sequence[SegmentView], src: np.ndarray, offs: np.ndarray, select: Sequence[str]) -> dict:
@@ -144,11 +143,12 @@ def _graph_search(
     ef: int,
     two_hop: bool = False,
 ) -> _Hits:
-    """Top-k through the segment's graph; a mask of the allowed rows unless every row is allowed."""
+    """Top-k through the segment's graph, masked to the allowed rows unless every row is allowed."""
     graph = view.graph
     assert graph is not None
-    mask = None
-    if rows_found_by != "all_live_rows" or view.live is not None:
+    if rows_found_by == "all_live_rows":
+        mask = view.live  # None without deletes; the view's own mask otherwise, not rebuilt per call
+    else:
         mask = np.zeros(view.num_rows, dtype=np.bool_)
         mask[offsets] = True
     found, distances = graph.search_validated(queries, k, max(ef, k), mask, two_hop=two_hop)  # checked by to_queries

@@ -23,7 +23,7 @@ from vecstore.engine.ingest import to_ids, to_queries, to_table
 from vecstore.engine.merging import DEFAULT_MAX_SEGMENT_ROWS, choose_merge, died_since, merged_table
 from vecstore.engine.optimizer import Job, Optimizer
 from vecstore.engine.search import count_matching, merge_query_groups, search_views
-from vecstore.engine.segments import SealedSegment
+from vecstore.engine.segments import SealedSegment, entry_files
 from vecstore.engine.views import Memtable, SegmentView
 from vecstore.errors import DataCorruption, FailedPrecondition, InvalidArgument, ResourceExhausted, VecstoreError
 from vecstore.filters import to_filter
@@ -98,8 +98,7 @@ class Collection:
     # -- opening ---------------------------------------------------------------------------
     def _open_segments(self, verify: bool) -> None:
         entries = self._store.segments()
-        known = {entry["file"] for entry in entries.values()}
-        known |= {entry["graph"]["file"] for entry in entries.values() if entry.get("graph")}
+        known = {name for entry in entries.values() for name in entry_files(entry)}
         for child in self._segments_dir.iterdir():
             if child.name not in known:
                 child.unlink()  # orphan: a seal or compaction that crashed before publishing
@@ -173,7 +172,7 @@ class Collection:
             return self._publish_graph(segment_id, *result)
 
         def discard(result: tuple[dict[str, Any], HnswIndex]) -> None:
-            (self._segments_dir / result[0]["file"]).unlink(missing_ok=True)
+            self._remove_files([result[0]["file"]])
 
         return Job("graph", (segment_id,), execute, publish, discard)
 
@@ -223,29 +222,31 @@ class Collection:
             died = died_since([seg.data.ids for seg in inputs], before, [seg.deleted for seg in inputs])
             new_id = result["segment_id"]
             if new_id is None:
-                self._store.commit_merge(segment_ids, None, None, np.empty(0, dtype=np.int64), np.empty(0, bool))
+                self._store.commit_replace_segments(segment_ids, None, None, np.empty(0, dtype=np.int64))
             else:
                 data = result["data"]
                 dead = np.isin(data.ids, died)
-                self._store.commit_merge(segment_ids, new_id, result["entry"], data.ids, dead)
+                self._store.commit_replace_segments(segment_ids, new_id, result["entry"], data.ids, dead)
                 merged = SealedSegment(new_id, result["entry"], data, self.schema.metric, dead, self.schema.window)
                 merged.graph = result["index"]
                 self._sealed[new_id] = merged
             for seg in inputs:
                 del self._sealed[seg.segment_id]
-                for name in seg.file_names():  # a crash before this leaves orphans, removed on open
-                    (self._segments_dir / name).unlink(missing_ok=True)
+                self._remove_files(seg.file_names())
             self._views = None
             self._counters["merges"] += 1
             return True
 
         def discard(result: dict[str, Any]) -> None:
-            entry = result.get("entry")
-            if entry is not None:
-                for name in [entry["file"]] + ([entry["graph"]["file"]] if "graph" in entry else []):
-                    (self._segments_dir / name).unlink(missing_ok=True)
+            if result.get("entry") is not None:
+                self._remove_files(entry_files(result["entry"]))
 
         return Job("merge", segment_ids, execute, publish, discard)
+
+    def _remove_files(self, names: list[str]) -> None:
+        """Delete replaced or unpublished segment files; a crash before this leaves orphans, removed on open."""
+        for name in names:
+            (self._segments_dir / name).unlink(missing_ok=True)
 
     def wait_for_indexes(self, timeout: float | None = None) -> bool:
         """Block until every sealed segment that should have a graph has one (or ``timeout`` seconds pass).
@@ -406,18 +407,16 @@ class Collection:
     def _compact_segment(self, sealed: SealedSegment) -> None:
         live = ~sealed.deleted
         table = sealed.data.table.filter(pa.array(live))
-        old_path = sealed.data.path
         if table.num_rows == 0:
-            self._store.commit_replace_segment(sealed.segment_id, None, None, np.empty(0, dtype=np.int64))
+            self._store.commit_replace_segments((sealed.segment_id,), None, None, np.empty(0, dtype=np.int64))
         else:
             new_id = self._store.allocate_segment_id()
             entry = self._write_segment(new_id, table)
             entry["sorted_by"] = sealed.sorted_by
-            self._store.commit_replace_segment(sealed.segment_id, new_id, entry, table.column("id").to_numpy())
+            self._store.commit_replace_segments((sealed.segment_id,), new_id, entry, table.column("id").to_numpy())
             self._load_sealed(new_id, entry)
         del self._sealed[sealed.segment_id]
-        for name in sealed.file_names():  # a crash before this leaves orphans, removed on open
-            (old_path.parent / name).unlink(missing_ok=True)
+        self._remove_files(sealed.file_names())
         self._views = None
         self._counters["compactions"] += 1
         self._optimizer.notify()

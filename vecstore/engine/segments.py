@@ -61,5 +61,10 @@ class SealedSegment:
         )
 
     def file_names(self) -> list[str]:
-        graph = self.entry.get("graph")
-        return [self.entry["file"]] + ([graph["file"]] if graph else [])
+        return entry_files(self.entry)
+
+
+def entry_files(entry: dict[str, Any]) -> list[str]:
+    """The files a segment's manifest entry names: the segment, and its graph once it has one."""
+    graph = entry.get("graph")
+    return [entry["file"]] + ([graph["file"]] if graph else [])

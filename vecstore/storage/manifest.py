@@ -198,20 +198,6 @@ class CollectionStore:
 
         self._write(body)
 
-    def commit_replace_segment(
-        self, old_id: int, new_id: int | None, entry: dict[str, Any] | None, ids: np.ndarray
-    ) -> None:
-        """Swap a segment for its compacted rewrite (or drop it when ``new_id`` is None)."""
-
-        def body(txn: lmdb.Transaction) -> None:
-            txn.delete(_u64(old_id), db=self._segments)
-            txn.delete(_u64(old_id), db=self._tombstones)
-            if new_id is not None and entry is not None:
-                txn.put(_u64(new_id), json.dumps(entry).encode(), db=self._segments)
-                self._put_locations(txn, new_id, ids)
-
-        self._write(body)
-
     def update_segment_entry(self, segment_id: int, entry: dict[str, Any]) -> bool:
         """Replace the entry of a segment still in the manifest (e.g. to attach its index file).
 
@@ -227,19 +213,21 @@ class CollectionStore:
 
         return self._write(body)
 
-    def commit_merge(
+    def commit_replace_segments(
         self,
         old_ids: tuple[int, ...],
         new_id: int | None,
         entry: dict[str, Any] | None,
         ids: np.ndarray,
-        dead: np.ndarray,
+        dead: np.ndarray | None = None,
     ) -> None:
-        """Replace segments ``old_ids`` by their merge ``new_id`` (None: every row had died) in one transaction.
+        """Replace segments ``old_ids`` by their rewrite ``new_id`` in one transaction: a compaction
+        (one segment) or a merge (several); ``new_id`` None drops them (every row had died).
 
-        ``dead`` marks rows of the merge that died after it was made: they get tombstones and no id-map
-        entry (their ids are elsewhere now, or deleted).
+        ``dead`` marks rows of the rewrite that died after it was made (a merge runs beside writes):
+        they get tombstones and no id-map entry (their ids are elsewhere now, or deleted).
         """
+        dead = np.zeros(ids.shape[0], dtype=bool) if dead is None else dead
 
         def body(txn: lmdb.Transaction) -> None:
             for old in old_ids:

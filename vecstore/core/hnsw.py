@@ -101,6 +101,23 @@ def _neighbours(node, layer, links0, counts0, links_up, counts_up, upper_offset)
     return links_up[row], counts_up[row]
 
 
+@njit(inline="always")
+def _set_count(node, layer, count, counts0, counts_up, upper_offset):
+    if layer == 0:
+        counts0[node] = count
+    else:
+        counts_up[upper_offset[node] + layer - 1] = count
+
+
+@njit(inline="always")
+def _set_list(node, layer, chosen, kept, links0, counts0, links_up, counts_up, upper_offset):
+    """Make ``chosen[:kept]`` the node's list at ``layer``."""
+    links, _ = _neighbours(node, layer, links0, counts0, links_up, counts_up, upper_offset)
+    for i in range(kept):
+        links[i] = chosen[i]
+    _set_count(node, layer, kept, counts0, counts_up, upper_offset)
+
+
 @njit(nogil=True, cache=True)
 def greedy_descent(vectors, query, metric, entry, max_level, stop_level, links0, counts0, links_up, counts_up,
                    upper_offset):  # fmt: skip
@@ -263,10 +280,7 @@ def _link_back(vectors, metric, node, new, layer, max_links, links0, counts0, li
     links, count = _neighbours(node, layer, links0, counts0, links_up, counts_up, upper_offset)
     if count < max_links:
         links[count] = new
-        if layer == 0:
-            counts0[node] = count + 1
-        else:
-            counts_up[upper_offset[node] + layer - 1] = count + 1
+        _set_count(node, layer, count + 1, counts0, counts_up, upper_offset)
         return
     base = vectors[node]
     for i in range(count):
@@ -279,10 +293,7 @@ def _link_back(vectors, metric, node, new, layer, max_links, links0, counts0, li
         order_buf[i] = scratch_n[order[i]]
     sorted_d = scratch_d[: count + 1][order]
     kept = _select_heuristic(vectors, metric, order_buf, sorted_d, count + 1, max_links, links)
-    if layer == 0:
-        counts0[node] = kept
-    else:
-        counts_up[upper_offset[node] + layer - 1] = kept
+    _set_count(node, layer, kept, counts0, counts_up, upper_offset)
 
 
 @njit(nogil=True, cache=True)
@@ -291,13 +302,7 @@ def connect(vectors, metric, m, node, layer, found_n, found_d, n_found, links0, 
     """Link ``node`` at ``layer`` to the heuristic's pick of its candidates (sorted ascending), and back."""
     max_links = 2 * m if layer == 0 else m
     kept = _select_heuristic(vectors, metric, found_n, found_d, n_found, m, chosen)
-    links, _ = _neighbours(node, layer, links0, counts0, links_up, counts_up, upper_offset)
-    for i in range(kept):
-        links[i] = chosen[i]
-    if layer == 0:
-        counts0[node] = kept
-    else:
-        counts_up[upper_offset[node] + layer - 1] = kept
+    _set_list(node, layer, chosen, kept, links0, counts0, links_up, counts_up, upper_offset)
     for i in range(kept):
         _link_back(vectors, metric, chosen[i], node, layer, max_links, links0, counts0, links_up, counts_up,
                    upper_offset, scratch_n, scratch_d, order_buf)  # fmt: skip

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from vecstore.core.hnsw import _link_back, _neighbours, _select_heuristic, distance, search_levels
+from vecstore.core.hnsw import _link_back, _select_heuristic, _set_list, distance, search_levels
 
 
 @njit(nogil=True, cache=True, parallel=True)
@@ -78,13 +78,7 @@ def batch_link(vectors, metric, m, levels, upper_offset, links0, counts0, links_
                 sorted_d = buf_d[:count][order]
                 n_kept = _select_heuristic(vectors, metric, sorted_n, sorted_d, count, m, chosen[b, layer])
                 kept[b, layer] = n_kept
-                links, _ = _neighbours(node, layer, links0, counts0, links_up, counts_up, upper_offset)
-                for i in range(n_kept):
-                    links[i] = chosen[b, layer, i]
-                if layer == 0:
-                    counts0[node] = n_kept
-                else:
-                    counts_up[upper_offset[node] + layer - 1] = n_kept
+                _set_list(node, layer, chosen[b, layer], n_kept, links0, counts0, links_up, counts_up, upper_offset)
     # phase 2: back-links, keyed by (layer, target list, new node) so each list's additions run in order
     n = vectors.shape[0]
     total = 0

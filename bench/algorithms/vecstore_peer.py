@@ -15,6 +15,13 @@ from bench.algorithms.base import EF_GRID, Algorithm
 LOAD_BATCH_ROWS = 20_000
 
 
+def _seal_and_index(col) -> None:
+    """Seal the appendable rows and wait until every segment has its graph (or say why not)."""
+    col.seal()
+    if not col.wait_for_indexes():
+        raise RuntimeError(f"graph build failed: {col.describe()['segments']}")
+
+
 class VecstoreEmbedded(Algorithm):
     name = "vecstore"
     releases_gil = True
@@ -50,9 +57,7 @@ class VecstoreEmbedded(Algorithm):
 
     def _seal(self) -> None:
         """Seal, and wait for the segment graphs: their build is part of the build time."""
-        self.col.seal()
-        if not self.col.wait_for_indexes():
-            raise RuntimeError(f"graph build failed: {self.col.describe()['segments']}")
+        _seal_and_index(self.col)
 
     def set_threads(self, threads: int) -> None:
         import numba
@@ -152,10 +157,7 @@ class VecstoreGrpc(VecstoreEmbedded):
         both vecstore runs then search the same sealed layout."""
         self._stop_server()
         with self.vecstore.connect(self.folder) as db:
-            col = db.collection("bench")
-            col.seal()
-            if not col.wait_for_indexes():
-                raise RuntimeError(f"graph build failed: {col.describe()['segments']}")
+            _seal_and_index(db.collection("bench"))
         self._start_server(2)
         self.col = self.client.collection("bench")
 

@@ -250,7 +250,8 @@ class HnswIndex:
     @property
     def nbytes(self) -> int:
         """Bytes the index holds beyond the segment's vectors: the graph, and any prepared copy of the rows."""
-        return self.graph.nbytes + (int(self.vectors.nbytes) if self.graph.metric != "l2" else 0)
+        prepared = self.prepared_vectors
+        return self.graph.nbytes + (0 if prepared is None else int(prepared.nbytes))
 
     @property
     def prepared_vectors(self) -> np.ndarray | None:

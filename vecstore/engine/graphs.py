@@ -69,9 +69,7 @@ def open_graph(path: Path, entry: dict[str, Any], vectors: np.ndarray, *, verify
         graph = HnswGraph.from_arrays(meta, arrays)
     except (KeyError, TypeError) as exc:
         raise DataCorruption(f"graph file {path} lacks {exc}") from None
-    if graph.n != vectors.shape[0]:
-        raise DataCorruption(f"graph file {path} has {graph.n} nodes for a segment of {vectors.shape[0]} rows")
-    try:
+    try:  # HnswIndex checks that the graph, its prepared rows and the segment agree in size
         return HnswIndex(graph, vectors, prepared=arrays.get("search_vectors"))
     except VecstoreError as exc:
         raise DataCorruption(f"graph file {path} does not fit its segment: {exc}") from None

@@ -15,7 +15,7 @@ from client.errors import from_rpc_error
 from vecstore.errors import InvalidArgument, Unavailable
 from vecstore.rpc import convert
 from vecstore.rpc import vecstore_pb2 as pb
-from vecstore.types import SearchResult
+from vecstore.types import CollectionSchema, SearchResult, positive_int_option, wait_timeout
 
 DEFAULT_MAX_MESSAGE_BYTES = 256 << 20
 _RETRY_DELAYS_S = (0.05, 0.2, 0.5, 1.0, 2.0)
@@ -101,10 +101,16 @@ class Client:
         hnsw: Mapping[str, int] | None = None,
         quantization: Mapping[str, Any] | None = None,
         seal_rows: int | None = None,
+        max_segment_rows: int | None = None,
     ) -> RemoteCollection:
-        """Create a collection on the server (same arguments as ``Database.create_collection``)."""
-        if isinstance(dim, bool) or not isinstance(dim, int | np.integer) or not 0 < int(dim) < 2**32:
-            raise InvalidArgument(f"dim must be an integer between 1 and 65536, got {dim!r}")
+        """Create a collection on the server (same arguments as ``Database.create_collection``).
+
+        The definition is checked here as the embedded database checks it (a proto field cannot say
+        "0" apart from "unset", so a bad value must not reach the wire), then again by the server.
+        """
+        CollectionSchema.validated(dim, metric, attributes, window, hnsw, quantization)
+        options = {"seal_rows": seal_rows, "max_segment_rows": max_segment_rows}
+        options = {key: positive_int_option(value, key) for key, value in options.items() if value is not None}
         request = pb.CreateCollectionRequest(
             name=name,
             dim=int(dim),
@@ -113,7 +119,7 @@ class Client:
             window=window or "",
             hnsw=pb.HnswConfig(**dict(hnsw or {})),
             quantization=pb.QuantizationConfig(**dict(quantization or {})),
-            seal_rows=seal_rows or 0,
+            **options,
         )
         return RemoteCollection(self, self.call("create", request))
 
@@ -270,22 +276,38 @@ class RemoteCollection:
 
     def wait_for_indexes(self, timeout: float | None = None) -> bool:
         """Block until every sealed segment that should have a graph has one (or ``timeout`` seconds pass)."""
+        timeout = wait_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            step = WAIT_STEP_SECONDS if deadline is None else min(WAIT_STEP_SECONDS, deadline - time.monotonic())
-            if step <= 0:
-                return False
+            # at least one call, however short the timeout: "is it ready now?" is a fair question
+            remaining = None if deadline is None else deadline - time.monotonic()
+            step = WAIT_STEP_SECONDS if remaining is None else min(WAIT_STEP_SECONDS, max(remaining, MIN_WAIT_SECONDS))
             request = pb.WaitForIndexesRequest(collection=self.name, timeout_seconds=step)
             if self._client.call("wait_for_indexes", request, timeout=step + 30).ready:
                 return True
             if self._any_failed():
                 return False  # a failed build is not retried until the next seal; do not wait forever
+            if remaining is not None and remaining <= step:
+                return False
 
     def _any_failed(self) -> bool:
         return any(s["graph"].startswith("failed") for s in self.describe()["segments"])
 
     def describe(self) -> dict[str, Any]:
         info = self._client.call("describe", pb.CollectionRef(name=self.name))
+        segments = [
+            {
+                "segment": s.name,
+                "rows": s.rows,
+                "live_rows": s.live_rows,
+                "vector_bytes": s.vector_bytes,
+                "file_bytes": s.file_bytes,
+                "sorted_by": s.sorted_by or None,
+                "graph": s.graph,
+                "graph_bytes": s.graph_bytes,
+            }
+            for s in info.segments
+        ]
         return {
             "name": info.name,
             "dim": info.dim,
@@ -293,20 +315,13 @@ class RemoteCollection:
             "attributes": {a.name: a.type for a in info.attributes},
             "window": info.window or None,
             "seal_rows": info.seal_rows,
+            "max_segment_rows": info.max_segment_rows,
             "rows": info.rows,
-            "segments": [
-                {
-                    "segment": s.name,
-                    "rows": s.rows,
-                    "live_rows": s.live_rows,
-                    "vector_bytes": s.vector_bytes,
-                    "file_bytes": s.file_bytes,
-                    "sorted_by": s.sorted_by or None,
-                    "graph": s.graph,
-                    "graph_bytes": s.graph_bytes,
-                }
-                for s in info.segments
-            ],
+            "segments": segments,
+            "memory": {  # as the embedded describe() sums it
+                "vector_bytes": sum(s["vector_bytes"] for s in segments),
+                "graph_bytes": sum(s["graph_bytes"] for s in segments),
+            },
         }
 
     def __repr__(self) -> str:
@@ -315,6 +330,8 @@ class RemoteCollection:
 
 #: how long one WaitForIndexes call may block on the server
 WAIT_STEP_SECONDS = 30.0
+#: the shortest wait asked of the server (it refuses 0)
+MIN_WAIT_SECONDS = 0.001
 
 
 def _int_ids(ids: Any) -> np.ndarray:

@@ -70,6 +70,7 @@ def _collection_info(description: dict[str, Any]) -> pb.CollectionInfo:
             **{k: v for k, v in quantization.items() if k in ("kind", "oversampling", "pq_m", "pq_nbits")}
         ),
         seal_rows=description["seal_rows"],
+        max_segment_rows=description["max_segment_rows"],
         rows=description["rows"],
         segments=[
             pb.SegmentInfo(
@@ -167,7 +168,7 @@ class Service:
             for key in ("oversampling", "pq_m", "pq_nbits"):
                 if getattr(req.quantization, key):
                     quantization[key] = getattr(req.quantization, key)
-        options = {"seal_rows": int(req.seal_rows)} if req.seal_rows else {}
+        options = {name: int(getattr(req, name)) for name in ("seal_rows", "max_segment_rows") if getattr(req, name)}
         col = self.db.create_collection(
             req.name,
             dim=int(req.dim),

@@ -83,6 +83,32 @@ def test_graphs_over_grpc(client):
     assert res.strategy == "hnsw" and res.ids[:, 0].tolist() == [0, 1, 2, 3, 4]
 
 
+def test_remote_collection_options_and_waits_are_checked_like_embedded(client, tmp_path):
+    """A bad definition or timeout gets the embedded error, not a TypeError or a silent default (a proto
+    field cannot tell 0 from unset); max_segment_rows travels and describe() reports it."""
+    with vecstore.connect(tmp_path / "embedded") as db:
+        for api in (db, client):
+            for kwargs, match in [
+                ({"max_segment_rows": 0}, "max_segment_rows must be a positive integer"),
+                ({"seal_rows": 0}, "seal_rows must be a positive integer"),
+                ({"hnsw": {"ef": 0}}, "hnsw parameter ef must be an integer between 2 and 4096"),
+                ({"hnsw": {"M": 16}}, "unknown hnsw parameter 'M'"),
+            ]:
+                with pytest.raises(vecstore.InvalidArgument, match=match):
+                    api.create_collection("x", dim=4, **kwargs)
+            assert "x" not in api.list_collections()
+            col = api.create_collection("opts", dim=4, metric="l2", max_segment_rows=1234)
+            described = col.describe()
+            assert described["max_segment_rows"] == 1234 and described["memory"] == {
+                "vector_bytes": 0,
+                "graph_bytes": 0,
+            }
+            for bad in (-1, "soon", True):
+                with pytest.raises(vecstore.InvalidArgument, match="timeout"):
+                    col.wait_for_indexes(bad)
+            assert col.wait_for_indexes(0) is True
+
+
 def test_remote_results_equal_embedded_results(client, tmp_path):
     with vecstore.connect(tmp_path / "embedded") as db:
         embedded = _workload(db)

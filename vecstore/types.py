@@ -53,6 +53,20 @@ def check_name(name: object, what: str) -> str:
     return name
 
 
+def positive_int_option(value: object, name: str) -> int:
+    """A collection option that must be a positive integer (``seal_rows``, ``max_segment_rows``)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise InvalidArgument(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def wait_timeout(value: object) -> float | None:
+    """A ``wait_for_indexes`` timeout: None (no limit) or seconds >= 0."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0):
+        raise InvalidArgument(f"timeout must be None (wait as long as it takes) or seconds >= 0, got {value!r}")
+    return None if value is None else float(value)
+
+
 @dataclass(frozen=True)
 class CollectionSchema:
     """What a collection stores: vector dimension and metric, typed attributes, window attribute."""

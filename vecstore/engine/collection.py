@@ -36,7 +36,7 @@ from vecstore.storage import (
     verify_segment,
     write_segment,
 )
-from vecstore.types import CollectionSchema, SearchResult
+from vecstore.types import CollectionSchema, SearchResult, wait_timeout
 
 MAX_K = 16_384
 MAX_QUERIES = 65_536
@@ -255,9 +255,7 @@ class Collection:
         (``describe()`` says why). Until then searches scan unindexed segments exactly.
         """
         self._check_open()
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0):
-            raise InvalidArgument(f"timeout must be None (wait as long as it takes) or seconds >= 0, got {timeout!r}")
-        return self._optimizer.wait(timeout)
+        return self._optimizer.wait(wait_timeout(timeout))
 
     def _replay_wal(self) -> None:
         for record in self._store.wal_records():

@@ -21,7 +21,7 @@ from vecstore.engine.collection import (
 from vecstore.engine.merging import DEFAULT_MAX_SEGMENT_ROWS
 from vecstore.errors import AlreadyExists, DataCorruption, FailedPrecondition, InvalidArgument, NotFound
 from vecstore.storage import CollectionStore, DirectoryLock, fsync_dir, verify_segment
-from vecstore.types import CollectionSchema, check_name
+from vecstore.types import CollectionSchema, check_name, positive_int_option
 
 FORMAT_VERSION = 1
 COLLECTIONS_DIR = "collections"
@@ -113,10 +113,8 @@ class Database:
         """
         check_name(name, "collection")
         schema = CollectionSchema.validated(dim, metric, attributes, window, hnsw, quantization)
-        if isinstance(seal_rows, bool) or not isinstance(seal_rows, int) or seal_rows < 1:
-            raise InvalidArgument(f"seal_rows must be a positive integer, got {seal_rows!r}")
-        if isinstance(max_segment_rows, bool) or not isinstance(max_segment_rows, int) or max_segment_rows < 1:
-            raise InvalidArgument(f"max_segment_rows must be a positive integer, got {max_segment_rows!r}")
+        seal_rows = positive_int_option(seal_rows, "seal_rows")
+        max_segment_rows = positive_int_option(max_segment_rows, "max_segment_rows")
         if not 0 < compact_dead_fraction <= 1:
             raise InvalidArgument(f"compact_dead_fraction must be in (0, 1], got {compact_dead_fraction!r}")
         with self._mutex:

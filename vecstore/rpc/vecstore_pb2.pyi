@@ -43,7 +43,7 @@ class QuantizationConfig(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., oversampling: _Optional[float] = ..., pq_m: _Optional[int] = ..., pq_nbits: _Optional[int] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "dim", "metric", "attributes", "window", "hnsw", "quantization", "seal_rows")
+    __slots__ = ("name", "dim", "metric", "attributes", "window", "hnsw", "quantization", "seal_rows", "max_segment_rows")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +52,7 @@ class CreateCollectionRequest(_message.Message):
     HNSW_FIELD_NUMBER: _ClassVar[int]
     QUANTIZATION_FIELD_NUMBER: _ClassVar[int]
     SEAL_ROWS_FIELD_NUMBER: _ClassVar[int]
+    MAX_SEGMENT_ROWS_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: str
@@ -60,7 +61,8 @@ class CreateCollectionRequest(_message.Message):
     hnsw: HnswConfig
     quantization: QuantizationConfig
     seal_rows: int
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., attributes: _Optional[_Iterable[_Union[AttributeDef, _Mapping]]] = ..., window: _Optional[str] = ..., hnsw: _Optional[_Union[HnswConfig, _Mapping]] = ..., quantization: _Optional[_Union[QuantizationConfig, _Mapping]] = ..., seal_rows: _Optional[int] = ...) -> None: ...
+    max_segment_rows: int
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., attributes: _Optional[_Iterable[_Union[AttributeDef, _Mapping]]] = ..., window: _Optional[str] = ..., hnsw: _Optional[_Union[HnswConfig, _Mapping]] = ..., quantization: _Optional[_Union[QuantizationConfig, _Mapping]] = ..., seal_rows: _Optional[int] = ..., max_segment_rows: _Optional[int] = ...) -> None: ...
 
 class SegmentInfo(_message.Message):
     __slots__ = ("name", "rows", "live_rows", "vector_bytes", "file_bytes", "sorted_by", "graph", "graph_bytes")
@@ -83,7 +85,7 @@ class SegmentInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., rows: _Optional[int] = ..., live_rows: _Optional[int] = ..., vector_bytes: _Optional[int] = ..., file_bytes: _Optional[int] = ..., sorted_by: _Optional[str] = ..., graph: _Optional[str] = ..., graph_bytes: _Optional[int] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
-    __slots__ = ("name", "dim", "metric", "attributes", "window", "hnsw", "quantization", "seal_rows", "rows", "segments")
+    __slots__ = ("name", "dim", "metric", "attributes", "window", "hnsw", "quantization", "seal_rows", "rows", "segments", "max_segment_rows")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -94,6 +96,7 @@ class CollectionInfo(_message.Message):
     SEAL_ROWS_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
     SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_SEGMENT_ROWS_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: str
@@ -104,7 +107,8 @@ class CollectionInfo(_message.Message):
     seal_rows: int
     rows: int
     segments: _containers.RepeatedCompositeFieldContainer[SegmentInfo]
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., attributes: _Optional[_Iterable[_Union[AttributeDef, _Mapping]]] = ..., window: _Optional[str] = ..., hnsw: _Optional[_Union[HnswConfig, _Mapping]] = ..., quantization: _Optional[_Union[QuantizationConfig, _Mapping]] = ..., seal_rows: _Optional[int] = ..., rows: _Optional[int] = ..., segments: _Optional[_Iterable[_Union[SegmentInfo, _Mapping]]] = ...) -> None: ...
+    max_segment_rows: int
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., attributes: _Optional[_Iterable[_Union[AttributeDef, _Mapping]]] = ..., window: _Optional[str] = ..., hnsw: _Optional[_Union[HnswConfig, _Mapping]] = ..., quantization: _Optional[_Union[QuantizationConfig, _Mapping]] = ..., seal_rows: _Optional[int] = ..., rows: _Optional[int] = ..., segments: _Optional[_Iterable[_Union[SegmentInfo, _Mapping]]] = ..., max_segment_rows: _Optional[int] = ...) -> None: ...
 
 class ListCollectionsRequest(_message.Message):
     __slots__ = ()

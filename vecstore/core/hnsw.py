@@ -51,6 +51,12 @@ def _before(a, b, sign):
 
 
 @njit(inline="always")
+def _swap(hd, hn, i, j):
+    hd[i], hd[j] = hd[j], hd[i]
+    hn[i], hn[j] = hn[j], hn[i]
+
+
+@njit(inline="always")
 def _push(hd, hn, size, d, node, sign):
     """Push into a heap of ``size`` items; ``sign`` 1 keeps the smallest distance on top, -1 the largest."""
     pos = size
@@ -59,8 +65,7 @@ def _push(hd, hn, size, d, node, sign):
     while pos > 0:
         parent = (pos - 1) >> 1
         if _before(hd[pos], hd[parent], sign):
-            hd[pos], hd[parent] = hd[parent], hd[pos]
-            hn[pos], hn[parent] = hn[parent], hn[pos]
+            _swap(hd, hn, pos, parent)
             pos = parent
         else:
             break
@@ -82,8 +87,7 @@ def _pop(hd, hn, size, sign):
         if left + 1 < size and _before(hd[left + 1], hd[left], sign):
             child = left + 1
         if _before(hd[child], hd[pos], sign):
-            hd[pos], hd[child] = hd[child], hd[pos]
-            hn[pos], hn[child] = hn[child], hn[pos]
+            _swap(hd, hn, pos, child)
             pos = child
         else:
             break

@@ -165,6 +165,7 @@ def run(rows: int, soak_seconds: float) -> dict:
                 remote = client.create_collection("bench", **kwargs)
                 out["load_rows_per_s"] = {"embedded": load(local, data, rows), "grpc": load(remote, data, rows)}
                 local.seal()
+                remote.seal()
                 # both sides search through the same (seeded, deterministic) graphs, built before timing
                 if not (local.wait_for_indexes() and remote.wait_for_indexes()):
                     raise RuntimeError("a graph build failed; see describe()")

@@ -22,8 +22,12 @@ _RETRY_DELAYS_S = (0.05, 0.2, 0.5, 1.0, 2.0)
 
 
 def _unary(channel: grpc.Channel, path: str, response_type: type) -> Callable:
+    # _registered_method: what grpc's generated stubs pass; the call then skips a per-call method lookup
     return channel.unary_unary(
-        path, request_serializer=lambda m: m.SerializeToString(), response_deserializer=response_type.FromString
+        path,
+        request_serializer=lambda m: m.SerializeToString(),
+        response_deserializer=response_type.FromString,
+        _registered_method=True,
     )
 
 
@@ -64,6 +68,9 @@ class Client:
             "list": ("/vecstore.v1.Collections/List", pb.ListCollectionsResponse),
             "drop": ("/vecstore.v1.Collections/Drop", pb.DropCollectionResponse),
             "wait_for_indexes": ("/vecstore.v1.Collections/WaitForIndexes", pb.WaitForIndexesResponse),
+            "seal": ("/vecstore.v1.Collections/Seal", pb.SealResponse),
+            "compact": ("/vecstore.v1.Collections/Compact", pb.CompactResponse),
+            "stats": ("/vecstore.v1.Collections/Stats", pb.StatsResponse),
             "upsert": ("/vecstore.v1.Points/Upsert", pb.UpsertResponse),
             "delete": ("/vecstore.v1.Points/Delete", pb.DeleteResponse),
             "get": ("/vecstore.v1.Points/Get", pb.GetResponse),
@@ -273,6 +280,18 @@ class RemoteCollection:
             selected = {}
         plan = convert.plan_from_json(response.plan_json) if explain else None
         return SearchResult(ids, distances, plan, selected, response.strategy or None)
+
+    def seal(self) -> None:
+        """Write the appendable rows out as a sealed segment now (same as ``Collection.seal``)."""
+        self._client.call("seal", pb.CollectionRef(name=self.name))
+
+    def compact(self) -> int:
+        """Rewrite every sealed segment that has deleted rows; returns how many were rewritten."""
+        return int(self._client.call("compact", pb.CollectionRef(name=self.name)).segments_rewritten)
+
+    def stats(self) -> dict[str, int]:
+        """The server's counters for this collection (same keys as ``Collection.stats``)."""
+        return dict(self._client.call("stats", pb.CollectionRef(name=self.name)).counters)
 
     def wait_for_indexes(self, timeout: float | None = None) -> bool:
         """Block until every sealed segment that should have a graph has one (or ``timeout`` seconds pass)."""

@@ -16,7 +16,7 @@ from grpc_reflection.v1alpha import reflection
 import vecstore
 from server.auth import TokenAuth
 from server.metrics import Metrics
-from server.servicers import WRITE_METHODS, Service, generic_handlers
+from server.servicers import WRITE_METHODS, Service, method_handlers
 from vecstore.rpc import vecstore_pb2 as pb
 
 log = logging.getLogger("vecstore.server")
@@ -68,7 +68,8 @@ class VecstoreServer:
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
         self.service = Service(self.metrics)
-        self.grpc.add_generic_rpc_handlers(generic_handlers(self.service))
+        for name, methods in method_handlers(self.service):
+            self.grpc.add_registered_method_handlers(name, methods)
         reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), self.grpc)
         self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
 

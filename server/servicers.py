@@ -32,6 +32,8 @@ WRITE_METHODS = frozenset(
         "/vecstore.v1.Collections/Drop",
         "/vecstore.v1.Points/Upsert",
         "/vecstore.v1.Points/Delete",
+        "/vecstore.v1.Collections/Seal",
+        "/vecstore.v1.Collections/Compact",
     }
 )
 
@@ -193,6 +195,17 @@ class Service:
         ready = self._collection(req.collection).wait_for_indexes(timeout)
         return pb.WaitForIndexesResponse(ready=ready), {"collection": req.collection}
 
+    def seal(self, req: pb.CollectionRef) -> tuple[Message, dict]:
+        self._collection(req.name).seal()
+        return pb.SealResponse(), {"collection": req.name}
+
+    def compact(self, req: pb.CollectionRef) -> tuple[Message, dict]:
+        rewritten = self._collection(req.name).compact()
+        return pb.CompactResponse(segments_rewritten=rewritten), {"collection": req.name}
+
+    def stats(self, req: pb.CollectionRef) -> tuple[Message, dict]:
+        return pb.StatsResponse(counters=self._collection(req.name).stats()), {"collection": req.name}
+
     def list(self, req: pb.ListCollectionsRequest) -> tuple[Message, dict]:
         return pb.ListCollectionsResponse(names=self.db.list_collections()), {}
 
@@ -255,6 +268,9 @@ class Service:
             "/vecstore.v1.Collections/List": self.list,
             "/vecstore.v1.Collections/Drop": self.drop,
             "/vecstore.v1.Collections/WaitForIndexes": self.wait_for_indexes,
+            "/vecstore.v1.Collections/Seal": self.seal,
+            "/vecstore.v1.Collections/Compact": self.compact,
+            "/vecstore.v1.Collections/Stats": self.stats,
             "/vecstore.v1.Points/Upsert": self.upsert,
             "/vecstore.v1.Points/Delete": self.delete,
             "/vecstore.v1.Points/Get": self.get,
@@ -264,8 +280,9 @@ class Service:
         }
 
 
-def generic_handlers(service: Service) -> list[grpc.GenericRpcHandler]:
-    """Register every method of the two services, with the safe deserializer and the wrapper."""
+def method_handlers(service: Service) -> list[tuple[str, dict[str, grpc.RpcMethodHandler]]]:
+    """(service name, method name -> handler) for every method of the two services, with the safe
+    deserializer and the wrapper; registered (not generic) handlers let grpc route without a Python lookup."""
     handlers = service.handlers()
     out = []
     for service_descriptor in pb.DESCRIPTOR.services_by_name.values():
@@ -279,5 +296,5 @@ def generic_handlers(service: Service) -> list[grpc.GenericRpcHandler]:
                 request_deserializer=safe_deserializer(request_type),
                 response_serializer=response_type.SerializeToString,
             )
-        out.append(grpc.method_handlers_generic_handler(service_descriptor.full_name, methods))
+        out.append((service_descriptor.full_name, methods))
     return out

@@ -58,6 +58,9 @@ def _workload(db_like) -> list:
     col.upsert(ids[:200], vectors[:200], {k: v[:200] for k, v in attrs.items()})
     col.upsert(pa.table({"id": ids[200:], "vector": pa.array(list(vectors[200:]), pa.list_(pa.float32(), 8))}))
     col.delete(ids[::9])
+    col.seal()
+    # how many segments hold deleted rows depends on background merges; the second call finds none
+    out_maintenance = [col.compact() > 0, col.compact()]
     queries = np.random.default_rng(1).standard_normal((12, 8)).astype(np.float32)
     out: list = [col.count(), col.count("cat in ('a', 'b') and not open")]
     out.append(col.get(ids[:40]).to_pylist())
@@ -66,6 +69,8 @@ def _workload(db_like) -> list:
         out += [res.ids.tolist(), res.distances.tolist(), res.to_arrow().to_pylist(), res.strategy]
     res = col.search(queries[:3], k=4, filter=["year > 2000", None, "cat = 'c'"], explain=True)
     out += [res.ids.tolist(), [p["filter"] for p in res.plan], res.strategy]
+    counters = col.stats()
+    out += [out_maintenance, counters["seals"], counters["queries"]]
     return out
 
 
@@ -210,6 +215,14 @@ def _raw(server, method: str, payload: bytes, token: str | None = TOKEN, timeout
             "already exists",
         ),
         ("/vecstore.v1.Collections/Drop", pb.CollectionRef(), grpc.StatusCode.INVALID_ARGUMENT, "name is empty"),
+        ("/vecstore.v1.Collections/Seal", pb.CollectionRef(), grpc.StatusCode.INVALID_ARGUMENT, "collection is empty"),
+        (
+            "/vecstore.v1.Collections/Compact",
+            pb.CollectionRef(name="nope"),
+            grpc.StatusCode.NOT_FOUND,
+            "does not exist",
+        ),
+        ("/vecstore.v1.Collections/Stats", pb.CollectionRef(), grpc.StatusCode.INVALID_ARGUMENT, "collection is empty"),
         (
             "/vecstore.v1.Collections/WaitForIndexes",
             pb.WaitForIndexesRequest(collection="c"),
@@ -285,6 +298,10 @@ def test_read_only_token_reads_but_cannot_write(server, remote_col):
             col.delete([1])
         with pytest.raises(vecstore.PermissionDenied):
             reader.drop_collection("c")
+        for maintenance in (col.seal, col.compact):
+            with pytest.raises(vecstore.PermissionDenied):
+                maintenance()
+        assert col.stats()["queries"] >= 1
     assert remote_col.count() == 20
 
 

@@ -138,6 +138,29 @@ class WaitForIndexesResponse(_message.Message):
     ready: bool
     def __init__(self, ready: _Optional[bool] = ...) -> None: ...
 
+class SealResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CompactResponse(_message.Message):
+    __slots__ = ("segments_rewritten",)
+    SEGMENTS_REWRITTEN_FIELD_NUMBER: _ClassVar[int]
+    segments_rewritten: int
+    def __init__(self, segments_rewritten: _Optional[int] = ...) -> None: ...
+
+class StatsResponse(_message.Message):
+    __slots__ = ("counters",)
+    class CountersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    counters: _containers.ScalarMap[str, int]
+    def __init__(self, counters: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
 class Value(_message.Message):
     __slots__ = ("int_value", "float_value", "string_value", "bool_value")
     INT_VALUE_FIELD_NUMBER: _ClassVar[int]

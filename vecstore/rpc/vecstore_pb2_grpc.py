@@ -59,6 +59,21 @@ class CollectionsStub:
                 request_serializer=vecstore_dot_v1_dot_vecstore__pb2.WaitForIndexesRequest.SerializeToString,
                 response_deserializer=vecstore_dot_v1_dot_vecstore__pb2.WaitForIndexesResponse.FromString,
                 _registered_method=True)
+        self.Seal = channel.unary_unary(
+                '/vecstore.v1.Collections/Seal',
+                request_serializer=vecstore_dot_v1_dot_vecstore__pb2.CollectionRef.SerializeToString,
+                response_deserializer=vecstore_dot_v1_dot_vecstore__pb2.SealResponse.FromString,
+                _registered_method=True)
+        self.Compact = channel.unary_unary(
+                '/vecstore.v1.Collections/Compact',
+                request_serializer=vecstore_dot_v1_dot_vecstore__pb2.CollectionRef.SerializeToString,
+                response_deserializer=vecstore_dot_v1_dot_vecstore__pb2.CompactResponse.FromString,
+                _registered_method=True)
+        self.Stats = channel.unary_unary(
+                '/vecstore.v1.Collections/Stats',
+                request_serializer=vecstore_dot_v1_dot_vecstore__pb2.CollectionRef.SerializeToString,
+                response_deserializer=vecstore_dot_v1_dot_vecstore__pb2.StatsResponse.FromString,
+                _registered_method=True)
 
 
 class CollectionsServicer:
@@ -95,6 +110,27 @@ class CollectionsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Seal(self, request, context):
+        """Write the appendable rows out as a sealed segment now (its graph follows in the background).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Compact(self, request, context):
+        """Rewrite every sealed segment that has deleted rows.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Stats(self, request, context):
+        """Counters: queries served, plan strategies per query and segment, seals, compactions, ...
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CollectionsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -122,6 +158,21 @@ def add_CollectionsServicer_to_server(servicer, server):
                     servicer.WaitForIndexes,
                     request_deserializer=vecstore_dot_v1_dot_vecstore__pb2.WaitForIndexesRequest.FromString,
                     response_serializer=vecstore_dot_v1_dot_vecstore__pb2.WaitForIndexesResponse.SerializeToString,
+            ),
+            'Seal': grpc.unary_unary_rpc_method_handler(
+                    servicer.Seal,
+                    request_deserializer=vecstore_dot_v1_dot_vecstore__pb2.CollectionRef.FromString,
+                    response_serializer=vecstore_dot_v1_dot_vecstore__pb2.SealResponse.SerializeToString,
+            ),
+            'Compact': grpc.unary_unary_rpc_method_handler(
+                    servicer.Compact,
+                    request_deserializer=vecstore_dot_v1_dot_vecstore__pb2.CollectionRef.FromString,
+                    response_serializer=vecstore_dot_v1_dot_vecstore__pb2.CompactResponse.SerializeToString,
+            ),
+            'Stats': grpc.unary_unary_rpc_method_handler(
+                    servicer.Stats,
+                    request_deserializer=vecstore_dot_v1_dot_vecstore__pb2.CollectionRef.FromString,
+                    response_serializer=vecstore_dot_v1_dot_vecstore__pb2.StatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -259,6 +310,87 @@ class Collections:
             '/vecstore.v1.Collections/WaitForIndexes',
             vecstore_dot_v1_dot_vecstore__pb2.WaitForIndexesRequest.SerializeToString,
             vecstore_dot_v1_dot_vecstore__pb2.WaitForIndexesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Seal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vecstore.v1.Collections/Seal',
+            vecstore_dot_v1_dot_vecstore__pb2.CollectionRef.SerializeToString,
+            vecstore_dot_v1_dot_vecstore__pb2.SealResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Compact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vecstore.v1.Collections/Compact',
+            vecstore_dot_v1_dot_vecstore__pb2.CollectionRef.SerializeToString,
+            vecstore_dot_v1_dot_vecstore__pb2.CompactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Stats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vecstore.v1.Collections/Stats',
+            vecstore_dot_v1_dot_vecstore__pb2.CollectionRef.SerializeToString,
+            vecstore_dot_v1_dot_vecstore__pb2.StatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

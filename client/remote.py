@@ -324,6 +324,7 @@ class RemoteCollection:
                 "sorted_by": s.sorted_by or None,
                 "graph": s.graph,
                 "graph_bytes": s.graph_bytes,
+                "payload_bytes": s.payload_bytes,
             }
             for s in info.segments
         ]
@@ -340,6 +341,7 @@ class RemoteCollection:
             "memory": {  # as the embedded describe() sums it
                 "vector_bytes": sum(s["vector_bytes"] for s in segments),
                 "graph_bytes": sum(s["graph_bytes"] for s in segments),
+                "payload_bytes": sum(s["payload_bytes"] for s in segments),
             },
         }
 

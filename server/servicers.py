@@ -84,6 +84,7 @@ def _collection_info(description: dict[str, Any]) -> pb.CollectionInfo:
                 sorted_by=s.get("sorted_by") or "",
                 graph=s.get("graph", ""),
                 graph_bytes=s.get("graph_bytes", 0),
+                payload_bytes=s.get("payload_bytes", 0),
             )
             for s in description["segments"]
         ],

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import vecstore
+from vecstore.engine.payloads import PAYLOAD_SUFFIX
 
 
 def _build(path):
@@ -15,7 +16,7 @@ def _build(path):
     bad.upsert(np.arange(10), np.ones((10, 3)), {"n": np.arange(10)})  # sealed: seg-1
     bad.upsert(np.arange(10, 15), np.ones((5, 3)), {"n": np.arange(10, 15)})  # appendable, in the WAL
     good.upsert([1, 2], np.eye(3)[:2])
-    segment = next((bad.path / "segments").iterdir())
+    segment = next(p for p in (bad.path / "segments").iterdir() if p.suffix == ".arrow")
     db.close()
     return segment
 
@@ -51,7 +52,9 @@ def test_orphan_files_from_a_crashed_seal_are_removed(tmp_path):
     (segment.parent / "seg-00000100.arrow.tmp").write_bytes(b"x")
     db = vecstore.connect(tmp_path / "db")
     assert db.collection("bad").count() == 15
-    assert sorted(p.name for p in segment.parent.iterdir()) == [segment.name]
+    left = sorted(p.name for p in segment.parent.iterdir())
+    assert [name for name in left if not name.endswith(PAYLOAD_SUFFIX)] == [segment.name]
+    assert len(left) == 2  # and the segment's payload index
     db.close()
 
 

@@ -62,7 +62,7 @@ def test_segments_merge_into_one_indexed_segment_with_the_same_data(tmp_path):
     res = col.search(queries, k=10, explain=True)
     assert res.strategy == "hnsw"
     files = sorted(p.name for p in (col.path / "segments").iterdir())
-    assert len(files) == 2  # the merged segment and its graph; the inputs are gone
+    assert len(files) == 3  # the merged segment, its payload index and its graph; the inputs are gone
     db.close()
     db = vecstore.connect(tmp_path / "db")
     col = db.collection("m")

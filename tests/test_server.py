@@ -107,6 +107,7 @@ def test_remote_collection_options_and_waits_are_checked_like_embedded(client, t
             assert described["max_segment_rows"] == 1234 and described["memory"] == {
                 "vector_bytes": 0,
                 "graph_bytes": 0,
+                "payload_bytes": 0,
             }
             for bad in (-1, "soon", True):
                 with pytest.raises(vecstore.InvalidArgument, match="timeout"):

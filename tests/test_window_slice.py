@@ -65,8 +65,8 @@ def test_timestamp_window_slice_equals_evaluator(sorted_views, node):
     _check(sorted_views["t"], node)
 
 
-def test_other_filters_fall_back_to_the_evaluator(sorted_views):
+def test_other_filters_on_a_sealed_segment_use_its_payload_index(sorted_views):
     view = sorted_views["f"]
     for text in ["w > 3 or w < 1", "not w > 3", "w in (1, 2)", "w is null", "w > 3 and id < 50"]:
         node = vecstore.parse_filter(text)
-        assert allowed_offsets(view, node)[1] == "evaluated"
+        assert allowed_offsets(view, node)[1] == "payload_index"

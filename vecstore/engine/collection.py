@@ -11,7 +11,7 @@ import io
 import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,14 @@ from vecstore.engine.graphs import MIN_GRAPH_ROWS, GraphParams, build_graph_file
 from vecstore.engine.ingest import to_ids, to_queries, to_table
 from vecstore.engine.merging import DEFAULT_MAX_SEGMENT_ROWS, choose_merge, died_since, merged_table
 from vecstore.engine.optimizer import Job, Optimizer
+from vecstore.engine.payloads import open_payload, write_payload
 from vecstore.engine.search import count_matching, merge_query_groups, search_views
 from vecstore.engine.segments import SealedSegment, entry_files
 from vecstore.engine.views import Memtable, SegmentView
 from vecstore.errors import DataCorruption, FailedPrecondition, InvalidArgument, ResourceExhausted, VecstoreError
-from vecstore.filters import to_filter
+from vecstore.filters import Node, to_filter
 from vecstore.index.hnsw import HnswIndex
+from vecstore.index.payload import PayloadIndex
 from vecstore.storage import (
     WAL_DELETE,
     WAL_UPSERT,
@@ -43,6 +45,11 @@ MAX_QUERIES = 65_536
 DEFAULT_SEAL_ROWS = 100_000
 DEFAULT_COMPACT_DEAD_FRACTION = 0.25
 SEGMENTS_DIR = "segments"
+
+
+@lru_cache(maxsize=1024)
+def _parsed_filter(text: str, attributes: tuple[tuple[str, str], ...]) -> Node | None:
+    return to_filter(text, dict(attributes))  # a bad filter raises, and nothing is cached
 
 
 def _ipc_bytes(table: pa.Table) -> bytes:
@@ -117,12 +124,33 @@ class Collection:
             deleted = self._store.deleted_mask(segment_id, data.num_rows)
             sealed = SealedSegment(segment_id, entry, data, self.schema.metric, deleted, entry.get("sorted_by"))
             sealed.graph = self._open_graph(sealed, verify)
+            sealed.payload = self._open_payload(sealed, verify)
             self._sealed[segment_id] = sealed
         if broken:
             raise DataCorruption(
                 f"collection {self.name!r}: " + "; ".join(broken) + ". Restore the file(s) from a backup, or call "
                 f"db.repair({self.name!r}) to set them aside and drop their rows; other collections are unaffected"
             )
+
+    def _open_payload(self, sealed: SealedSegment, verify: bool) -> PayloadIndex:
+        """The segment's payload index; a missing or damaged one is rebuilt from the columns and
+        republished (it is derived data), and the rebuild is counted."""
+        payload_entry = sealed.entry.get("payload")
+        if payload_entry is not None:
+            path = self._segments_dir / payload_entry["file"]
+            try:
+                return open_payload(path, payload_entry, sealed.num_rows, verify=verify)
+            except DataCorruption as exc:
+                self._last_housekeeping_error = f"{exc}; rebuilt it"
+        new_entry = write_payload(self._segments_dir, sealed.segment_id, sealed.data.table, self.schema.attributes)
+        entry = {**sealed.entry, "payload": new_entry}
+        if not self._store.update_segment_entry(sealed.segment_id, entry):
+            raise DataCorruption(f"segment {sealed.segment_id} left the manifest while it was being opened")
+        if payload_entry is not None:
+            self._remove_files([payload_entry["file"]])
+        sealed.entry = entry
+        self._counters["payload_indexes_rebuilt"] += 1
+        return open_payload(self._segments_dir / new_entry["file"], new_entry, sealed.num_rows, verify=False)
 
     def _open_graph(self, sealed: SealedSegment, verify: bool) -> HnswIndex | None:
         """The segment's persisted graph; a damaged one is derived data: dropped, counted and rebuilt."""
@@ -205,6 +233,9 @@ class Collection:
             try:
                 data = open_segment(self._segments_dir / entry["file"], self.schema.dim)
                 result["data"] = data
+                result["payload"] = open_payload(
+                    self._segments_dir / entry["payload"]["file"], entry["payload"], data.num_rows, verify=False
+                )
                 if data.num_rows >= MIN_GRAPH_ROWS:
                     graph_entry, result["index"] = build_graph_file(
                         self._segments_dir, new_id, data.vectors, self._graph_params, should_stop
@@ -229,6 +260,7 @@ class Collection:
                 self._store.commit_replace_segments(segment_ids, new_id, result["entry"], data.ids, dead)
                 merged = SealedSegment(new_id, result["entry"], data, self.schema.metric, dead, self.schema.window)
                 merged.graph = result["index"]
+                merged.payload = result["payload"]
                 self._sealed[new_id] = merged
             for seg in inputs:
                 del self._sealed[seg.segment_id]
@@ -371,21 +403,28 @@ class Collection:
         self._optimizer.notify()
 
     def _write_segment(self, segment_id: int, table: pa.Table) -> dict[str, Any]:
+        """Write a segment file and its payload index; returns the manifest entry naming both."""
         file_name, size, digest = write_segment(self._segments_dir, segment_id, table)
-        return {
+        entry = {
             "file": file_name,
             "rows": table.num_rows,
             "bytes": size,
             "sha256": digest,
             "sorted_by": self.schema.window,
         }
+        try:
+            entry["payload"] = write_payload(self._segments_dir, segment_id, table, self.schema.attributes)
+        except BaseException:
+            self._remove_files([file_name])
+            raise
+        return entry
 
     def _load_sealed(self, segment_id: int, entry: dict[str, Any]) -> None:
         data = open_segment(self._segments_dir / entry["file"], self.schema.dim)
         deleted = np.zeros(data.num_rows, dtype=bool)
-        self._sealed[segment_id] = SealedSegment(
-            segment_id, entry, data, self.schema.metric, deleted, entry.get("sorted_by")
-        )
+        sealed = SealedSegment(segment_id, entry, data, self.schema.metric, deleted, entry.get("sorted_by"))
+        sealed.payload = self._open_payload(sealed, verify=False)
+        self._sealed[segment_id] = sealed
 
     def _maybe_compact(self, segment_ids: Any) -> None:
         for segment_id in list(segment_ids):
@@ -505,12 +544,19 @@ class Collection:
                 raise InvalidArgument(
                     f"got {len(filter)} filters for {query_array.shape[0]} queries; pass one filter per query"
                 )
-            nodes = [to_filter(f, self.schema.attributes) for f in filter]
+            nodes = [self._bound_filter(f) for f in filter]
             result = merge_query_groups(query_array, nodes, run)
         else:
-            result = run(query_array, node=to_filter(filter, self.schema.attributes))
+            result = run(query_array, node=self._bound_filter(filter))
         self._counters["queries"] += query_array.shape[0]
         return result
+
+    def _bound_filter(self, spec: Any) -> Node | None:
+        """``to_filter``, with recent filter strings parsed and bound once (parsing costs more than a
+        selective search)."""
+        if isinstance(spec, str):
+            return _parsed_filter(spec, tuple(self.schema.attributes.items()))
+        return to_filter(spec, self.schema.attributes)
 
     @staticmethod
     def _check_k(k: Any) -> int:
@@ -563,6 +609,7 @@ class Collection:
                 entry["sorted_by"] = view.sorted_by
                 entry["graph"] = self._graph_status(view.segment_id)
                 entry["graph_bytes"] = 0 if view.graph is None else view.graph.nbytes
+                entry["payload_bytes"] = 0 if view.payload is None else view.payload.nbytes
             segments.append(entry)
         return {
             "name": self.name,
@@ -574,6 +621,7 @@ class Collection:
             "memory": {
                 "vector_bytes": sum(s["vector_bytes"] for s in segments),
                 "graph_bytes": sum(s.get("graph_bytes", 0) for s in segments),
+                "payload_bytes": sum(s.get("payload_bytes", 0) for s in segments),
             },
             "last_housekeeping_error": self._last_housekeeping_error,
         }

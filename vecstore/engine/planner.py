@@ -37,7 +37,7 @@ class SegmentPlan:
     strategy: str
     allowed_rows: int
     live_rows: int
-    rows_found_by: str  # all_live_rows | window_slice (binary search on the sort column) | evaluated
+    rows_found_by: str  # all_live_rows | window_slice (binary search on the sort column) | payload_index | evaluated
     reason: str
 
     def to_dict(self) -> dict[str, Any]:

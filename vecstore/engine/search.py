@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from vecstore.core.exact import GEMM_MIN_QUERIES, exact_topk
+from vecstore.engine.filtering import matching_rows
 from vecstore.engine.planner import EMPTY, HNSW, HNSW_TWO_HOP, SegmentPlan, plan_segment
 from vecstore.engine.views import SegmentView
 from vecstore.filters import Node, evaluate, interval_on
@@ -38,18 +39,51 @@ def _window_slice(view: SegmentView, node: Node) -> np.ndarray | None:
     return offsets if view.live is None else offsets[view.live[lo:hi]]
 
 
-def allowed_offsets(view: SegmentView, node: Node | None) -> tuple[np.ndarray, str]:
-    """Offsets of the live rows of ``view`` that satisfy ``node``, and how they were found."""
-    if node is None:
-        return view.live_offsets, "all_live_rows"
+@dataclass
+class Allowed:
+    """The live rows of one view a filter allows, how they were found, and (built once, on demand)
+    the same rows as a mask for graph traversal."""
+
+    offsets: np.ndarray  # int64, ascending
+    found_by: str  # all_live_rows | window_slice | payload_index | evaluated
+    _mask: np.ndarray | None = None
+
+    def mask(self, num_rows: int) -> np.ndarray:
+        if self._mask is None:
+            mask = np.zeros(num_rows, dtype=np.bool_)
+            mask[self.offsets] = True
+            self._mask = mask
+        return self._mask
+
+
+def _find_allowed(view: SegmentView, node: Node) -> Allowed:
     if view.sorted_by is not None:
         offsets = _window_slice(view, node)
         if offsets is not None:
-            return offsets, "window_slice"
+            return Allowed(offsets, "window_slice")
+    if view.payload is not None:
+        return Allowed(matching_rows(node, view.payload, view.live), "payload_index")
     mask = evaluate(node, view.columns(), view.num_rows)
     if view.live is not None:
         mask &= view.live
-    return np.flatnonzero(mask).astype(np.int64), "evaluated"
+    return Allowed(np.flatnonzero(mask).astype(np.int64), "evaluated")
+
+
+def allowed_rows(view: SegmentView, node: Node | None) -> Allowed:
+    """The live rows of ``view`` that satisfy ``node``; repeated filters come from the view's cache."""
+    if node is None:
+        return Allowed(view.live_offsets, "all_live_rows")
+    allowed = view.filter_results.get(node)
+    if allowed is None:
+        allowed = _find_allowed(view, node)
+        view.filter_results.put(node, allowed, allowed.offsets.nbytes + view.num_rows)
+    return allowed
+
+
+def allowed_offsets(view: SegmentView, node: Node | None) -> tuple[np.ndarray, str]:
+    """Offsets of the live rows of ``view`` that satisfy ``node``, and how they were found."""
+    allowed = allowed_rows(view, node)
+    return allowed.offsets, allowed.found_by
 
 
 def count_matching(views: Sequence[SegmentView], node: Node | None) -> int:
@@ -136,8 +170,7 @@ def _found_hits(view: SegmentView, index: int, found: np.ndarray, distances: np.
 def _graph_search(
     view: SegmentView,
     index: int,
-    offsets: np.ndarray,
-    rows_found_by: str,
+    allowed: Allowed,
     queries: np.ndarray,
     k: int,
     ef: int,
@@ -146,11 +179,10 @@ def _graph_search(
     """Top-k through the segment's graph, masked to the allowed rows unless every row is allowed."""
     graph = view.graph
     assert graph is not None
-    if rows_found_by == "all_live_rows":
+    if allowed.found_by == "all_live_rows":
         mask = view.live  # None without deletes; the view's own mask otherwise, not rebuilt per call
     else:
-        mask = np.zeros(view.num_rows, dtype=np.bool_)
-        mask[offsets] = True
+        mask = allowed.mask(view.num_rows)
     found, distances = graph.search_validated(queries, k, max(ef, k), mask, two_hop=two_hop)  # checked by to_queries
     return _found_hits(view, index, found, distances)
 
@@ -197,12 +229,13 @@ def search_views(
     scans: list[tuple[int, np.ndarray]] = []
     graph_hits: list[_Hits] = []
     for index, view in enumerate(views):
-        offsets, rows_found_by = allowed_offsets(view, node)
+        allowed = allowed_rows(view, node)
+        offsets = allowed.offsets
         plan = plan_segment(
             view.name,
             int(offsets.shape[0]),
             view.live_count,
-            rows_found_by,
+            allowed.found_by,
             exact_requested=exact,
             graph_rows=None if view.graph is None else view.num_rows,
             ef=max(ef, k),
@@ -212,7 +245,7 @@ def search_views(
         counters[plan.strategy] += nq
         if plan.strategy in (HNSW, HNSW_TWO_HOP):
             two_hop = plan.strategy == HNSW_TWO_HOP
-            hits = _graph_search(view, index, offsets, rows_found_by, queries, k, ef, two_hop)
+            hits = _graph_search(view, index, allowed, queries, k, ef, two_hop)
             short = (hits.ids >= 0).sum(axis=1) < min(k, offsets.shape[0])
             if short.any():  # the graph could not reach k allowed rows: those queries scan exactly
                 exact_hits = _scan(view, index, offsets, queries[short], k, metric_code)

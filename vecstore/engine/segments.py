@@ -10,6 +10,7 @@ import numpy as np
 
 from vecstore.engine.views import SegmentView, norms_for
 from vecstore.index.hnsw import HnswIndex
+from vecstore.index.payload import PayloadIndex
 from vecstore.storage import SegmentData
 
 
@@ -22,6 +23,7 @@ class SealedSegment:
     deleted: np.ndarray  # bool [n]; replaced (never mutated) when rows die, so snapshots stay valid
     sorted_by: str | None
     graph: HnswIndex | None = None
+    payload: PayloadIndex | None = None  # None only while it is being (re)built at open
     _norms: np.ndarray | None = None
     _unit_norms: np.ndarray | None = None
 
@@ -57,7 +59,15 @@ class SealedSegment:
         live = None if not self.deleted.any() else ~self.deleted
         vectors, norms = self.search_rows()
         return SegmentView(
-            self.segment_id, self.data.ids, vectors, norms, self.data.table, live, self.sorted_by, self.graph
+            self.segment_id,
+            self.data.ids,
+            vectors,
+            norms,
+            self.data.table,
+            live,
+            self.sorted_by,
+            self.graph,
+            self.payload,
         )
 
     def file_names(self) -> list[str]:
@@ -65,6 +75,5 @@ class SealedSegment:
 
 
 def entry_files(entry: dict[str, Any]) -> list[str]:
-    """The files a segment's manifest entry names: the segment, and its graph once it has one."""
-    graph = entry.get("graph")
-    return [entry["file"]] + ([graph["file"]] if graph else [])
+    """The files a segment's manifest entry names: the segment, its payload index, its graph once built."""
+    return [entry["file"]] + [entry[key]["file"] for key in ("payload", "graph") if entry.get(key)]

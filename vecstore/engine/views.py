@@ -6,14 +6,18 @@ replaced, never mutated, when a write changes which rows are live.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from vecstore.core.exact import row_norms
 from vecstore.index.hnsw import HnswIndex
+from vecstore.index.payload import PayloadIndex
 from vecstore.types import METRIC_CODES
 
 APPENDABLE = -1  # segment id of the appendable (in-memory, WAL-backed) segment
@@ -31,7 +35,8 @@ class SegmentView:
     live: np.ndarray | None  # bool [n]; None when every row is live
     sorted_by: str | None = None
     graph: HnswIndex | None = None  # the segment's HNSW graph, once built
-    _cache: dict = field(default_factory=dict, repr=False)
+    payload: PayloadIndex | None = None  # the sealed segment's attribute indexes (None: evaluate the columns)
+    filter_results: FilterResultCache = field(default_factory=lambda: FilterResultCache(), repr=False)
 
     @property
     def name(self) -> str:
@@ -66,6 +71,46 @@ class SegmentView:
 
     def columns(self) -> dict[str, pa.ChunkedArray]:
         return {name: self.table.column(name) for name in self.table.column_names if name != "vector"}
+
+
+#: Bytes of filter results (offsets and masks) one view keeps for repeated filters.
+FILTER_CACHE_BYTES = 32 << 20
+
+
+class FilterResultCache:
+    """The rows recent filters allowed in one view, most recently used last.
+
+    A view never changes (a write makes a new one), so an entry is valid for the view's whole life and
+    needs no invalidation. Repeated filters (a tenant, a category, a date range a dashboard reuses) then
+    skip the index lookup and mask building. Bounded in bytes; safe across search threads.
+    """
+
+    def __init__(self, max_bytes: int = FILTER_CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[Any, tuple[Any, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+            return entry[0]
+
+    def put(self, key: Any, value: Any, nbytes: int) -> None:
+        if nbytes > self.max_bytes:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+            self._entries[key] = (value, nbytes)
+            self._bytes += nbytes
+            while self._bytes > self.max_bytes:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self._bytes -= dropped
 
 
 def norms_for(vectors: np.ndarray, metric: str) -> np.ndarray:

@@ -65,7 +65,7 @@ class CreateCollectionRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., attributes: _Optional[_Iterable[_Union[AttributeDef, _Mapping]]] = ..., window: _Optional[str] = ..., hnsw: _Optional[_Union[HnswConfig, _Mapping]] = ..., quantization: _Optional[_Union[QuantizationConfig, _Mapping]] = ..., seal_rows: _Optional[int] = ..., max_segment_rows: _Optional[int] = ...) -> None: ...
 
 class SegmentInfo(_message.Message):
-    __slots__ = ("name", "rows", "live_rows", "vector_bytes", "file_bytes", "sorted_by", "graph", "graph_bytes")
+    __slots__ = ("name", "rows", "live_rows", "vector_bytes", "file_bytes", "sorted_by", "graph", "graph_bytes", "payload_bytes")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
     LIVE_ROWS_FIELD_NUMBER: _ClassVar[int]
@@ -74,6 +74,7 @@ class SegmentInfo(_message.Message):
     SORTED_BY_FIELD_NUMBER: _ClassVar[int]
     GRAPH_FIELD_NUMBER: _ClassVar[int]
     GRAPH_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_BYTES_FIELD_NUMBER: _ClassVar[int]
     name: str
     rows: int
     live_rows: int
@@ -82,7 +83,8 @@ class SegmentInfo(_message.Message):
     sorted_by: str
     graph: str
     graph_bytes: int
-    def __init__(self, name: _Optional[str] = ..., rows: _Optional[int] = ..., live_rows: _Optional[int] = ..., vector_bytes: _Optional[int] = ..., file_bytes: _Optional[int] = ..., sorted_by: _Optional[str] = ..., graph: _Optional[str] = ..., graph_bytes: _Optional[int] = ...) -> None: ...
+    payload_bytes: int
+    def __init__(self, name: _Optional[str] = ..., rows: _Optional[int] = ..., live_rows: _Optional[int] = ..., vector_bytes: _Optional[int] = ..., file_bytes: _Optional[int] = ..., sorted_by: _Optional[str] = ..., graph: _Optional[str] = ..., graph_bytes: _Optional[int] = ..., payload_bytes: _Optional[int] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
     __slots__ = ("name", "dim", "metric", "attributes", "window", "hnsw", "quantization", "seal_rows", "rows", "segments", "max_segment_rows")

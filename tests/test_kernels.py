@@ -7,7 +7,7 @@ import pytest
 
 from tests.oracles import assert_same_neighbours, exact_search
 from vecstore.core import exact
-from vecstore.core.exact import exact_topk, row_norms
+from vecstore.core.exact import COSINE, IP, L2, exact_topk, query_norms, row_norms
 from vecstore.types import METRIC_CODES
 
 DIMS = [1, 3, 17, 128, 784]
@@ -91,3 +91,12 @@ def test_read_only_inputs_are_accepted():
     vectors.setflags(write=False)
     keys.setflags(write=False)
     _check("l2", vectors, queries, keys, np.arange(500, dtype=np.int64), k=5)
+
+
+@pytest.mark.parametrize("metric", [L2, IP, COSINE])
+def test_single_query_norms_equal_the_batch_path(metric):
+    queries = np.random.default_rng(5).standard_normal((6, 33)).astype(np.float32)
+    queries[2] = 0.0  # a zero query: cosine's inverse norm is 0, not inf
+    batch = query_norms(queries, metric)
+    for i in range(queries.shape[0]):
+        np.testing.assert_array_equal(query_norms(queries[i : i + 1], metric), batch[i : i + 1])

@@ -14,6 +14,8 @@ rows (compute bound instead of memory bound) and a parallel Numba merge into per
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import get_num_threads, njit, prange
 
@@ -42,6 +44,12 @@ def row_norms(vectors: np.ndarray, metric: int) -> np.ndarray:
 
 def query_norms(queries: np.ndarray, metric: int) -> np.ndarray:
     """Per-query norm term: squared norm (l2), inverse norm (cosine), unused (ip)."""
+    if queries.shape[0] == 1:  # one query: plain float math, without the vectorised path's set-up cost
+        row = queries[0].astype(np.float64)
+        sq1 = float(np.dot(row, row))
+        if metric == COSINE:
+            sq1 = 1.0 / math.sqrt(sq1) if sq1 > 0 else 0.0
+        return np.array([sq1], dtype=np.float32)
     sq = np.einsum("ij,ij->i", queries, queries, dtype=np.float64)
     if metric == COSINE:
         with np.errstate(divide="ignore"):
@@ -220,8 +228,8 @@ def exact_topk(
     if offsets.shape[0] == 0:
         return np.full((nq, k), -1, dtype=np.int64), np.full((nq, k), np.inf, dtype=np.float32)
     if nq == 1:
-        threads = get_num_threads()
-        if threads > 1 and offsets.shape[0] >= PARALLEL_SCAN_MIN_ROWS:
+        threads = get_num_threads() if offsets.shape[0] >= PARALLEL_SCAN_MIN_ROWS else 1
+        if threads > 1:
             o, d = topk_scan_chunked(vectors, norms, queries[0], qnorms[0], offsets, keys, k, metric, threads)
         else:
             o, d = topk_scan(vectors, norms, queries[0], qnorms[0], offsets, keys, k, metric)

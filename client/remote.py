@@ -310,7 +310,10 @@ class RemoteCollection:
                 return False
 
     def _any_failed(self) -> bool:
-        return any(s["graph"].startswith("failed") for s in self.describe()["segments"])
+        return any(
+            s["graph"].startswith("failed") or s["window_tree"].startswith("failed")
+            for s in self.describe()["segments"]
+        )
 
     def describe(self) -> dict[str, Any]:
         info = self._client.call("describe", pb.CollectionRef(name=self.name))
@@ -325,6 +328,8 @@ class RemoteCollection:
                 "graph": s.graph,
                 "graph_bytes": s.graph_bytes,
                 "payload_bytes": s.payload_bytes,
+                "window_tree": s.window_tree,
+                "window_tree_bytes": s.window_tree_bytes,
             }
             for s in info.segments
         ]
@@ -342,6 +347,7 @@ class RemoteCollection:
                 "vector_bytes": sum(s["vector_bytes"] for s in segments),
                 "graph_bytes": sum(s["graph_bytes"] for s in segments),
                 "payload_bytes": sum(s["payload_bytes"] for s in segments),
+                "window_tree_bytes": sum(s["window_tree_bytes"] for s in segments),
             },
         }
 

@@ -19,6 +19,7 @@ from server.metrics import Metrics
 from vecstore import Database, errors
 from vecstore.rpc import convert
 from vecstore.rpc import vecstore_pb2 as pb
+from vecstore.types import HNSW_LIMITS
 
 log = logging.getLogger("vecstore.server")
 
@@ -67,7 +68,7 @@ def _collection_info(description: dict[str, Any]) -> pb.CollectionInfo:
         metric=description["metric"],
         attributes=[pb.AttributeDef(name=n, type=t) for n, t in description["attributes"].items()],
         window=description.get("window") or "",
-        hnsw=pb.HnswConfig(**{k: v for k, v in hnsw.items() if k in ("m", "ef_construction", "ef")}),
+        hnsw=pb.HnswConfig(**{k: v for k, v in hnsw.items() if k in HNSW_LIMITS}),
         quantization=pb.QuantizationConfig(
             **{k: v for k, v in quantization.items() if k in ("kind", "oversampling", "pq_m", "pq_nbits")}
         ),
@@ -85,6 +86,8 @@ def _collection_info(description: dict[str, Any]) -> pb.CollectionInfo:
                 graph=s.get("graph", ""),
                 graph_bytes=s.get("graph_bytes", 0),
                 payload_bytes=s.get("payload_bytes", 0),
+                window_tree=s.get("window_tree", ""),
+                window_tree_bytes=s.get("window_tree_bytes", 0),
             )
             for s in description["segments"]
         ],
@@ -165,6 +168,9 @@ class Service:
                 raise errors.InvalidArgument(f"attribute {attribute.name!r} is declared twice")
             attributes[attribute.name] = attribute.type
         hnsw = {k: getattr(req.hnsw, k) for k in ("m", "ef_construction", "ef") if getattr(req.hnsw, k)}
+        hnsw.update(
+            {k: getattr(req.hnsw, k) for k in ("window_tree_beta", "window_tree_leaf_rows") if req.hnsw.HasField(k)}
+        )
         quantization = None
         if req.quantization.kind:
             quantization = {"kind": req.quantization.kind}

@@ -108,6 +108,7 @@ def test_remote_collection_options_and_waits_are_checked_like_embedded(client, t
                 "vector_bytes": 0,
                 "graph_bytes": 0,
                 "payload_bytes": 0,
+                "window_tree_bytes": 0,
             }
             for bad in (-1, "soon", True):
                 with pytest.raises(vecstore.InvalidArgument, match="timeout"):

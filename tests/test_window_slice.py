@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vecstore
-from vecstore.engine.search import allowed_offsets
+from vecstore.engine.allowed import allowed_offsets
 from vecstore.filters import And, Between, Compare, evaluate
 
 

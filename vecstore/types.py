@@ -27,6 +27,16 @@ ATTRIBUTE_TYPES: dict[str, pa.DataType] = {
     "bool": pa.bool_(),
 }
 #: Attribute types a window filter (sorted segments) can run on.
+#: hnsw parameters and their allowed ranges. The window tree (buckets of a segment sorted by the window
+#: attribute, each with a graph) splits every bucket into window_tree_beta, down to
+#: window_tree_leaf_rows rows per bucket.
+HNSW_LIMITS = {
+    "m": (2, 4096),
+    "ef_construction": (2, 4096),
+    "ef": (2, 4096),
+    "window_tree_beta": (2, 64),
+    "window_tree_leaf_rows": (64, 1 << 24),
+}
 ORDERED_TYPES = ("int64", "float64", "timestamp", "string")
 
 RESERVED_NAMES = frozenset({"id", "vector", "_distance", "query", "rank"})
@@ -113,10 +123,15 @@ class CollectionSchema:
                 )
         hnsw = dict(hnsw or {})
         for key, value in hnsw.items():
-            if key not in ("m", "ef_construction", "ef"):
-                raise InvalidArgument(f"unknown hnsw parameter {key!r}; use m, ef_construction, ef")
-            if isinstance(value, bool) or not isinstance(value, int) or not 2 <= value <= 4096:
-                raise InvalidArgument(f"hnsw parameter {key} must be an integer between 2 and 4096, got {value!r}")
+            if key not in HNSW_LIMITS:
+                raise InvalidArgument(f"unknown hnsw parameter {key!r}; use {', '.join(HNSW_LIMITS)}")
+            low, high = HNSW_LIMITS[key]
+            no_tree = key == "window_tree_beta" and value == 0
+            if isinstance(value, bool) or not isinstance(value, int) or not (low <= value <= high or no_tree):
+                off = " (0: no window tree)" if key == "window_tree_beta" else ""
+                raise InvalidArgument(
+                    f"hnsw parameter {key} must be an integer between {low} and {high}{off}, got {value!r}"
+                )
         if quantization is not None:
             if not isinstance(quantization, Mapping) or quantization.get("kind") not in ("binary", "pq"):
                 raise InvalidArgument("quantization must be None or a dict with kind 'binary' or 'pq'")

@@ -18,18 +18,27 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from vecstore.engine.graphs import MIN_GRAPH_ROWS, GraphParams, build_graph_file, open_graph
+from vecstore.engine.allowed import count_matching
+from vecstore.engine.graphs import (
+    MIN_GRAPH_ROWS,
+    GraphParams,
+    build_graph_file,
+    build_tree_file,
+    open_graph,
+    open_tree,
+)
 from vecstore.engine.ingest import to_ids, to_queries, to_table
 from vecstore.engine.merging import DEFAULT_MAX_SEGMENT_ROWS, choose_merge, died_since, merged_table
 from vecstore.engine.optimizer import Job, Optimizer
 from vecstore.engine.payloads import open_payload, write_payload
-from vecstore.engine.search import count_matching, merge_query_groups, search_views
+from vecstore.engine.search import merge_query_groups, search_views
 from vecstore.engine.segments import SealedSegment, entry_files
 from vecstore.engine.views import Memtable, SegmentView
 from vecstore.errors import DataCorruption, FailedPrecondition, InvalidArgument, ResourceExhausted, VecstoreError
 from vecstore.filters import Node, to_filter
 from vecstore.index.hnsw import HnswIndex
 from vecstore.index.payload import PayloadIndex
+from vecstore.index.window_tree import WindowTree
 from vecstore.storage import (
     WAL_DELETE,
     WAL_UPSERT,
@@ -48,8 +57,8 @@ SEGMENTS_DIR = "segments"
 
 
 @lru_cache(maxsize=1024)
-def _parsed_filter(text: str, attributes: tuple[tuple[str, str], ...]) -> Node | None:
-    return to_filter(text, dict(attributes))  # a bad filter raises, and nothing is cached
+def _parsed_filter(spec: str | Node, attributes: tuple[tuple[str, str], ...]) -> Node | None:
+    return to_filter(spec, dict(attributes))  # a bad filter raises, and nothing is cached
 
 
 def _ipc_bytes(table: pa.Table) -> bytes:
@@ -82,6 +91,7 @@ class Collection:
         try:
             config = self._store.config()
             self.schema = CollectionSchema.from_json(config["schema"])
+            self._attribute_items = tuple(self.schema.attributes.items())
             options = config.get("options", {})
             self.seal_rows = int(options.get("seal_rows", DEFAULT_SEAL_ROWS))
             self.compact_dead_fraction = float(options.get("compact_dead_fraction", DEFAULT_COMPACT_DEAD_FRACTION))
@@ -124,6 +134,7 @@ class Collection:
             deleted = self._store.deleted_mask(segment_id, data.num_rows)
             sealed = SealedSegment(segment_id, entry, data, self.schema.metric, deleted, entry.get("sorted_by"))
             sealed.graph = self._open_graph(sealed, verify)
+            sealed.tree = self._open_tree(sealed, verify)
             sealed.payload = self._open_payload(sealed, verify)
             self._sealed[segment_id] = sealed
         if broken:
@@ -151,6 +162,22 @@ class Collection:
         sealed.entry = entry
         self._counters["payload_indexes_rebuilt"] += 1
         return open_payload(self._segments_dir / new_entry["file"], new_entry, sealed.num_rows, verify=False)
+
+    def _open_tree(self, sealed: SealedSegment, verify: bool) -> WindowTree | None:
+        """The segment's persisted window tree (it needs the graph); a damaged one is rebuilt like a graph."""
+        tree_entry = sealed.entry.get("window_tree")
+        if tree_entry is None:
+            return None
+        path = self._segments_dir / tree_entry["file"]
+        if sealed.graph is not None:
+            try:
+                return open_tree(path, tree_entry, sealed.graph, verify=verify)
+            except DataCorruption as exc:
+                self._counters["window_trees_rebuilt"] += 1
+                self._last_housekeeping_error = f"{exc}; rebuilding it"
+        sealed.entry = {key: value for key, value in sealed.entry.items() if key != "window_tree"}
+        path.unlink(missing_ok=True)
+        return None
 
     def _open_graph(self, sealed: SealedSegment, verify: bool) -> HnswIndex | None:
         """The segment's persisted graph; a damaged one is derived data: dropped, counted and rebuilt."""
@@ -182,7 +209,43 @@ class Collection:
         for segment_id, sealed in sorted(self._sealed.items()):
             if sealed.graph is None and ("graph", segment_id) not in skip and sealed.num_rows >= MIN_GRAPH_ROWS:
                 return self._graph_job(sealed)
+        for segment_id, sealed in sorted(self._sealed.items()):
+            if self._wants_tree(sealed) and ("tree", segment_id) not in skip:
+                return self._tree_job(sealed)
         return None
+
+    def _wants_tree(self, sealed: SealedSegment) -> bool:
+        return (
+            sealed.tree is None
+            and sealed.graph is not None
+            and sealed.sorted_by is not None
+            and self._graph_params.wants_tree(sealed.num_rows)
+        )
+
+    def _tree_job(self, sealed: SealedSegment) -> Job:
+        segment_id, root = sealed.segment_id, sealed.graph
+        assert root is not None
+
+        def execute(should_stop: Any) -> tuple[dict[str, Any], WindowTree]:
+            return build_tree_file(self._segments_dir, segment_id, root, self._graph_params, should_stop)
+
+        def publish(result: tuple[dict[str, Any], WindowTree]) -> bool:
+            current = self._sealed.get(segment_id)
+            if self._closed or current is None or current.graph is not root:
+                return False
+            entry = {**current.entry, "window_tree": result[0]}
+            if not self._store.update_segment_entry(segment_id, entry):
+                return False
+            current.entry = entry
+            current.tree = result[1]
+            self._views = None
+            self._counters["window_trees_built"] += 1
+            return True
+
+        def discard(result: tuple[dict[str, Any], WindowTree]) -> None:
+            self._remove_files([result[0]["file"]])
+
+        return Job("tree", (segment_id,), execute, publish, discard)
 
     def _superseded(self, job: Job) -> bool:
         """A job whose segments are all about to be merged into a larger set is not worth finishing: a
@@ -552,10 +615,10 @@ class Collection:
         return result
 
     def _bound_filter(self, spec: Any) -> Node | None:
-        """``to_filter``, with recent filter strings parsed and bound once (parsing costs more than a
-        selective search)."""
-        if isinstance(spec, str):
-            return _parsed_filter(spec, tuple(self.schema.attributes.items()))
+        """``to_filter``, with recent filters (strings or nodes) parsed and bound once: that costs more
+        than a selective search."""
+        if isinstance(spec, str | Node):
+            return _parsed_filter(spec, self._attribute_items)
         return to_filter(spec, self.schema.attributes)
 
     @staticmethod
@@ -610,6 +673,8 @@ class Collection:
                 entry["graph"] = self._graph_status(view.segment_id)
                 entry["graph_bytes"] = 0 if view.graph is None else view.graph.nbytes
                 entry["payload_bytes"] = 0 if view.payload is None else view.payload.nbytes
+                entry["window_tree"] = self._tree_status(view.segment_id)
+                entry["window_tree_bytes"] = 0 if view.tree is None else view.tree.nbytes
             segments.append(entry)
         return {
             "name": self.name,
@@ -622,9 +687,29 @@ class Collection:
                 "vector_bytes": sum(s["vector_bytes"] for s in segments),
                 "graph_bytes": sum(s.get("graph_bytes", 0) for s in segments),
                 "payload_bytes": sum(s.get("payload_bytes", 0) for s in segments),
+                "window_tree_bytes": sum(s.get("window_tree_bytes", 0) for s in segments),
             },
             "last_housekeeping_error": self._last_housekeeping_error,
         }
+
+    def _tree_status(self, segment_id: int) -> str:
+        """ready (levels, beta, leaf rows) | building | queued | none | failed: <error>."""
+        with self._lock:
+            sealed = self._sealed.get(segment_id)
+            if sealed is None:
+                return "none"
+            if sealed.tree is not None:
+                tree = sealed.tree
+                return f"ready ({tree.depth} levels, beta {tree.beta}, leaf_rows {tree.leaf_rows})"
+            running = self._optimizer.running
+            if running is not None and running.kind == "tree" and segment_id in running.segment_ids:
+                return "building"
+            error = self._optimizer.failures.get(("tree", segment_id))
+            if error is not None:
+                return f"failed: {error}"
+            if sealed.sorted_by is None or not self._graph_params.wants_tree(sealed.num_rows):
+                return "none"
+            return "queued"
 
     def _graph_status(self, segment_id: int) -> str:
         """ready | building | merging | queued | too_small | failed: <error>."""

@@ -18,9 +18,11 @@ import numpy as np
 
 from vecstore.errors import DataCorruption, VecstoreError
 from vecstore.index.hnsw import HnswGraph, HnswIndex
+from vecstore.index.window_tree import DEFAULT_BETA, DEFAULT_LEAF_ROWS, WindowTree, tree_depth
 from vecstore.storage import open_array_file, verify_file, write_array_file
 
 GRAPH_SUFFIX = ".hnsw"
+TREE_SUFFIX = ".wtree"
 #: segments smaller than this get no graph: an exact scan of them is about as fast and always exact
 MIN_GRAPH_ROWS = 4096
 DEFAULT_M = 16
@@ -34,6 +36,8 @@ class GraphParams:
     m: int = DEFAULT_M
     ef_construction: int = DEFAULT_EF_CONSTRUCTION
     ef: int = DEFAULT_EF
+    tree_beta: int = DEFAULT_BETA  # 0: no window tree
+    tree_leaf_rows: int = DEFAULT_LEAF_ROWS
 
     @staticmethod
     def from_schema(metric: str, hnsw: dict[str, Any]) -> GraphParams:
@@ -42,7 +46,13 @@ class GraphParams:
             int(hnsw.get("m", DEFAULT_M)),
             int(hnsw.get("ef_construction", DEFAULT_EF_CONSTRUCTION)),
             int(hnsw.get("ef", DEFAULT_EF)),
+            int(hnsw.get("window_tree_beta", DEFAULT_BETA)),
+            int(hnsw.get("window_tree_leaf_rows", DEFAULT_LEAF_ROWS)),
         )
+
+    def wants_tree(self, rows: int) -> bool:
+        """Whether a sorted segment of ``rows`` rows gets a window tree (at least one level of buckets)."""
+        return self.tree_beta > 0 and tree_depth(rows, self.tree_beta, self.tree_leaf_rows) > 0
 
 
 def write_graph(directory: Path, segment_id: int, index: HnswIndex) -> dict[str, Any]:
@@ -87,3 +97,22 @@ def build_graph_file(
                             should_stop=should_stop)  # fmt: skip
     entry = write_graph(directory, segment_id, index)
     return entry, open_graph(directory / entry["file"], entry, vectors, verify=False)
+
+
+def build_tree_file(
+    directory: Path, segment_id: int, root: HnswIndex, params: GraphParams, should_stop: Callable[[], bool]
+) -> tuple[dict[str, Any], WindowTree]:
+    """Build a sorted segment's window tree over its graph, write it, and serve it from the file."""
+    tree = WindowTree.build(root, params.tree_beta, params.tree_leaf_rows, seed=segment_id, should_stop=should_stop)
+    meta, arrays = tree.to_arrays()
+    name = f"seg-{segment_id:08d}-{uuid.uuid4().hex[:8]}{TREE_SUFFIX}"
+    size, digest = write_array_file(directory / name, meta, arrays)
+    entry = {"file": name, "bytes": size, "sha256": digest}
+    return entry, open_tree(directory / name, entry, root, verify=False)
+
+
+def open_tree(path: Path, entry: dict[str, Any], root: HnswIndex, *, verify: bool) -> WindowTree:
+    """A segment's persisted window tree over its ``root`` graph, memory-mapped; DataCorruption if damaged."""
+    if verify:
+        verify_file(path, entry["bytes"], entry["sha256"], "window tree file")
+    return WindowTree.from_arrays(root, *open_array_file(path))

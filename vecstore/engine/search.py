@@ -4,124 +4,18 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
 from vecstore.core.exact import GEMM_MIN_QUERIES, exact_topk
-from vecstore.engine.filtering import matching_rows
-from vecstore.engine.planner import EMPTY, HNSW, HNSW_TWO_HOP, SegmentPlan, plan_segment
+from vecstore.engine.allowed import Allowed, allowed_rows
+from vecstore.engine.hits import Hits, found_hits, merge_hits, scan_rows
+from vecstore.engine.planner import EMPTY, HNSW_TWO_HOP, SegmentPlan, plan_segment
 from vecstore.engine.views import SegmentView
-from vecstore.filters import Node, evaluate, interval_on
-from vecstore.filters.bind import parse_timestamp
+from vecstore.engine.window_search import run_tree_option, tree_options
+from vecstore.filters import Node
 from vecstore.types import METRIC_CODES, SearchResult
-
-
-def _window_slice(view: SegmentView, node: Node) -> np.ndarray | None:
-    """Offsets of a window filter on the segment's sort column: two binary searches, no scan."""
-    values = view.sorted_values
-    intervals = interval_on(node, view.sorted_by) if values is not None else None
-    if intervals is None:
-        return None
-    is_time = values.dtype.kind == "M"
-    lo, hi = 0, values.shape[0]
-    for interval in intervals:
-        if interval.low is not None:
-            bound = parse_timestamp(interval.low, view.sorted_by) if is_time else interval.low
-            lo = max(lo, int(np.searchsorted(values, bound, "left" if interval.low_inclusive else "right")))
-        if interval.high is not None:
-            bound = parse_timestamp(interval.high, view.sorted_by) if is_time else interval.high
-            hi = min(hi, int(np.searchsorted(values, bound, "right" if interval.high_inclusive else "left")))
-    if hi <= lo:
-        return np.empty(0, dtype=np.int64)
-    offsets = np.arange(lo, hi, dtype=np.int64)
-    return offsets if view.live is None else offsets[view.live[lo:hi]]
-
-
-@dataclass
-class Allowed:
-    """The live rows of one view a filter allows, how they were found, and (built once, on demand)
-    the same rows as a mask for graph traversal."""
-
-    offsets: np.ndarray  # int64, ascending
-    found_by: str  # all_live_rows | window_slice | payload_index | evaluated
-    _mask: np.ndarray | None = None
-
-    def mask(self, num_rows: int) -> np.ndarray:
-        if self._mask is None:
-            mask = np.zeros(num_rows, dtype=np.bool_)
-            mask[self.offsets] = True
-            self._mask = mask
-        return self._mask
-
-
-def _find_allowed(view: SegmentView, node: Node) -> Allowed:
-    if view.sorted_by is not None:
-        offsets = _window_slice(view, node)
-        if offsets is not None:
-            return Allowed(offsets, "window_slice")
-    if view.payload is not None:
-        return Allowed(matching_rows(node, view.payload, view.live), "payload_index")
-    mask = evaluate(node, view.columns(), view.num_rows)
-    if view.live is not None:
-        mask &= view.live
-    return Allowed(np.flatnonzero(mask).astype(np.int64), "evaluated")
-
-
-def allowed_rows(view: SegmentView, node: Node | None) -> Allowed:
-    """The live rows of ``view`` that satisfy ``node``; repeated filters come from the view's cache."""
-    if node is None:
-        return Allowed(view.live_offsets, "all_live_rows")
-    allowed = view.filter_results.get(node)
-    if allowed is None:
-        allowed = _find_allowed(view, node)
-        view.filter_results.put(node, allowed, allowed.offsets.nbytes + view.num_rows)
-    return allowed
-
-
-def allowed_offsets(view: SegmentView, node: Node | None) -> tuple[np.ndarray, str]:
-    """Offsets of the live rows of ``view`` that satisfy ``node``, and how they were found."""
-    allowed = allowed_rows(view, node)
-    return allowed.offsets, allowed.found_by
-
-
-def count_matching(views: Sequence[SegmentView], node: Node | None) -> int:
-    if node is None:
-        return sum(v.live_count for v in views)
-    return sum(int(allowed_offsets(v, node)[0].shape[0]) for v in views)
-
-
-@dataclass
-class _Hits:
-    view_index: np.ndarray  # [q, k] index of the view each hit came from, -1 for padding
-    ids: np.ndarray  # [q, k]
-    offsets: np.ndarray  # [q, k]
-    distances: np.ndarray  # [q, k]
-
-
-def _merge(hits: list[_Hits], nq: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Best k per query by (distance, id) across segments; padding (-1 / inf) sorts last."""
-    if not hits:
-        return (
-            np.full((nq, k), -1, dtype=np.int64),
-            np.full((nq, k), np.inf, dtype=np.float32),
-            np.full((nq, k), -1, dtype=np.int64),
-            np.full((nq, k), -1, dtype=np.int64),
-        )
-    if len(hits) == 1:  # one segment searched: already ordered
-        h = hits[0]
-        return h.ids[:, :k], h.distances[:, :k], h.offsets[:, :k], h.view_index[:, :k]
-    ids = np.concatenate([h.ids for h in hits], axis=1)
-    dist = np.concatenate([h.distances for h in hits], axis=1)
-    offs = np.concatenate([h.offsets for h in hits], axis=1)
-    src = np.concatenate([h.view_index for h in hits], axis=1)
-    # one sort for all queries: by query, then padding last, then distance, then id
-    width = ids.shape[1]
-    query_of = np.repeat(np.arange(nq), width)
-    flat = np.lexsort((ids.ravel(), dist.ravel(), (ids < 0).ravel(), query_of)).reshape(nq, width)
-    ids, dist, offs, src = (a.ravel()[flat] for a in (ids, dist, offs, src))
-    return ids[:, :k], dist[:, :k], offs[:, :k], src[:, :k]  # padding sorted last, marked -1 in every array
 
 
 def _gather(views: Sequence[SegmentView], src: np.ndarray, offs: np.ndarray, select: Sequence[str]) -> dict:
@@ -152,21 +46,6 @@ def _gather(views: Sequence[SegmentView], src: np.ndarray, offs: np.ndarray, sel
 GATHER_MAX_ROWS = 65_536
 
 
-def _scan(view: SegmentView, index: int, offsets: np.ndarray, queries: np.ndarray, k: int, metric: int) -> _Hits:
-    found, distances = exact_topk(view.vectors, view.norms, queries, offsets, view.ids, k, metric)
-    return _found_hits(view, index, found, distances)
-
-
-def _found_hits(view: SegmentView, index: int, found: np.ndarray, distances: np.ndarray) -> _Hits:
-    """Hits from segment offsets (-1 padded): ids looked up, padding marked in every array."""
-    ids = view.ids.take(found, mode="clip")
-    padding = found < 0
-    ids[padding] = -1
-    source = np.full(found.shape, index, dtype=np.int64)
-    source[padding] = -1
-    return _Hits(source, ids, found, distances)
-
-
 def _graph_search(
     view: SegmentView,
     index: int,
@@ -175,7 +54,7 @@ def _graph_search(
     k: int,
     ef: int,
     two_hop: bool = False,
-) -> _Hits:
+) -> Hits:
     """Top-k through the segment's graph, masked to the allowed rows unless every row is allowed."""
     graph = view.graph
     assert graph is not None
@@ -184,12 +63,12 @@ def _graph_search(
     else:
         mask = allowed.mask(view.num_rows)
     found, distances = graph.search_validated(queries, k, max(ef, k), mask, two_hop=two_hop)  # checked by to_queries
-    return _found_hits(view, index, found, distances)
+    return found_hits(view, index, found, distances)
 
 
 def _gathered_scan(
     views: Sequence[SegmentView], scans: list[tuple[int, np.ndarray]], queries: np.ndarray, k: int, metric: int
-) -> _Hits:
+) -> Hits:
     """Exact top-k over the allowed rows of several segments, copied into one contiguous block."""
     vectors = np.concatenate([views[i].vectors[offsets] for i, offsets in scans])
     norms = np.concatenate([views[i].norms[offsets] for i, offsets in scans])
@@ -200,7 +79,7 @@ def _gathered_scan(
     found, distances = exact_topk(vectors, norms, queries, rows, ids, k, metric)
     hit = found >= 0
     safe = np.maximum(found, 0)
-    return _Hits(
+    return Hits(
         np.where(hit, source[safe], -1),
         np.where(hit, ids[safe], -1),
         np.where(hit, source_offsets[safe], -1),
@@ -227,28 +106,32 @@ def search_views(
     metric_code = METRIC_CODES[metric]
     plans: list[SegmentPlan] = []
     scans: list[tuple[int, np.ndarray]] = []
-    graph_hits: list[_Hits] = []
+    graph_hits: list[Hits] = []
     for index, view in enumerate(views):
         allowed = allowed_rows(view, node)
         offsets = allowed.offsets
-        plan = plan_segment(
+        search_ef = max(ef, k)
+        plan, option = plan_segment(
             view.name,
             int(offsets.shape[0]),
             view.live_count,
             allowed.found_by,
             exact_requested=exact,
             graph_rows=None if view.graph is None else view.num_rows,
-            ef=max(ef, k),
+            ef=search_ef,
             m=m,
+            tree_options=None if exact or view.graph is None else tree_options(view, allowed, search_ef, m),
         )
         plans.append(plan)
         counters[plan.strategy] += nq
-        if plan.strategy in (HNSW, HNSW_TWO_HOP):
-            two_hop = plan.strategy == HNSW_TWO_HOP
-            hits = _graph_search(view, index, allowed, queries, k, ef, two_hop)
+        if option is not None:
+            if option.detail is not None:
+                hits = run_tree_option(view, index, allowed, option, queries, k, ef, metric_code)
+            else:
+                hits = _graph_search(view, index, allowed, queries, k, ef, plan.strategy == HNSW_TWO_HOP)
             short = (hits.ids >= 0).sum(axis=1) < min(k, offsets.shape[0])
             if short.any():  # the graph could not reach k allowed rows: those queries scan exactly
-                exact_hits = _scan(view, index, offsets, queries[short], k, metric_code)
+                exact_hits = scan_rows(view, index, offsets, queries[short], k, metric_code)
                 for name in ("view_index", "ids", "offsets", "distances"):
                     getattr(hits, name)[short] = getattr(exact_hits, name)
                 counters["graph_short_rescans"] += int(short.sum())
@@ -262,8 +145,8 @@ def search_views(
         hits = [_gathered_scan(views, scans, queries, k, metric_code)]
         counters["gathered_scans"] += 1
     else:
-        hits = [_scan(views[index], index, offsets, queries, k, metric_code) for index, offsets in scans]
-    ids, distances, offs, src = _merge(hits + graph_hits, nq, k)
+        hits = [scan_rows(views[index], index, offsets, queries, k, metric_code) for index, offsets in scans]
+    ids, distances, offs, src = merge_hits(hits + graph_hits, nq, k)
     selected = _gather(views, src, offs, select) if select else None
     strategy = _overall(plans)
     plan_out = None

@@ -11,6 +11,7 @@ import numpy as np
 from vecstore.engine.views import SegmentView, norms_for
 from vecstore.index.hnsw import HnswIndex
 from vecstore.index.payload import PayloadIndex
+from vecstore.index.window_tree import WindowTree
 from vecstore.storage import SegmentData
 
 
@@ -24,6 +25,7 @@ class SealedSegment:
     sorted_by: str | None
     graph: HnswIndex | None = None
     payload: PayloadIndex | None = None  # None only while it is being (re)built at open
+    tree: WindowTree | None = None  # bucket graphs over the window order, built after the graph
     _norms: np.ndarray | None = None
     _unit_norms: np.ndarray | None = None
 
@@ -68,6 +70,7 @@ class SealedSegment:
             self.sorted_by,
             self.graph,
             self.payload,
+            self.tree,
         )
 
     def file_names(self) -> list[str]:
@@ -75,5 +78,6 @@ class SealedSegment:
 
 
 def entry_files(entry: dict[str, Any]) -> list[str]:
-    """The files a segment's manifest entry names: the segment, its payload index, its graph once built."""
-    return [entry["file"]] + [entry[key]["file"] for key in ("payload", "graph") if entry.get(key)]
+    """The files a segment's manifest entry names: the segment, its payload index, and its graph and
+    window tree once built."""
+    return [entry["file"]] + [entry[key]["file"] for key in ("payload", "graph", "window_tree") if entry.get(key)]

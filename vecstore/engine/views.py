@@ -18,6 +18,7 @@ import pyarrow as pa
 from vecstore.core.exact import row_norms
 from vecstore.index.hnsw import HnswIndex
 from vecstore.index.payload import PayloadIndex
+from vecstore.index.window_tree import WindowTree
 from vecstore.types import METRIC_CODES
 
 APPENDABLE = -1  # segment id of the appendable (in-memory, WAL-backed) segment
@@ -36,6 +37,7 @@ class SegmentView:
     sorted_by: str | None = None
     graph: HnswIndex | None = None  # the segment's HNSW graph, once built
     payload: PayloadIndex | None = None  # the sealed segment's attribute indexes (None: evaluate the columns)
+    tree: WindowTree | None = None  # bucket graphs over the window order (sorted segments, once built)
     filter_results: FilterResultCache = field(default_factory=lambda: FilterResultCache(), repr=False)
 
     @property

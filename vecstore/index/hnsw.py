@@ -183,11 +183,24 @@ def build(
     """
     if metric not in METRICS:
         raise InvalidArgument(f"unknown metric {metric!r}; choose one of {sorted(METRICS)}")
+    vectors = _finite_rows(vectors, "vectors")
+    return build_prepared(search_vectors(vectors, metric), metric, m, ef_construction, seed, threads, should_stop)
+
+
+def build_prepared(
+    data: np.ndarray,
+    metric: str,
+    m: int = 16,
+    ef_construction: int = 200,
+    seed: int = 0,
+    threads: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> HnswGraph:
+    """``build`` on rows already in their searched form (``search_vectors``' output, or a contiguous
+    slice of it: the window tree builds its buckets' graphs on slices of the segment's rows)."""
     m = _positive_int(m, "m", minimum=2)
     ef_construction = _positive_int(ef_construction, "ef_construction")
-    vectors = _finite_rows(vectors, "vectors")
-    n = vectors.shape[0]
-    data = search_vectors(vectors, metric)
+    n = data.shape[0]
     levels = sample_levels(n, m, seed)
     upper_offset = np.zeros(n, dtype=np.int64)
     upper_offset[1:] = np.cumsum(levels)[:-1]

@@ -1,0 +1,127 @@
+"""The window tree inside the engine: built in the background after a sorted segment's graph,
+persisted, reported, and every tree strategy passing the subset test against exact search over the
+window (recall floor 0.95, never a row outside it or deleted)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import vecstore
+from tests.oracles import exact_search
+from tests.test_engine_graphs import clustered, recall
+from vecstore.engine import planner
+from vecstore.engine.allowed import allowed_rows
+from vecstore.engine.graphs import TREE_SUFFIX
+from vecstore.engine.window_search import run_tree_option, tree_options
+from vecstore.filters import parse_filter
+
+ROWS, DIM = 12_000, 16
+HNSW = {"m": 12, "ef_construction": 80, "ef": 64, "window_tree_beta": 4, "window_tree_leaf_rows": 700}
+
+
+def windowed(db, rows: int = ROWS):
+    col = db.create_collection("w", dim=DIM, metric="l2", attributes={"t": "int64", "g": "int64"}, window="t",
+                               hnsw=HNSW)  # fmt: skip
+    vectors = clustered(rows, seed=21, dim=DIM)
+    ts = np.random.default_rng(22).permutation(rows)  # the window order differs from the insertion order
+    ids = np.arange(rows, dtype=np.int64) * 5 + 1
+    col.upsert(ids, vectors, {"t": ts, "g": np.arange(rows) % 10})
+    col.seal()
+    assert col.wait_for_indexes(timeout=300)
+    return col, ids, vectors, ts
+
+
+def tree_files(path) -> list[str]:
+    return sorted(p.name for p in path.glob("collections/*/segments/*") if p.name.endswith(TREE_SUFFIX))
+
+
+def test_tree_is_built_reported_persisted_and_rebuilt_when_damaged(tmp_path):
+    with vecstore.connect(tmp_path / "db") as db:
+        col, *_ = windowed(db)
+        (segment,) = col.describe()["segments"]
+        assert segment["window_tree"] == "ready (2 levels, beta 4, leaf_rows 700)"  # buckets of 3000 and 750 rows
+        assert segment["window_tree_bytes"] > 0
+        assert col.describe()["memory"]["window_tree_bytes"] == segment["window_tree_bytes"]
+        assert col.stats()["window_trees_built"] == 1
+    (tree_file,) = tree_files(tmp_path / "db")
+    with vecstore.connect(tmp_path / "db") as db:
+        col = db.collection("w")
+        assert col.describe()["segments"][0]["window_tree"].startswith("ready")  # mapped, not rebuilt
+        assert "window_trees_built" not in col.stats()
+    path = next((tmp_path / "db").glob(f"collections/w/segments/{tree_file}"))
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with vecstore.connect(tmp_path / "db") as db:
+        col = db.collection("w")
+        assert col.stats()["window_trees_rebuilt"] == 1
+        assert col.wait_for_indexes(timeout=300)
+        assert col.describe()["segments"][0]["window_tree"].startswith("ready")
+        assert tree_files(tmp_path / "db") != [tree_file] and len(tree_files(tmp_path / "db")) == 1
+
+
+def test_no_tree_when_turned_off_or_without_a_window(tmp_path):
+    with vecstore.connect(tmp_path / "db") as db:
+        col = db.create_collection("w", dim=4, metric="l2", attributes={"t": "int64"}, window="t",
+                                   hnsw={"window_tree_beta": 0})  # fmt: skip
+        col.upsert(np.arange(5000), np.random.default_rng(0).standard_normal((5000, 4)), {"t": np.arange(5000)})
+        col.seal()
+        assert col.wait_for_indexes(timeout=120)
+        assert col.describe()["segments"][0]["window_tree"] == "none"
+        for bad in ({"window_tree_beta": 1}, {"window_tree_leaf_rows": 10}, {"window_tree_beta": True}):
+            with pytest.raises(vecstore.InvalidArgument, match="window_tree"):
+                db.create_collection("x", dim=4, hnsw=bad)
+
+
+@pytest.fixture(scope="module")
+def sorted_collection(tmp_path_factory):
+    db = vecstore.connect(tmp_path_factory.mktemp("wt") / "db")
+    col, ids, vectors, ts = windowed(db)
+    deleted = ids[np.random.default_rng(23).random(ROWS) < 0.1]
+    col.delete(deleted)
+    yield col, ids, vectors, ts, deleted
+    db.close()
+
+
+WINDOWS = [(100, 700), (2900, 3100), (2990, 6020), (5, 11990), (7400, 8600), (1490, 1510)]
+
+
+@pytest.mark.parametrize(("low", "high"), WINDOWS)
+def test_every_tree_strategy_passes_the_subset_test(sorted_collection, low, high):
+    col, ids, vectors, ts, deleted = sorted_collection
+    (view,) = col._snapshot()
+    node = parse_filter(f"t >= {low} and t < {high}")
+    allowed = allowed_rows(view, node)
+    options = tree_options(view, allowed, 64, HNSW["m"])
+    assert {o.strategy for o in options} >= {planner.WINDOW_COVER, planner.WINDOW_THREE_SPLIT} or high - low < 1000
+    inside = (ts >= low) & (ts < high) & ~np.isin(ids, deleted)
+    queries = clustered(30, seed=24, dim=DIM)
+    want, _ = exact_search("l2", queries, vectors[inside], ids[inside], 10)
+    for option in options:
+        hits = run_tree_option(view, 0, allowed, option, queries, 10, 64, 0)
+        got = hits.ids
+        assert np.isin(got[got >= 0], ids[inside]).all(), option.strategy  # never outside, never deleted
+        assert np.all(np.diff(np.where(got >= 0, hits.distances, np.inf), axis=1) >= 0)
+        assert recall(got, want) >= 0.95, (option.strategy, option.reason)
+
+
+def test_the_planner_takes_a_tree_strategy_where_it_is_cheapest(sorted_collection, monkeypatch):
+    col, ids, vectors, ts, deleted = sorted_collection
+    queries = clustered(20, seed=25, dim=DIM)
+    inside = (ts >= 2990) & (ts < 6020) & ~np.isin(ids, deleted)  # 25% straddling a top-level boundary
+    res = col.search(queries, k=10, filter="t >= 2990 and t < 6020", explain=True)
+    plan = res.plan[0]["segments"][0]
+    assert plan["strategy"] in (planner.WINDOW_COVER, planner.WINDOW_THREE_SPLIT, planner.WINDOW_POSTFILTER), plan
+    assert plan["estimated_us"] <= min(plan["alternatives_us"].values())
+    want, _ = exact_search("l2", queries, vectors[inside], ids[inside], 10)
+    assert recall(res.ids, want) >= 0.95 and np.isin(res.ids[res.ids >= 0], ids[inside]).all()
+    assert col.stats()[plan["strategy"]] >= 20
+    # a conjunction: its rows lie inside one small bucket, so postfiltering there beats the whole graph
+    # (and, with scans priced up as on a large segment, the scan of its few hundred rows)
+    monkeypatch.setattr(planner, "EXACT_NS_PER_ROW", 10_000.0)
+    res = col.search(queries, k=10, filter="t >= 100 and t < 700 and g < 5", explain=True)
+    assert res.plan[0]["segments"][0]["strategy"] == planner.WINDOW_POSTFILTER, res.plan[0]
+    inside = (ts >= 100) & (ts < 700) & (np.arange(ROWS) % 10 < 5) & ~np.isin(ids, deleted)
+    want, _ = exact_search("l2", queries, vectors[inside], ids[inside], 10)
+    assert recall(res.ids, want) >= 0.95 and np.isin(res.ids[res.ids >= 0], ids[inside]).all()

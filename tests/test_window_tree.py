@@ -1,0 +1,108 @@
+"""The window search tree: bucket layout, covers and splits of windows, persistence, and search
+through bucket graphs against exact search over the window (subset test)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.oracles import exact_search
+from vecstore.errors import DataCorruption, InvalidArgument
+from vecstore.index.hnsw import HnswIndex
+from vecstore.index.window_tree import WindowTree, bucket_bounds, check_parameters, tree_depth
+
+N, DIM = 3000, 6
+VECTORS = np.random.default_rng(0).standard_normal((N, DIM)).astype(np.float32)
+ROOT = HnswIndex.build(VECTORS, "l2", m=8, ef_construction=60, seed=1)
+TREE = WindowTree.build(ROOT, beta=4, leaf_rows=64, seed=2)
+
+
+def test_layout():
+    assert TREE.depth == tree_depth(N, 4, 64) == 2  # buckets of 750 and 187 rows; 46 would be under 64
+    for level in range(TREE.depth + 1):
+        bounds = [bucket_bounds(N, 4, level, i) for i in range(4**level)]
+        assert bounds[0][0] == 0 and bounds[-1][1] == N
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+    assert len(TREE.graphs) == 4 + 16
+    assert TREE.nbytes == sum(index.graph.nbytes for index in TREE.graphs.values())
+    child = TREE.graphs[(2, 5)]
+    start, stop = bucket_bounds(N, 4, 2, 5)
+    assert np.shares_memory(child.vectors, ROOT.vectors) and child.vectors.shape[0] == stop - start
+
+
+windows = st.integers(0, N - 1).flatmap(lambda lo: st.tuples(st.just(lo), st.integers(lo + 1, N)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(windows)
+def test_cover_and_three_split_partition_the_window(window):
+    lo, hi = window
+    holder = TREE.smallest_holding(lo, hi)
+    assert holder.start <= lo and hi <= holder.stop
+    assert all(not (c.start <= lo and hi <= c.stop) for c in TREE.children(holder))  # no child holds it
+    buckets, ranges = TREE.cover(lo, hi)
+    pieces = sorted([(b.start, b.stop) for b in buckets] + ranges)
+    assert pieces[0][0] == lo and pieces[-1][1] == hi
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(pieces))  # disjoint, no gap
+    assert all(b.index is not None for b in buckets)
+    assert sum(stop - start for start, stop in ranges) < 2 * N / 4**TREE.depth + 2  # at most two leaf buckets' worth
+    whole, parts = TREE.three_split(lo, hi)
+    if holder.level < TREE.depth:
+        pieces = sorted([(b.start, b.stop) for b in whole] + [(s, e) for _, s, e in parts])
+        assert pieces[0][0] == lo and pieces[-1][1] == hi and len(parts) <= 2
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(pieces))
+        assert all(b.start <= s and e <= b.stop for b, s, e in parts)
+
+
+def _search_window(lo: int, hi: int, queries: np.ndarray, k: int) -> np.ndarray:
+    """Cover: every covering bucket searched unfiltered, the ends exactly, merged by distance."""
+    buckets, ranges = TREE.cover(lo, hi)
+    found = []
+    for b in buckets:
+        ids, dists = b.index.search(queries, k, ef=64)
+        found.append((np.where(ids >= 0, ids + b.start, -1), dists))
+    for start, stop in ranges:
+        ids, dists = exact_search("l2", queries, VECTORS[start:stop], np.arange(start, stop), k)
+        found.append((ids, dists))
+    ids = np.concatenate([f[0] for f in found], axis=1)
+    dists = np.concatenate([f[1] for f in found], axis=1)
+    order = np.argsort(np.where(ids >= 0, dists, np.inf), axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(ids, order, axis=1)
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(0, N), (700, 800), (740, 1510), (5, 2990), (1499, 1502)])
+def test_cover_search_finds_the_windows_neighbours(lo, hi):
+    queries = np.random.default_rng(3).standard_normal((20, DIM)).astype(np.float32)
+    got = _search_window(lo, hi, queries, 10)
+    want, _ = exact_search("l2", queries, VECTORS[lo:hi], np.arange(lo, hi), 10)
+    assert np.all((got >= lo) & (got < hi) | (got == -1))  # never a row outside the window
+    hits = [len(set(g[g >= 0]) & set(w[w >= 0])) / max(1, (w >= 0).sum()) for g, w in zip(got, want, strict=True)]
+    assert np.mean(hits) >= 0.95
+
+
+def test_persisted_tree_is_the_same_tree():
+    meta, arrays = TREE.to_arrays()
+    again = WindowTree.from_arrays(ROOT, meta, arrays)
+    assert again.depth == TREE.depth and set(again.graphs) == set(TREE.graphs)
+    queries = VECTORS[:5] + 0.01
+    for key in [(1, 2), (2, 11)]:
+        np.testing.assert_array_equal(
+            again.graphs[key].search(queries, 5, 32)[0], TREE.graphs[key].search(queries, 5, 32)[0]
+        )
+    with pytest.raises(DataCorruption, match="window tree is damaged"):
+        WindowTree.from_arrays(ROOT, {**meta, "rows": N + 1}, arrays)
+    with pytest.raises(DataCorruption, match="window tree is damaged"):
+        WindowTree.from_arrays(ROOT, {**meta, "buckets": meta["buckets"][:-1]}, arrays)
+
+
+def test_parameters_are_checked():
+    for beta, leaf in [(1, 64), (65, 64), (4, 10), (True, 64), (4, 2.5)]:
+        with pytest.raises(InvalidArgument, match="window tree"):
+            check_parameters(beta, leaf)
+    assert (
+        tree_depth(100, 4, 2048) == 0 and WindowTree.build(HnswIndex.build(VECTORS[:100], "l2"), 4, 2048).graphs == {}
+    )

@@ -1,0 +1,88 @@
+"""Which rows of a segment view a filter allows: a slice of the window order, the payload index, or
+the reference evaluator; remembered per view for repeated filters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from vecstore.engine.filtering import matching_rows
+from vecstore.engine.views import SegmentView
+from vecstore.filters import Node, evaluate, interval_on
+from vecstore.filters.bind import parse_timestamp
+
+
+def _window_slice(view: SegmentView, node: Node) -> np.ndarray | None:
+    """Offsets of a window filter on the segment's sort column: two binary searches, no scan."""
+    values = view.sorted_values
+    intervals = interval_on(node, view.sorted_by) if values is not None else None
+    if intervals is None:
+        return None
+    is_time = values.dtype.kind == "M"
+    lo, hi = 0, values.shape[0]
+    for interval in intervals:
+        if interval.low is not None:
+            bound = parse_timestamp(interval.low, view.sorted_by) if is_time else interval.low
+            lo = max(lo, int(np.searchsorted(values, bound, "left" if interval.low_inclusive else "right")))
+        if interval.high is not None:
+            bound = parse_timestamp(interval.high, view.sorted_by) if is_time else interval.high
+            hi = min(hi, int(np.searchsorted(values, bound, "right" if interval.high_inclusive else "left")))
+    if hi <= lo:
+        return np.empty(0, dtype=np.int64)
+    offsets = np.arange(lo, hi, dtype=np.int64)
+    return offsets if view.live is None else offsets[view.live[lo:hi]]
+
+
+@dataclass
+class Allowed:
+    """The live rows of one view a filter allows, how they were found, and (built once, on demand)
+    the same rows as a mask for graph traversal."""
+
+    offsets: np.ndarray  # int64, ascending
+    found_by: str  # all_live_rows | window_slice | payload_index | evaluated
+    _mask: np.ndarray | None = None
+
+    def mask(self, num_rows: int) -> np.ndarray:
+        if self._mask is None:
+            mask = np.zeros(num_rows, dtype=np.bool_)
+            mask[self.offsets] = True
+            self._mask = mask
+        return self._mask
+
+
+def _find_allowed(view: SegmentView, node: Node) -> Allowed:
+    if view.sorted_by is not None:
+        offsets = _window_slice(view, node)
+        if offsets is not None:
+            return Allowed(offsets, "window_slice")
+    if view.payload is not None:
+        return Allowed(matching_rows(node, view.payload, view.live), "payload_index")
+    mask = evaluate(node, view.columns(), view.num_rows)
+    if view.live is not None:
+        mask &= view.live
+    return Allowed(np.flatnonzero(mask).astype(np.int64), "evaluated")
+
+
+def allowed_rows(view: SegmentView, node: Node | None) -> Allowed:
+    """The live rows of ``view`` that satisfy ``node``; repeated filters come from the view's cache."""
+    if node is None:
+        return Allowed(view.live_offsets, "all_live_rows")
+    allowed = view.filter_results.get(node)
+    if allowed is None:
+        allowed = _find_allowed(view, node)
+        view.filter_results.put(node, allowed, allowed.offsets.nbytes + view.num_rows)
+    return allowed
+
+
+def allowed_offsets(view: SegmentView, node: Node | None) -> tuple[np.ndarray, str]:
+    """Offsets of the live rows of ``view`` that satisfy ``node``, and how they were found."""
+    allowed = allowed_rows(view, node)
+    return allowed.offsets, allowed.found_by
+
+
+def count_matching(views: Sequence[SegmentView], node: Node | None) -> int:
+    if node is None:
+        return sum(v.live_count for v in views)
+    return sum(int(allowed_offsets(v, node)[0].shape[0]) for v in views)

@@ -1,0 +1,57 @@
+"""Per-segment search results ([q, k] ids, offsets, distances and source view) and their merge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vecstore.core.exact import exact_topk
+from vecstore.engine.views import SegmentView
+
+
+@dataclass
+class Hits:
+    view_index: np.ndarray  # [q, k] index of the view each hit came from, -1 for padding
+    ids: np.ndarray  # [q, k]
+    offsets: np.ndarray  # [q, k]
+    distances: np.ndarray  # [q, k]
+
+
+def merge_hits(hits: list[Hits], nq: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Best k per query by (distance, id) across segments; padding (-1 / inf) sorts last."""
+    if not hits:
+        return (
+            np.full((nq, k), -1, dtype=np.int64),
+            np.full((nq, k), np.inf, dtype=np.float32),
+            np.full((nq, k), -1, dtype=np.int64),
+            np.full((nq, k), -1, dtype=np.int64),
+        )
+    if len(hits) == 1:  # one segment searched: already ordered
+        h = hits[0]
+        return h.ids[:, :k], h.distances[:, :k], h.offsets[:, :k], h.view_index[:, :k]
+    ids = np.concatenate([h.ids for h in hits], axis=1)
+    dist = np.concatenate([h.distances for h in hits], axis=1)
+    offs = np.concatenate([h.offsets for h in hits], axis=1)
+    src = np.concatenate([h.view_index for h in hits], axis=1)
+    # one sort for all queries: by query, then padding last, then distance, then id
+    width = ids.shape[1]
+    query_of = np.repeat(np.arange(nq), width)
+    flat = np.lexsort((ids.ravel(), dist.ravel(), (ids < 0).ravel(), query_of)).reshape(nq, width)
+    ids, dist, offs, src = (a.ravel()[flat] for a in (ids, dist, offs, src))
+    return ids[:, :k], dist[:, :k], offs[:, :k], src[:, :k]  # padding sorted last, marked -1 in every array
+
+
+def scan_rows(view: SegmentView, index: int, offsets: np.ndarray, queries: np.ndarray, k: int, metric: int) -> Hits:
+    found, distances = exact_topk(view.vectors, view.norms, queries, offsets, view.ids, k, metric)
+    return found_hits(view, index, found, distances)
+
+
+def found_hits(view: SegmentView, index: int, found: np.ndarray, distances: np.ndarray) -> Hits:
+    """Hits from segment offsets (-1 padded): ids looked up, padding marked in every array."""
+    ids = view.ids.take(found, mode="clip")
+    padding = found < 0
+    ids[padding] = -1
+    source = np.full(found.shape, index, dtype=np.int64)
+    source[padding] = -1
+    return Hits(source, ids, found, distances)

@@ -45,3 +45,12 @@ def state_of(col) -> dict:
     """Every live row of ``col`` (as Python values, keyed by id), for before/after comparisons."""
     table = col.get(np.arange(0, 10_000))
     return {row["id"]: row for row in table.to_pylist()} | {"__count__": col.count()}
+
+
+@pytest.fixture
+def graphs_priced_in(monkeypatch):
+    """Price scanned rows as on a large segment, so the planner takes graph strategies on the small
+    collections tests build (where a scan is rightly cheaper); for tests about the graph paths."""
+    from vecstore.engine import planner
+
+    monkeypatch.setattr(planner, "EXACT_NS_PER_ROW_DIM", 50.0)

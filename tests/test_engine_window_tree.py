@@ -19,6 +19,8 @@ from vecstore.filters import parse_filter
 ROWS, DIM = 12_000, 16
 HNSW = {"m": 12, "ef_construction": 80, "ef": 64, "window_tree_beta": 4, "window_tree_leaf_rows": 700}
 
+pytestmark = pytest.mark.usefixtures("graphs_priced_in")  # graph paths on small test collections
+
 
 def windowed(db, rows: int = ROWS):
     col = db.create_collection("w", dim=DIM, metric="l2", attributes={"t": "int64", "g": "int64"}, window="t",
@@ -119,7 +121,7 @@ def test_the_planner_takes_a_tree_strategy_where_it_is_cheapest(sorted_collectio
     assert col.stats()[plan["strategy"]] >= 20
     # a conjunction: its rows lie inside one small bucket, so postfiltering there beats the whole graph
     # (and, with scans priced up as on a large segment, the scan of its few hundred rows)
-    monkeypatch.setattr(planner, "EXACT_NS_PER_ROW", 10_000.0)
+    monkeypatch.setattr(planner, "EXACT_NS_PER_ROW_DIM", 600.0)
     res = col.search(queries, k=10, filter="t >= 100 and t < 700 and g < 5", explain=True)
     assert res.plan[0]["segments"][0]["strategy"] == planner.WINDOW_POSTFILTER, res.plan[0]
     inside = (ts >= 100) & (ts < 700) & (np.arange(ROWS) % 10 < 5) & ~np.isin(ids, deleted)

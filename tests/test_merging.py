@@ -32,6 +32,9 @@ def test_choose_merge(live, limit, want):
     assert choose_merge(live, limit) == want
 
 
+pytestmark = pytest.mark.usefixtures("graphs_priced_in")  # graph paths on small test collections
+
+
 def filled(db, **options):
     col = db.create_collection(
         "m", dim=DIM, metric="l2", attributes={"year": "int64"}, window="year", seal_rows=PART, **options

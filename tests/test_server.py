@@ -74,7 +74,7 @@ def _workload(db_like) -> list:
     return out
 
 
-def test_graphs_over_grpc(client):
+def test_graphs_over_grpc(client, graphs_priced_in):
     """A remote collection waits for its segment graph, reports it, and searches through it."""
     from vecstore.engine.graphs import MIN_GRAPH_ROWS
 

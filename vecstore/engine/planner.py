@@ -12,11 +12,14 @@ cheapest:
 - ``window_three_split``: the children of the smallest bucket holding a window: whole ones unfiltered,
   the two it cuts with their part as the mask (or scanned, when that is cheaper).
 
-The unit costs were measured on this project's machine (git-commits 50k rows, 384-d, one thread): a
-scanned row 30-160 ns (in cache / from memory), a traversal distance 75 ns, a two-hop distance 145 ns
-(it pays for the second hop's bookkeeping), and about 5 us per graph search call beyond its distances.
-Graph strategies also have recall floors that costs do not capture: below 3% of a graph's rows even
-two-hop edges fall apart (movies 50k, ef=64: recall@10 0.88-0.96 at 1%, 0.18-0.65 at 0.3%).
+The unit costs were measured through the engine on this project's machine, one thread, 20k-row
+segments of git-commits (384-d) and fashion-mnist (784-d), m=16, ef=64: a scanned row costs about
+0.075 ns per dimension (23-32 ns at 384-d, 60-64 ns at 784-d) plus 7 us per scan call; a graph
+distance about 55 ns whatever the dimension (memory latency dominates), two-hop searches about 50 ns
+per modelled distance growing with the allowed share (it scores more of each neighbourhood), and a
+graph call about 10 us beyond its distances. Graph strategies also have recall floors that costs do
+not capture: below about 30 / (2m)^2 of a graph's rows (3% at m=16) even two-hop edges fall apart
+(movies 50k, m=16, ef=64: recall@10 0.88-0.96 at 1%, 0.18-0.65 at 0.3%).
 """
 
 from __future__ import annotations
@@ -33,10 +36,11 @@ WINDOW_THREE_SPLIT = "window_three_split"
 EMPTY = "empty"
 GRAPH_STRATEGIES = (HNSW, HNSW_TWO_HOP, WINDOW_POSTFILTER, WINDOW_COVER, WINDOW_THREE_SPLIT)
 
-EXACT_NS_PER_ROW = 60.0
-TRAVERSE_NS_PER_DISTANCE = 75.0
-TWO_HOP_NS_PER_DISTANCE = 145.0
-GRAPH_CALL_NS = 5_000.0
+EXACT_NS_PER_ROW_DIM = 0.075
+EXACT_CALL_NS = 7_000.0
+TRAVERSE_NS_PER_DISTANCE = 55.0
+TWO_HOP_NS_PER_DISTANCE = 50.0
+GRAPH_CALL_NS = 10_000.0
 #: Distance computations of a graph search per unit of ef and link: an expanded node evaluates its
 #: unvisited out-links, about half of its 2m layer-0 links once the search has warmed up; a two-hop
 #: expansion scores allowed rows among its links and their links, about 2m.
@@ -45,8 +49,15 @@ TWO_HOP_WORK_PER_EF_LINK = 1.0
 #: Below this allowed fraction a traversal wanders through rows it may not return; two-hop takes over
 #: (the costs say the same from about 25%; movies 50k: two-hop 2.5-10x faster at 3-10%).
 TRAVERSE_MIN_ALLOWED_FRACTION = 0.2
-#: Below this the allowed rows fall apart even with two-hop edges; no graph strategy is offered.
-TWO_HOP_MIN_ALLOWED_FRACTION = 0.03
+#: A two-hop walk keeps its recall while a node reaches about this many allowed rows within two hops,
+#: (2m)^2 x the allowed share: 3% at m=16 measured (movies 50k, ef=64), and at m=8, ef=32 a share of
+#: 3.9% gave recall@10 0.73 in the tests. Below that share no graph strategy is offered.
+TWO_HOP_MIN_REACHABLE = 30.0
+
+
+def two_hop_floor(m: int) -> float:
+    """The smallest allowed share of a graph's rows a graph strategy is offered for."""
+    return min(1.0, TWO_HOP_MIN_REACHABLE / (2 * m) ** 2)
 
 
 @dataclass(slots=True)
@@ -74,8 +85,13 @@ class Option:
     detail: Any = None
 
 
-def exact_cost(rows: int) -> float:
-    return EXACT_NS_PER_ROW * rows
+def exact_cost(rows: int, dim: int) -> float:
+    return EXACT_CALL_NS + EXACT_NS_PER_ROW_DIM * dim * rows
+
+
+def cheapest_graph_cost(ef: int, m: int) -> float:
+    """A lower bound on any graph strategy: one unfiltered search."""
+    return unfiltered_graph_cost(ef, m)
 
 
 def unfiltered_graph_cost(ef: int, m: int, live_fraction: float = 1.0) -> float:
@@ -87,10 +103,11 @@ def masked_graph_option(allowed: int, graph_rows: int, ef: int, m: int) -> tuple
     """The better of traversal and two-hop in a graph of ``graph_rows`` nodes of which ``allowed``
     pass, or None when too few pass for either to keep its recall."""
     fraction = allowed / max(graph_rows, 1)
-    if fraction < TWO_HOP_MIN_ALLOWED_FRACTION:
+    if fraction < two_hop_floor(m):
         return None
     if fraction < TRAVERSE_MIN_ALLOWED_FRACTION:
-        return HNSW_TWO_HOP, GRAPH_CALL_NS + TWO_HOP_NS_PER_DISTANCE * TWO_HOP_WORK_PER_EF_LINK * 2 * m * ef
+        work = TWO_HOP_WORK_PER_EF_LINK * 2 * m * ef * (1 + 2 * fraction)
+        return HNSW_TWO_HOP, GRAPH_CALL_NS + TWO_HOP_NS_PER_DISTANCE * work
     return HNSW, GRAPH_CALL_NS + TRAVERSE_NS_PER_DISTANCE * TRAVERSE_WORK_PER_EF_LINK * 2 * m * ef / fraction
 
 
@@ -104,6 +121,7 @@ def plan_segment(
     graph_rows: int | None,
     ef: int,
     m: int,
+    dim: int,
     tree_options: list[Option] | None = None,
 ) -> tuple[SegmentPlan, Option | None]:
     """Choose the strategy for one segment given how many of its rows the filter allows.
@@ -114,22 +132,25 @@ def plan_segment(
     """
     if allowed_rows == 0:
         return SegmentPlan(name, EMPTY, 0, live_rows, rows_found_by, "no live row matches the filter"), None
-    exact = Option(EXACT_SCAN, exact_cost(allowed_rows), f"exact scan of {allowed_rows} rows")
+    exact = Option(EXACT_SCAN, exact_cost(allowed_rows, dim), f"exact scan of {allowed_rows} rows")
     if exact_requested:
         return SegmentPlan(name, EXACT_SCAN, allowed_rows, live_rows, rows_found_by, "exact=True requested"), None
     if graph_rows is None:
         reason = "segment has no graph (too small, or still being built); exact scan of the allowed rows"
         return SegmentPlan(name, EXACT_SCAN, allowed_rows, live_rows, rows_found_by, reason, exact.cost_ns / 1e3), None
+    fraction = allowed_rows / graph_rows
+    if exact.cost_ns <= cheapest_graph_cost(ef, m):
+        reason = f"exact scan of {allowed_rows} rows is cheaper than any graph search"
+        return SegmentPlan(name, EXACT_SCAN, allowed_rows, live_rows, rows_found_by, reason, exact.cost_ns / 1e3), None
     options = [exact]
     root = masked_graph_option(allowed_rows, graph_rows, ef, m)
-    fraction = allowed_rows / graph_rows
     if root is not None:
         options.append(Option(root[0], root[1], f"filter allows {fraction:.1%} of the graph's rows"))
     options += tree_options or []
     best = min(options, key=lambda o: o.cost_ns)
     alternatives = {o.strategy: round(o.cost_ns / 1e3, 1) for o in options if o is not best}
     if best is exact and root is None and not tree_options:
-        reason = f"filter allows {fraction:.2%} of the graph's rows, below {TWO_HOP_MIN_ALLOWED_FRACTION:.0%}"
+        reason = f"filter allows {fraction:.2%} of the graph's rows, below {two_hop_floor(m):.1%} (m={m})"
     else:
         reason = f"{best.reason}: ~{best.cost_ns / 1e3:.0f} us, the cheapest estimate"
     plan = SegmentPlan(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
@@ -120,6 +123,7 @@ def search_views(
             graph_rows=None if view.graph is None else view.num_rows,
             ef=search_ef,
             m=m,
+            dim=queries.shape[1],
             tree_options=None if exact or view.graph is None else tree_options(view, allowed, search_ef, m),
         )
         plans.append(plan)
@@ -171,18 +175,43 @@ def _overall(plans: Sequence[SegmentPlan]) -> str:
     return strategies.pop() if len(strategies) == 1 else "mixed"
 
 
+#: Threads that run the filter groups of one batch side by side (the kernels release the GIL).
+GROUP_THREADS = max(1, min(8, os.cpu_count() or 1))
+_group_pool: ThreadPoolExecutor | None = None
+_group_pool_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _group_pool
+    with _group_pool_lock:
+        if _group_pool is None:
+            _group_pool = ThreadPoolExecutor(GROUP_THREADS, thread_name_prefix="vecstore-search")
+        return _group_pool
+
+
 def merge_query_groups(
-    queries: np.ndarray, nodes: Sequence[Node | None], run: Callable[..., SearchResult]
+    queries: np.ndarray, nodes: Sequence[Node | None], run: Callable[..., SearchResult], counters: Counter
 ) -> SearchResult:
-    """Search with one filter per query: queries sharing a filter run together, results are reassembled."""
-    groups: dict[str, list[int]] = {}
+    """Search with one filter per query: queries sharing a filter run together, groups run on several
+    threads when there are several, and results are reassembled in query order."""
+    groups: dict[Node | None, list[int]] = {}
     for index, node in enumerate(nodes):
-        groups.setdefault("" if node is None else str(node), []).append(index)
+        groups.setdefault(node, []).append(index)
     nq = queries.shape[0]
-    parts = []
-    for members in groups.values():
-        rows = np.asarray(members, dtype=np.int64)
-        parts.append((rows, run(queries[rows], node=nodes[members[0]])))
+    members = [np.asarray(rows, dtype=np.int64) for rows in groups.values()]
+    group_counters = [Counter() for _ in members]  # merged below: += on a shared Counter is not atomic
+
+    def one(i: int) -> SearchResult:
+        rows = members[i]
+        return run(queries[rows], node=nodes[int(rows[0])], counters=group_counters[i])
+
+    if len(members) > 1 and GROUP_THREADS > 1:
+        results = list(_pool().map(one, range(len(members))))
+    else:
+        results = [one(i) for i in range(len(members))]
+    for part in group_counters:
+        counters.update(part)
+    parts = list(zip(members, results, strict=True))
     k = parts[0][1].ids.shape[1]
     ids = np.empty((nq, k), dtype=np.int64)
     distances = np.empty((nq, k), dtype=np.float32)

@@ -13,6 +13,7 @@ from vecstore.engine.planner import (
     WINDOW_POSTFILTER,
     WINDOW_THREE_SPLIT,
     Option,
+    cheapest_graph_cost,
     exact_cost,
     masked_graph_option,
     unfiltered_graph_cost,
@@ -21,13 +22,13 @@ from vecstore.engine.views import SegmentView
 from vecstore.index.window_tree import Bucket
 
 
-def _part_option(allowed: int, bucket: Bucket, ef: int, m: int) -> tuple[float, bool | None]:
+def _part_option(allowed: int, bucket: Bucket, ef: int, m: int, dim: int) -> tuple[float, bool | None]:
     """Cost of the part of a window inside ``bucket``: (cost, two_hop) through its graph, or
     (cost, None) scanned exactly, whichever is cheaper."""
     graph = masked_graph_option(allowed, bucket.rows, ef, m) if bucket.index is not None else None
-    if graph is not None and graph[1] < exact_cost(allowed):
+    if graph is not None and graph[1] < exact_cost(allowed, dim):
         return graph[1], graph[0] == HNSW_TWO_HOP
-    return exact_cost(allowed), None
+    return exact_cost(allowed, dim), None
 
 
 def tree_options(view: SegmentView, allowed: Allowed, ef: int, m: int) -> list[Option]:
@@ -35,8 +36,9 @@ def tree_options(view: SegmentView, allowed: Allowed, ef: int, m: int) -> list[O
     rows lie close together in window order; cover and three-split to windows (a slice of that order)."""
     tree = view.tree
     count = int(allowed.offsets.shape[0])
-    if tree is None or count == 0:
-        return []
+    dim = view.vectors.shape[1]
+    if tree is None or count == 0 or exact_cost(count, dim) <= cheapest_graph_cost(ef, m):
+        return []  # nothing to gain: a scan of these rows beats any graph search
     lo, hi = int(allowed.offsets[0]), int(allowed.offsets[-1]) + 1
     options: list[Option] = []
     holder = tree.smallest_holding(lo, hi)
@@ -53,7 +55,8 @@ def tree_options(view: SegmentView, allowed: Allowed, ef: int, m: int) -> list[O
     buckets, ranges = tree.cover(lo, hi)
     if (buckets and ranges) or len(buckets) > 1:
         ragged = sum(stop - start for start, stop in ranges)
-        cost = len(buckets) * unfiltered_graph_cost(ef, m, live_fraction) + exact_cost(ragged)
+        cost = len(buckets) * unfiltered_graph_cost(ef, m, live_fraction) + len(ranges) * exact_cost(0, dim)
+        cost += exact_cost(ragged, dim) - exact_cost(0, dim)
         reason = f"{len(buckets)} buckets inside the window and {ragged} rows at its ends"
         options.append(Option(WINDOW_COVER, cost, reason, ("cover", buckets, ranges)))
     whole, parts = tree.three_split(lo, hi)
@@ -61,7 +64,7 @@ def tree_options(view: SegmentView, allowed: Allowed, ef: int, m: int) -> list[O
         cost = len(whole) * unfiltered_graph_cost(ef, m, live_fraction)
         plan_parts = []
         for child, start, stop in parts:
-            part_cost, two_hop = _part_option(stop - start, child, ef, m)
+            part_cost, two_hop = _part_option(stop - start, child, ef, m, dim)
             cost += part_cost
             plan_parts.append((child, start, stop, two_hop))
         reason = f"{len(whole)} whole child buckets and {len(parts)} cut ones"

@@ -168,31 +168,37 @@ class Collection:
         tree_entry = sealed.entry.get("window_tree")
         if tree_entry is None:
             return None
-        path = self._segments_dir / tree_entry["file"]
-        if sealed.graph is not None:
-            try:
-                return open_tree(path, tree_entry, sealed.graph, verify=verify)
-            except DataCorruption as exc:
-                self._counters["window_trees_rebuilt"] += 1
-                self._last_housekeeping_error = f"{exc}; rebuilding it"
-        sealed.entry = {key: value for key, value in sealed.entry.items() if key != "window_tree"}
-        path.unlink(missing_ok=True)
-        return None
+        if sealed.graph is None:  # its graph was dropped: the tree is rebuilt after the graph
+            self._drop_derived(sealed, "window_tree")
+            return None
+        try:
+            return open_tree(self._segments_dir / tree_entry["file"], tree_entry, sealed.graph, verify=verify)
+        except DataCorruption as exc:
+            self._drop_derived(sealed, "window_tree", "window_trees_rebuilt", exc)
+            return None
 
     def _open_graph(self, sealed: SealedSegment, verify: bool) -> HnswIndex | None:
         """The segment's persisted graph; a damaged one is derived data: dropped, counted and rebuilt."""
         graph_entry = sealed.entry.get("graph")
         if graph_entry is None:
             return None
-        path = self._segments_dir / graph_entry["file"]
         try:
-            return open_graph(path, graph_entry, sealed.data.vectors, verify=verify)
+            return open_graph(self._segments_dir / graph_entry["file"], graph_entry, sealed.data.vectors, verify=verify)
         except DataCorruption as exc:
-            self._counters["graph_files_rebuilt"] += 1
-            self._last_housekeeping_error = f"{exc}; rebuilding it"
-            sealed.entry = {key: value for key, value in sealed.entry.items() if key != "graph"}
-            path.unlink(missing_ok=True)
+            self._drop_derived(sealed, "graph", "graph_files_rebuilt", exc)
             return None
+
+    def _drop_derived(
+        self, sealed: SealedSegment, key: str, counter: str | None = None, error: Exception | None = None
+    ) -> None:
+        """Forget a segment's damaged derived file (graph, window tree): removed, counted, reported; the
+        optimizer builds it again. The manifest still names it until the rebuild is published."""
+        if counter is not None:
+            self._counters[counter] += 1
+        if error is not None:
+            self._last_housekeeping_error = f"{error}; rebuilding it"
+        (self._segments_dir / sealed.entry[key]["file"]).unlink(missing_ok=True)
+        sealed.entry = {name: value for name, value in sealed.entry.items() if name != key}
 
     # -- background optimizer: graphs and merges ----------------------------------------------
     def _merge_candidates(self) -> tuple[int, ...] | None:

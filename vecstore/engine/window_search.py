@@ -8,6 +8,7 @@ import numpy as np
 from vecstore.engine.allowed import Allowed
 from vecstore.engine.hits import Hits, found_hits, merge_hits, scan_rows
 from vecstore.engine.planner import (
+    EXACT_CALL_NS,
     HNSW_TWO_HOP,
     WINDOW_COVER,
     WINDOW_POSTFILTER,
@@ -19,56 +20,73 @@ from vecstore.engine.planner import (
     unfiltered_graph_cost,
 )
 from vecstore.engine.views import SegmentView
-from vecstore.index.window_tree import Bucket
+from vecstore.index.window_tree import Bucket, bucket_bounds
 
 
-def _part_option(allowed: int, bucket: Bucket, ef: int, m: int, dim: int) -> tuple[float, bool | None]:
-    """Cost of the part of a window inside ``bucket``: (cost, two_hop) through its graph, or
-    (cost, None) scanned exactly, whichever is cheaper."""
-    graph = masked_graph_option(allowed, bucket.rows, ef, m) if bucket.index is not None else None
+def _part_option(allowed: int, rows: int, has_graph: bool, ef: int, m: int, dim: int) -> tuple[float, bool | None]:
+    """Cost of the part of a window inside a bucket of ``rows`` rows: (cost, two_hop) through its graph,
+    or (cost, None) scanned exactly, whichever is cheaper."""
+    graph = masked_graph_option(allowed, rows, ef, m) if has_graph else None
     if graph is not None and graph[1] < exact_cost(allowed, dim):
         return graph[1], graph[0] == HNSW_TWO_HOP
     return exact_cost(allowed, dim), None
 
 
-def tree_options(view: SegmentView, allowed: Allowed, ef: int, m: int) -> list[Option]:
+def tree_options(view: SegmentView, allowed: Allowed, ef: int, m: int, prune: bool = True) -> list[Option]:
     """The window tree's ways to search ``allowed``, priced. Postfiltering applies to any filter whose
-    rows lie close together in window order; cover and three-split to windows (a slice of that order)."""
+    rows lie close together in window order; cover and three-split to windows (a slice of that order).
+
+    Runs for every query on a sorted segment, so it prices with integers only; the buckets are built
+    when an option is run. ``prune=False`` prices every option, even those that cannot win.
+    """
     tree = view.tree
     count = int(allowed.offsets.shape[0])
     dim = view.vectors.shape[1]
-    if tree is None or count == 0 or exact_cost(count, dim) <= cheapest_graph_cost(ef, m):
+    if tree is None or count == 0 or (prune and exact_cost(count, dim) <= cheapest_graph_cost(ef, m)):
         return []  # nothing to gain: a scan of these rows beats any graph search
     lo, hi = int(allowed.offsets[0]), int(allowed.offsets[-1]) + 1
     options: list[Option] = []
-    holder = tree.smallest_holding(lo, hi)
-    if holder.level > 0:  # the root itself is priced by the planner as the segment graph
-        graph = masked_graph_option(count, holder.rows, ef, m)
+    n, beta = tree.n, tree.beta
+    level, number = tree.holder(lo, hi)
+    if level > 0:  # the root itself is priced by the planner as the segment graph
+        start, stop = bucket_bounds(n, beta, level, number)
+        graph = masked_graph_option(count, stop - start, ef, m)
         if graph is not None:
-            share = count / holder.rows
-            reason = f"a level-{holder.level} bucket of {holder.rows} rows holds every allowed row ({share:.1%})"
-            detail = ("postfilter", holder, graph[0] == HNSW_TWO_HOP)
-            options.append(Option(WINDOW_POSTFILTER, graph[1], reason, detail))
-    if allowed.found_by != "window_slice":
+            reason = (
+                f"a level-{level} bucket of {stop - start} rows holds every allowed row ({count / (stop - start):.1%})"
+            )
+            options.append(
+                Option(WINDOW_POSTFILTER, graph[1], reason, ("postfilter", level, number, graph[0] == HNSW_TWO_HOP))
+            )
+    # cover and three-split search at least two pieces, one an unfiltered graph search: skip pricing them
+    # when an option at hand is already cheaper than that floor
+    at_hand = min([exact_cost(count, dim)] + [o.cost_ns for o in options])
+    root = masked_graph_option(count, view.num_rows, ef, m)
+    if root is not None:
+        at_hand = min(at_hand, root[1])
+    if allowed.found_by != "window_slice" or (prune and at_hand <= unfiltered_graph_cost(ef, m) + EXACT_CALL_NS):
         return options
     live_fraction = view.live_count / max(view.num_rows, 1)
-    buckets, ranges = tree.cover(lo, hi)
-    if (buckets and ranges) or len(buckets) > 1:
-        ragged = sum(stop - start for start, stop in ranges)
-        cost = len(buckets) * unfiltered_graph_cost(ef, m, live_fraction) + len(ranges) * exact_cost(0, dim)
-        cost += exact_cost(ragged, dim) - exact_cost(0, dim)
-        reason = f"{len(buckets)} buckets inside the window and {ragged} rows at its ends"
-        options.append(Option(WINDOW_COVER, cost, reason, ("cover", buckets, ranges)))
-    whole, parts = tree.three_split(lo, hi)
-    if len(whole) + len(parts) > 1:
-        cost = len(whole) * unfiltered_graph_cost(ef, m, live_fraction)
-        plan_parts = []
-        for child, start, stop in parts:
-            part_cost, two_hop = _part_option(stop - start, child, ef, m, dim)
-            cost += part_cost
-            plan_parts.append((child, start, stop, two_hop))
-        reason = f"{len(whole)} whole child buckets and {len(parts)} cut ones"
-        options.append(Option(WINDOW_THREE_SPLIT, cost, reason, ("three_split", whole, plan_parts)))
+    unfiltered = unfiltered_graph_cost(ef, m, live_fraction)
+    buckets, ranges, ragged = tree.cover_size(lo, hi)
+    if buckets > 1 or (buckets and ranges):
+        cost = buckets * unfiltered + ranges * EXACT_CALL_NS + exact_cost(ragged, dim) - EXACT_CALL_NS
+        reason = f"{buckets} buckets inside the window and {ragged} rows at its ends"
+        options.append(Option(WINDOW_COVER, cost, reason, ("cover", lo, hi)))
+    if level < tree.depth:
+        cost, whole, cut = 0.0, 0, 0
+        for child in range(number * beta, (number + 1) * beta):
+            start, stop = bucket_bounds(n, beta, level + 1, child)
+            first, last = max(lo, start), min(hi, stop)
+            if first >= last:
+                continue
+            if first == start and last == stop:
+                cost, whole = cost + unfiltered, whole + 1
+            else:
+                cost, cut = cost + _part_option(last - first, stop - start, True, ef, m, dim)[0], cut + 1
+        if whole + cut > 1:
+            reason = f"{whole} whole child buckets and {cut} cut ones"
+            options.append(Option(WINDOW_THREE_SPLIT, cost, reason, ("three_split", lo, hi, ef, m)))
     return options
 
 
@@ -100,22 +118,26 @@ def run_tree_option(
     nq = queries.shape[0]
     pieces: list[Hits] = []
     if kind == "postfilter":
-        _, bucket, two_hop = option.detail
+        _, level, number, two_hop = option.detail
+        bucket = view.tree.bucket(level, number)
         mask = allowed.mask(view.num_rows)[bucket.start : bucket.stop]
         pieces.append(_bucket_search(view, index, bucket, queries, k, ef, mask, two_hop))
     elif kind == "cover":
-        _, buckets, ranges = option.detail
+        buckets, ranges = view.tree.cover(option.detail[1], option.detail[2])
         for bucket in buckets:
             mask = None if live is None else live[bucket.start : bucket.stop]
             pieces.append(_bucket_search(view, index, bucket, queries, k, ef, mask, False))
         for start, stop in ranges:
             pieces.append(scan_rows(view, index, _live_range(view, start, stop), queries, k, metric_code))
     else:
-        _, whole, parts = option.detail
+        _, lo, hi, priced_ef, m = option.detail
+        whole, parts = view.tree.three_split(lo, hi)
         for bucket in whole:
             mask = None if live is None else live[bucket.start : bucket.stop]
             pieces.append(_bucket_search(view, index, bucket, queries, k, ef, mask, False))
-        for child, start, stop, two_hop in parts:
+        dim = view.vectors.shape[1]
+        for child, start, stop in parts:
+            two_hop = _part_option(stop - start, child.rows, child.index is not None, priced_ef, m, dim)[1]
             if two_hop is None:
                 pieces.append(scan_rows(view, index, _live_range(view, start, stop), queries, k, metric_code))
             else:

@@ -146,21 +146,25 @@ class WindowTree:
         index = self.root if level == 0 else self.graphs.get((level, number))
         return Bucket(level, number, start, stop, index)
 
+    def holder(self, lo: int, hi: int) -> tuple[int, int]:
+        """(level, number) of the deepest graph bucket that holds rows [lo, hi) entirely (0, 0: the root)."""
+        n, beta = self.n, self.beta
+        found = (0, 0)
+        for level in range(1, self.depth + 1):
+            width = beta**level
+            number = lo * width // n  # the bucket holding row lo, up to rounding
+            while (number + 1) * n // width <= lo:
+                number += 1
+            while number * n // width > lo:
+                number -= 1
+            if hi > (number + 1) * n // width:
+                break
+            found = (level, number)
+        return found
+
     def smallest_holding(self, lo: int, hi: int) -> Bucket:
         """The deepest graph bucket that holds rows [lo, hi) entirely (the root when none deeper does)."""
-        best = self.bucket(0, 0)
-        for level in range(1, self.depth + 1):
-            width = self.beta**level
-            number = lo * width // self.n  # the bucket holding row lo, up to rounding
-            while bucket_bounds(self.n, self.beta, level, number)[1] <= lo:
-                number += 1
-            while bucket_bounds(self.n, self.beta, level, number)[0] > lo:
-                number -= 1
-            stop = bucket_bounds(self.n, self.beta, level, number)[1]
-            if hi > stop:
-                break
-            best = self.bucket(level, number)
-        return best
+        return self.bucket(*self.holder(lo, hi))
 
     def children(self, bucket: Bucket) -> Iterator[Bucket]:
         """The buckets one level down; below the deepest level, none (their rows are scanned exactly)."""
@@ -169,26 +173,40 @@ class WindowTree:
         for number in range(bucket.number * self.beta, (bucket.number + 1) * self.beta):
             yield self.bucket(bucket.level + 1, number)
 
-    def cover(self, lo: int, hi: int) -> tuple[list[Bucket], list[tuple[int, int]]]:
-        """Graph buckets lying wholly inside [lo, hi), largest first, and the row ranges left to scan."""
-        buckets: list[Bucket] = []
+    def _cover(self, lo: int, hi: int, collect: bool) -> tuple[list[tuple[int, int]], list[tuple[int, int]], int]:
+        """(level, number) of the graph buckets inside [lo, hi), the row ranges left, and their row count;
+        with ``collect`` False only the count and the number of buckets are kept (for pricing)."""
+        n, beta, depth = self.n, self.beta, self.depth
+        buckets: list[tuple[int, int]] = []
         ranges: list[tuple[int, int]] = []
+        ragged = 0
+        stack = [self.holder(lo, hi)]
+        while stack:
+            level, number = stack.pop()
+            width = beta**level
+            start, stop = number * n // width, (number + 1) * n // width
+            first, last = max(lo, start), min(hi, stop)
+            if first >= last:
+                continue
+            if first == start and last == stop:
+                buckets.append((level, number))
+            elif level >= depth:
+                ragged += last - first
+                if collect:
+                    ranges.append((first, last))
+            else:
+                stack.extend((level + 1, child) for child in range(number * beta, (number + 1) * beta))
+        return buckets, ranges, ragged
 
-        def visit(bucket: Bucket) -> None:
-            start, stop = max(lo, bucket.start), min(hi, bucket.stop)
-            if start >= stop:
-                return
-            if start == bucket.start and stop == bucket.stop:
-                buckets.append(bucket)
-                return
-            if bucket.level >= self.depth:
-                ranges.append((start, stop))
-                return
-            for child in self.children(bucket):
-                visit(child)
+    def cover(self, lo: int, hi: int) -> tuple[list[Bucket], list[tuple[int, int]]]:
+        """Graph buckets lying wholly inside [lo, hi), and the row ranges left to scan."""
+        buckets, ranges, _ = self._cover(lo, hi, True)
+        return [self.bucket(level, number) for level, number in buckets], _joined(ranges)
 
-        visit(self.smallest_holding(lo, hi))
-        return buckets, _joined(ranges)
+    def cover_size(self, lo: int, hi: int) -> tuple[int, int, int]:
+        """(graph buckets, row ranges, rows in them) of ``cover(lo, hi)``, without building it."""
+        buckets, ranges, ragged = self._cover(lo, hi, True)
+        return len(buckets), len(_joined(ranges)), ragged
 
     def three_split(self, lo: int, hi: int) -> tuple[list[Bucket], list[tuple[Bucket, int, int]]]:
         """Below the smallest bucket holding [lo, hi): its children wholly inside the window, and the

@@ -92,7 +92,7 @@ def test_kill_9_loses_no_acknowledged_write(tmp_path, kills):
 GRAPH_CHILD = Path(__file__).with_name("graph_crash_child.py")
 
 
-def test_kill_9_during_graph_builds_leaves_a_consistent_collection(tmp_path):
+def test_kill_9_during_graph_builds_leaves_a_consistent_collection(tmp_path, graphs_priced_in):
     """Kill a writer whose segments are being given graphs in the background: every acknowledged
     batch is there, every published graph opens and verifies, and no unpublished file survives."""
     from tests.graph_crash_child import batch, open_collection

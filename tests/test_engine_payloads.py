@@ -59,6 +59,9 @@ def check_filters(col, ids, vectors, attrs, live: np.ndarray) -> None:
         np.testing.assert_allclose(res.distances, want_dist, rtol=1e-5, atol=1e-5)
         sealed = [p for p in res.plan[0]["segments"] if p["segment"] != "appendable"]
         assert sealed and all(p["rows_found_by"] == "payload_index" for p in sealed), res.plan[0]
+        for p in sealed:  # the index's bounds hold the rows it allows (deleted ones included)
+            bounds = p["cardinality_bounds"]
+            assert bounds["low"] <= bounds["expected"] <= bounds["high"] and p["allowed_rows"] <= bounds["high"]
         assert col.count(text) == int(allowed.sum())
 
 

@@ -614,7 +614,7 @@ class Collection:
                     f"got {len(filter)} filters for {query_array.shape[0]} queries; pass one filter per query"
                 )
             nodes = [self._bound_filter(f) for f in filter]
-            result = merge_query_groups(query_array, nodes, run, self._counters)
+            result = merge_query_groups(query_array, nodes, run)
         else:
             result = run(query_array, node=self._bound_filter(filter))
         self._counters["queries"] += query_array.shape[0]

@@ -102,8 +102,10 @@ def test_remote_collection_options_and_waits_are_checked_like_embedded(client, t
                 with pytest.raises(vecstore.InvalidArgument, match=match):
                     api.create_collection("x", dim=4, **kwargs)
             assert "x" not in api.list_collections()
-            col = api.create_collection("opts", dim=4, metric="l2", max_segment_rows=1234)
+            hnsw = {"m": 12, "window_tree_beta": 0, "window_tree_leaf_rows": 512}
+            col = api.create_collection("opts", dim=4, metric="l2", max_segment_rows=1234, hnsw=hnsw)
             described = col.describe()
+            assert described["hnsw"] == hnsw
             assert described["max_segment_rows"] == 1234 and described["memory"] == {
                 "vector_bytes": 0,
                 "graph_bytes": 0,

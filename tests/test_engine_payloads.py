@@ -10,7 +10,7 @@ import pytest
 import vecstore
 from tests.oracles import exact_search
 from vecstore.engine.payloads import PAYLOAD_SUFFIX
-from vecstore.engine.views import FilterResultCache
+from vecstore.engine.views import FilterResultCache, filter_cache_budget
 from vecstore.filters import evaluate, parse_filter
 
 ATTRS = {"cat": "string", "tags": "list<string>", "n": "int64", "ts": "timestamp"}
@@ -163,3 +163,7 @@ def test_filter_result_cache_is_bounded_in_bytes():
     assert cache.get("b") is None and cache.get("a") == 1 and cache.get("c") == 3
     cache.put("huge", 4, 101)  # larger than the whole budget: not kept
     assert cache.get("huge") is None and cache.get("a") == 1
+    # per view: about four full-size results (9 bytes a row), at least 1 MiB, at most 32 MiB
+    assert filter_cache_budget(0) == 1 << 20
+    assert filter_cache_budget(100_000) == (1 << 20) + 3_600_000
+    assert filter_cache_budget(10_000_000) == 32 << 20

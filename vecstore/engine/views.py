@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -38,7 +38,6 @@ class SegmentView:
     graph: HnswIndex | None = None  # the segment's HNSW graph, once built
     payload: PayloadIndex | None = None  # the sealed segment's attribute indexes (None: evaluate the columns)
     tree: WindowTree | None = None  # bucket graphs over the window order (sorted segments, once built)
-    filter_results: FilterResultCache = field(default_factory=lambda: FilterResultCache(), repr=False)
 
     @property
     def name(self) -> str:
@@ -47,6 +46,11 @@ class SegmentView:
     @property
     def num_rows(self) -> int:
         return int(self.ids.shape[0])
+
+    @cached_property
+    def filter_results(self) -> FilterResultCache:
+        """Rows of recent filters in this view, bounded in proportion to its size."""
+        return FilterResultCache(filter_cache_budget(self.num_rows))
 
     @cached_property
     def live_count(self) -> int:
@@ -75,8 +79,13 @@ class SegmentView:
         return {name: self.table.column(name) for name in self.table.column_names if name != "vector"}
 
 
-#: Bytes of filter results (offsets and masks) one view keeps for repeated filters.
+#: Bytes of filter results (offsets and masks) one view keeps for repeated filters: room for about four
+#: results that allow every row (9 bytes a row: an offset and a mask byte), between 1 and 32 MiB.
 FILTER_CACHE_BYTES = 32 << 20
+
+
+def filter_cache_budget(num_rows: int) -> int:
+    return min(FILTER_CACHE_BYTES, (1 << 20) + 4 * 9 * num_rows)
 
 
 class FilterResultCache:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vecstore
-from vecstore.engine.allowed import allowed_offsets
+from vecstore.engine.allowed import Allowed, allowed_offsets
 from vecstore.filters import And, Between, Compare, evaluate
 
 
@@ -70,3 +70,14 @@ def test_other_filters_on_a_sealed_segment_use_its_payload_index(sorted_views):
     for text in ["w > 3 or w < 1", "not w > 3", "w in (1, 2)", "w is null", "w > 3 and id < 50"]:
         node = vecstore.parse_filter(text)
         assert allowed_offsets(view, node)[1] == "payload_index"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 60).flatmap(lambda n: st.lists(st.integers(0, 59), max_size=n, unique=True)))
+def test_allowed_mask_equals_its_offsets(rows):
+    """A run of offsets (a window) is masked by a slice, anything else by a scatter: same mask."""
+    offsets = np.array(sorted(rows), dtype=np.int64)
+    mask = Allowed(offsets, "window_slice").mask(60)
+    np.testing.assert_array_equal(np.flatnonzero(mask), offsets)
+    run = np.arange(7, 7 + len(rows), dtype=np.int64)
+    np.testing.assert_array_equal(np.flatnonzero(Allowed(run, "window_slice").mask(70)), run)

@@ -47,7 +47,11 @@ class Allowed:
     def mask(self, num_rows: int) -> np.ndarray:
         if self._mask is None:
             mask = np.zeros(num_rows, dtype=np.bool_)
-            mask[self.offsets] = True
+            count = self.offsets.shape[0]
+            if count and int(self.offsets[-1]) - int(self.offsets[0]) + 1 == count:
+                mask[int(self.offsets[0]) : int(self.offsets[-1]) + 1] = True  # a run (a window): no scatter
+            else:
+                mask[self.offsets] = True
             self._mask = mask
         return self._mask
 

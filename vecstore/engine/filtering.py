@@ -152,14 +152,23 @@ def _evaluate(node: Node, payload: PayloadIndex) -> _Truth:
     return _leaf(node, payload)
 
 
+def _single_term(node: Node) -> bool:
+    """Whether ``node`` is true exactly on the rows of one term (a range of terms is several lists,
+    ascending within each but not across them)."""
+    if isinstance(node, Compare):
+        return node.op == "="
+    if isinstance(node, InList):
+        return not node.negated and len(set(node.values)) == 1
+    return isinstance(node, Contains) and len(set(node.values)) == 1
+
+
 def matching_rows(node: Node, payload: PayloadIndex, live: np.ndarray | None) -> np.ndarray:
     """Ascending int64 offsets of the live rows where ``node`` is true, read from the payload index."""
     index = payload.columns.get(getattr(node, "field", None))  # type: ignore[arg-type]
-    if isinstance(index, TermIndex) and isinstance(node, Compare | InList | Contains) and not _complemented(node):
-        spans = _term_spans(node, index)
-        if len(spans) == 1 and not (isinstance(node, Contains) and node.mode == "all"):
-            rows = index.rows[spans[0][0] : spans[0][1]]  # one term: already ascending, no mask needed
-            return np.asarray(rows if live is None else rows[live[rows]], dtype=np.int64)
+    if isinstance(index, TermIndex) and _single_term(node):
+        start, stop = _term_spans(node, index)[0]
+        rows = index.rows[start:stop]  # one term's rows: already ascending, no mask needed
+        return np.asarray(rows if live is None else rows[live[rows]], dtype=np.int64)
     true = _evaluate(node, payload).true
     if live is not None:
         true &= live
@@ -179,8 +188,11 @@ def _leaf_cardinality(node: Node, payload: PayloadIndex) -> Cardinality:
     lengths = [stop - start for start, stop in _spans(node, index)]
     if isinstance(index, TermIndex) and isinstance(node, Contains):
         # a row may hold several of the terms: exact only for one term
+        if len(lengths) == 1:  # one distinct term: its list is the answer
+            return Cardinality(lengths[0], lengths[0], lengths[0])
         if node.mode == "all":
-            return Cardinality(0, _independent_and(lengths, n), min(lengths))
+            high = min(lengths)
+            return Cardinality(0, min(_independent_and(lengths, n), high), high)
         return Cardinality(max(lengths), min(sum(lengths), n - nulls), min(sum(lengths), n - nulls))
     count = sum(lengths)  # distinct values of one field: disjoint row sets
     if _complemented(node):

@@ -21,14 +21,6 @@ DEFAULT_MAX_MESSAGE_BYTES = 256 << 20
 _RETRY_DELAYS_S = (0.05, 0.2, 0.5, 1.0, 2.0)
 
 
-def _hnsw_of(config: pb.HnswConfig) -> dict[str, int]:
-    """The hnsw parameters a collection was created with, as the embedded describe() gives them (0 in
-    m, ef_construction or ef means not given; the window tree fields carry presence)."""
-    given = {k: getattr(config, k) for k in ("m", "ef_construction", "ef") if getattr(config, k)}
-    given.update({k: getattr(config, k) for k in ("window_tree_beta", "window_tree_leaf_rows") if config.HasField(k)})
-    return given
-
-
 def _unary(channel: grpc.Channel, path: str, response_type: type) -> Callable:
     # _registered_method: what grpc's generated stubs pass; the call then skips a per-call method lookup
     return channel.unary_unary(
@@ -132,7 +124,7 @@ class Client:
             metric=metric,
             attributes=[pb.AttributeDef(name=n, type=t) for n, t in (attributes or {}).items()],
             window=window or "",
-            hnsw=pb.HnswConfig(**dict(hnsw or {})),
+            hnsw=convert.hnsw_to_proto(hnsw),
             quantization=pb.QuantizationConfig(**dict(quantization or {})),
             **options,
         )
@@ -349,7 +341,7 @@ class RemoteCollection:
             "window": info.window or None,
             "seal_rows": info.seal_rows,
             "max_segment_rows": info.max_segment_rows,
-            "hnsw": _hnsw_of(info.hnsw),
+            "hnsw": convert.hnsw_from_proto(info.hnsw),
             "rows": info.rows,
             "segments": segments,
             "memory": {  # as the embedded describe() sums it

@@ -19,7 +19,6 @@ from server.metrics import Metrics
 from vecstore import Database, errors
 from vecstore.rpc import convert
 from vecstore.rpc import vecstore_pb2 as pb
-from vecstore.types import HNSW_LIMITS
 
 log = logging.getLogger("vecstore.server")
 
@@ -68,7 +67,7 @@ def _collection_info(description: dict[str, Any]) -> pb.CollectionInfo:
         metric=description["metric"],
         attributes=[pb.AttributeDef(name=n, type=t) for n, t in description["attributes"].items()],
         window=description.get("window") or "",
-        hnsw=pb.HnswConfig(**{k: v for k, v in hnsw.items() if k in HNSW_LIMITS}),
+        hnsw=convert.hnsw_to_proto(hnsw),
         quantization=pb.QuantizationConfig(
             **{k: v for k, v in quantization.items() if k in ("kind", "oversampling", "pq_m", "pq_nbits")}
         ),
@@ -167,10 +166,7 @@ class Service:
             if attribute.name in attributes:
                 raise errors.InvalidArgument(f"attribute {attribute.name!r} is declared twice")
             attributes[attribute.name] = attribute.type
-        hnsw = {k: getattr(req.hnsw, k) for k in ("m", "ef_construction", "ef") if getattr(req.hnsw, k)}
-        hnsw.update(
-            {k: getattr(req.hnsw, k) for k in ("window_tree_beta", "window_tree_leaf_rows") if req.hnsw.HasField(k)}
-        )
+        hnsw = convert.hnsw_from_proto(req.hnsw)
         quantization = None
         if req.quantization.kind:
             quantization = {"kind": req.quantization.kind}

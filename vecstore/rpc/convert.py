@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -154,6 +155,24 @@ def filter_from_proto(message: pb.Filter, depth: int = 0) -> str | Node | None:
             raise InvalidArgument("filter contains: mode must be one (with one value), any or all (with values)")
         return Contains(body.field, body.mode, tuple(_value_from_proto(v, "contains") for v in body.values))
     return IsNull(body.field, body.negated)
+
+
+# hnsw parameters: proto3 cannot tell 0 from "not given" in the first three (0 is never valid there);
+# the window-tree ones carry presence, since window_tree_beta 0 means "no window tree"
+_HNSW_PLAIN = ("m", "ef_construction", "ef")
+_HNSW_PRESENT = ("window_tree_beta", "window_tree_leaf_rows")
+
+
+def hnsw_to_proto(hnsw: Mapping[str, int] | None) -> pb.HnswConfig:
+    """The hnsw parameters a collection was given, for the wire."""
+    return pb.HnswConfig(**{k: v for k, v in (hnsw or {}).items() if k in _HNSW_PLAIN + _HNSW_PRESENT})
+
+
+def hnsw_from_proto(config: pb.HnswConfig) -> dict[str, int]:
+    """The hnsw parameters as given, back from the wire (what was not given stays out)."""
+    given = {k: getattr(config, k) for k in _HNSW_PLAIN if getattr(config, k)}
+    given.update({k: getattr(config, k) for k in _HNSW_PRESENT if config.HasField(k)})
+    return given
 
 
 def plan_to_json(plan: list[dict] | None) -> str:

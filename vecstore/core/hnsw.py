@@ -143,6 +143,32 @@ def greedy_descent(vectors, query, metric, entry, max_level, stop_level, links0,
     return cur
 
 
+@njit(inline="always")
+def _seed(vectors, query, metric, entry, ef, keep, visited, epoch, cand_d, cand_n, res_d, res_n):
+    """Start a layer search at ``entry``: visited and queued, and a result when ``keep``. Returns the
+    candidate and result counts and the bound: the worst kept result once ef are kept; until then every
+    reached node is worth expanding."""
+    d0 = distance(vectors, entry, query, metric)
+    visited[entry] = epoch
+    n_cand = _push(cand_d, cand_n, 0, d0, entry, 1)
+    n_res = 0
+    if keep:
+        n_res = _push(res_d, res_n, 0, d0, entry, -1)
+    bound = res_d[0] if n_res >= ef else np.float32(np.inf)
+    return n_cand, n_res, bound
+
+
+@njit(inline="always")
+def _keep(res_d, res_n, n_res, d, node, ef, bound):
+    """Add a result to the max-heap of at most ef; returns its size and the new bound."""
+    n_res = _push(res_d, res_n, n_res, d, node, -1)
+    if n_res > ef:
+        n_res = _pop(res_d, res_n, n_res, -1)
+    if n_res >= ef:
+        bound = res_d[0]
+    return n_res, bound
+
+
 @njit(nogil=True, cache=True)
 def search_layer(vectors, query, metric, entry, ef, layer, links0, counts0, links_up, counts_up, upper_offset,
                  visited, epoch, mask, use_mask, cand_d, cand_n, res_d, res_n):  # fmt: skip
@@ -152,14 +178,8 @@ def search_layer(vectors, query, metric, entry, ef, layer, links0, counts0, link
     whose ``mask`` is set enter the results; the search stops when the closest unexpanded candidate is
     farther than the worst of ``ef`` results.
     """
-    d0 = distance(vectors, entry, query, metric)
-    visited[entry] = epoch
-    n_cand = _push(cand_d, cand_n, 0, d0, entry, 1)
-    n_res = 0
-    if not use_mask or mask[entry]:
-        n_res = _push(res_d, res_n, 0, d0, entry, -1)
-    # the worst kept result once ef are kept; until then every reached node is worth expanding
-    bound = res_d[0] if n_res >= ef else np.float32(np.inf)
+    n_cand, n_res, bound = _seed(vectors, query, metric, entry, ef, not use_mask or mask[entry], visited, epoch,
+                                 cand_d, cand_n, res_d, res_n)  # fmt: skip
     while n_cand > 0:
         if cand_d[0] > bound:
             break
@@ -180,11 +200,7 @@ def search_layer(vectors, query, metric, entry, ef, layer, links0, counts0, link
                 if layer == 0:
                     prefetch_row(links0, nb)  # its list is read if it comes up for expansion
                 if not use_mask or mask[nb]:
-                    n_res = _push(res_d, res_n, n_res, d, nb, -1)
-                    if n_res > ef:
-                        n_res = _pop(res_d, res_n, n_res, -1)
-                    if n_res >= ef:
-                        bound = res_d[0]
+                    n_res, bound = _keep(res_d, res_n, n_res, d, nb, ef, bound)
     return n_res
 
 
@@ -203,11 +219,7 @@ def _offer(vectors, query, metric, nb, ef, bound, cand_d, cand_n, n_cand, res_d,
     d = distance(vectors, nb, query, metric)
     if d < bound:
         n_cand = _push(cand_d, cand_n, n_cand, d, nb, 1)
-        n_res = _push(res_d, res_n, n_res, d, nb, -1)
-        if n_res > ef:
-            n_res = _pop(res_d, res_n, n_res, -1)
-        if n_res >= ef:
-            bound = res_d[0]
+        n_res, bound = _keep(res_d, res_n, n_res, d, nb, ef, bound)
     return bound, n_cand, n_res
 
 
@@ -220,12 +232,8 @@ def search_layer_two_hop(vectors, query, metric, entry, ef, links0, counts0, vis
     instead, so the allowed rows stay connected when most of the graph is filtered out, and distances
     are computed for allowed rows alone. The entry may be rejected: it only seeds the search.
     """
-    visited[entry] = epoch
-    n_cand = _push(cand_d, cand_n, 0, distance(vectors, entry, query, metric), entry, 1)
-    n_res = 0
-    if mask[entry]:
-        n_res = _push(res_d, res_n, 0, cand_d[0], entry, -1)
-    bound = res_d[0] if n_res >= ef else np.float32(np.inf)
+    n_cand, n_res, bound = _seed(vectors, query, metric, entry, ef, mask[entry], visited, epoch, cand_d, cand_n,
+                                 res_d, res_n)  # fmt: skip
     while n_cand > 0:
         if cand_d[0] > bound:
             break

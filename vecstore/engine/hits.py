@@ -18,18 +18,14 @@ class Hits:
     distances: np.ndarray  # [q, k]
 
 
-def merge_hits(hits: list[Hits], nq: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Best k per query by (distance, id) across segments; padding (-1 / inf) sorts last."""
+def merge_hits(hits: list[Hits], nq: int, k: int) -> Hits:
+    """Best k per query by (distance, id) across segments (or pieces of one); padding (-1 / inf) sorts last."""
     if not hits:
-        return (
-            np.full((nq, k), -1, dtype=np.int64),
-            np.full((nq, k), np.inf, dtype=np.float32),
-            np.full((nq, k), -1, dtype=np.int64),
-            np.full((nq, k), -1, dtype=np.int64),
-        )
+        padding = np.full((nq, k), -1, dtype=np.int64)
+        return Hits(padding, padding.copy(), padding.copy(), np.full((nq, k), np.inf, dtype=np.float32))
     if len(hits) == 1:  # one segment searched: already ordered
         h = hits[0]
-        return h.ids[:, :k], h.distances[:, :k], h.offsets[:, :k], h.view_index[:, :k]
+        return Hits(h.view_index[:, :k], h.ids[:, :k], h.offsets[:, :k], h.distances[:, :k])
     ids = np.concatenate([h.ids for h in hits], axis=1)
     dist = np.concatenate([h.distances for h in hits], axis=1)
     offs = np.concatenate([h.offsets for h in hits], axis=1)
@@ -39,7 +35,7 @@ def merge_hits(hits: list[Hits], nq: int, k: int) -> tuple[np.ndarray, np.ndarra
     query_of = np.repeat(np.arange(nq), width)
     flat = np.lexsort((ids.ravel(), dist.ravel(), (ids < 0).ravel(), query_of)).reshape(nq, width)
     ids, dist, offs, src = (a.ravel()[flat] for a in (ids, dist, offs, src))
-    return ids[:, :k], dist[:, :k], offs[:, :k], src[:, :k]  # padding sorted last, marked -1 in every array
+    return Hits(src[:, :k], ids[:, :k], offs[:, :k], dist[:, :k])  # padding sorted last, marked -1 in every array
 
 
 def scan_rows(view: SegmentView, index: int, offsets: np.ndarray, queries: np.ndarray, k: int, metric: int) -> Hits:

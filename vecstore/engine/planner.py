@@ -89,11 +89,6 @@ def exact_cost(rows: int, dim: int) -> float:
     return EXACT_CALL_NS + EXACT_NS_PER_ROW_DIM * dim * rows
 
 
-def cheapest_graph_cost(ef: int, m: int) -> float:
-    """A lower bound on any graph strategy: one unfiltered search."""
-    return unfiltered_graph_cost(ef, m)
-
-
 def unfiltered_graph_cost(ef: int, m: int, live_fraction: float = 1.0) -> float:
     """A graph search that may return nearly every row (deleted rows aside)."""
     return GRAPH_CALL_NS + TRAVERSE_NS_PER_DISTANCE * TRAVERSE_WORK_PER_EF_LINK * 2 * m * ef / max(live_fraction, 1e-9)
@@ -139,7 +134,7 @@ def plan_segment(
         reason = "segment has no graph (too small, or still being built); exact scan of the allowed rows"
         return SegmentPlan(name, EXACT_SCAN, allowed_rows, live_rows, rows_found_by, reason, exact.cost_ns / 1e3), None
     fraction = allowed_rows / graph_rows
-    if exact.cost_ns <= cheapest_graph_cost(ef, m):
+    if exact.cost_ns <= unfiltered_graph_cost(ef, m):  # no graph strategy costs less than one plain search
         reason = f"exact scan of {allowed_rows} rows is cheaper than any graph search"
         return SegmentPlan(name, EXACT_SCAN, allowed_rows, live_rows, rows_found_by, reason, exact.cost_ns / 1e3), None
     options = [exact]

@@ -148,7 +148,8 @@ def search_views(
         counters["gathered_scans"] += 1
     else:
         hits = [scan_rows(views[index], index, offsets, queries, k, metric_code) for index, offsets in scans]
-    ids, distances, offs, src = merge_hits(hits + graph_hits, nq, k)
+    merged = merge_hits(hits + graph_hits, nq, k)
+    ids, distances, offs, src = merged.ids, merged.distances, merged.offsets, merged.view_index
     selected = _gather(views, src, offs, select) if select else None
     strategy = _overall(plans)
     plan_out = None

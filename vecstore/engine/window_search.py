@@ -14,7 +14,6 @@ from vecstore.engine.planner import (
     WINDOW_POSTFILTER,
     WINDOW_THREE_SPLIT,
     Option,
-    cheapest_graph_cost,
     exact_cost,
     masked_graph_option,
     unfiltered_graph_cost,
@@ -42,7 +41,7 @@ def tree_options(view: SegmentView, allowed: Allowed, ef: int, m: int, prune: bo
     tree = view.tree
     count = int(allowed.offsets.shape[0])
     dim = view.vectors.shape[1]
-    if tree is None or count == 0 or (prune and exact_cost(count, dim) <= cheapest_graph_cost(ef, m)):
+    if tree is None or count == 0 or (prune and exact_cost(count, dim) <= unfiltered_graph_cost(ef, m)):
         return []  # nothing to gain: a scan of these rows beats any graph search
     lo, hi = int(allowed.offsets[0]), int(allowed.offsets[-1]) + 1
     options: list[Option] = []
@@ -143,5 +142,4 @@ def run_tree_option(
             else:
                 mask = allowed.mask(view.num_rows)[child.start : child.stop]
                 pieces.append(_bucket_search(view, index, child, queries, k, ef, mask, two_hop))
-    ids, distances, offsets, view_index = (np.ascontiguousarray(a) for a in merge_hits(pieces, nq, k))
-    return Hits(view_index, ids, offsets, distances)
+    return merge_hits(pieces, nq, k)

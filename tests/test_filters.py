@@ -117,6 +117,22 @@ def test_binding_rejects_unknown_fields_and_wrong_types(text, message):
         to_filter(text, TYPES)
 
 
+@pytest.mark.parametrize(
+    ("text", "example"),
+    [
+        ("year between 'a' and 'b'", "e.g. year between 10 and 20 (got 'a')"),
+        ("year in ('a')", "e.g. year in (10, 20) (got 'a')"),
+        ("year >= 'a'", "e.g. year >= 10 (got 'a')"),
+        ("cat between 1 and 2", "e.g. cat between 'a' and 'm' (got 1)"),
+        ("tags contains 5", "e.g. tags contains 'a' (got 5)"),
+    ],
+)
+def test_type_errors_show_a_well_formed_example(text, example):
+    with pytest.raises(InvalidArgument) as info:
+        bind(parse_filter(text), TYPES)
+    assert example in str(info.value)
+
+
 def test_builder_produces_the_parsers_ast():
     built = ((field("year") >= 2020) & field("cat").isin(["a", "b"])) | ~field("open").is_null()
     assert built == parse_filter("year >= 2020 and cat in ('a', 'b') or not open is null")

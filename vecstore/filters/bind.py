@@ -42,11 +42,19 @@ def parse_timestamp(value: Value, field: str) -> np.datetime64:
     return np.datetime64(parsed, "us")
 
 
+def _example(field: str, op: str, value: str, high: str) -> str:
+    """A well-formed use of ``op`` on ``field`` for error messages."""
+    if op == "between":
+        return f"{field} between {value} and {high}"
+    return f"{field} in ({value}, {high})" if op == "in" else f"{field} {op} {value}"
+
+
 def _check_value(field: str, type_name: str, value: Value, op: str) -> None:
     if type_name in NUMERIC:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise InvalidArgument(
-                f"field {field!r} is {type_name}; compare it with a number, e.g. {field} {op} 10 (got {value!r})"
+                f"field {field!r} is {type_name}; compare it with a number, e.g. {_example(field, op, '10', '20')} "
+                f"(got {value!r})"
             )
         if isinstance(value, float) and not math.isfinite(value):
             raise InvalidArgument(f"filter value for {field!r} must be a finite number, got {value!r}")
@@ -54,9 +62,8 @@ def _check_value(field: str, type_name: str, value: Value, op: str) -> None:
         parse_timestamp(value, field)
     elif type_name in ("string", "list<string>"):
         if not isinstance(value, str):
-            raise InvalidArgument(
-                f"field {field!r} holds strings; quote the value, e.g. {field} {op} 'text' (got {value!r})"
-            )
+            example = _example(field, op, "'a'", "'m'")
+            raise InvalidArgument(f"field {field!r} holds strings; quote the value, e.g. {example} (got {value!r})")
     elif type_name == "bool" and not isinstance(value, bool):
         raise InvalidArgument(f"field {field!r} is bool; compare it with true or false (got {value!r})")
 

@@ -100,3 +100,24 @@ def test_single_query_norms_equal_the_batch_path(metric):
     batch = query_norms(queries, metric)
     for i in range(queries.shape[0]):
         np.testing.assert_array_equal(query_norms(queries[i : i + 1], metric), batch[i : i + 1])
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip", "cosine"])
+@pytest.mark.parametrize("mask", MASKS)
+def test_one_call_single_search_matches_numpy_and_the_batch_kernel(metric, mask):
+    """``topk_scan_one`` (the engine's single-query scan) computes its own query norm and key lookup."""
+    vectors, queries, keys = _data(900, 48, metric, seed=11)
+    offsets = _offsets(mask, 900, seed=11)
+    norms = row_norms(vectors, METRIC_CODES[metric])
+    batch_off, batch_d = exact_topk(vectors, norms, queries, offsets, keys, 12, METRIC_CODES[metric])
+    for i in range(queries.shape[0]):
+        off, ids, d, source = exact.topk_scan_one(
+            vectors, norms, queries[i], offsets, keys, 12, METRIC_CODES[metric], 7
+        )
+        assert off.shape == ids.shape == d.shape == source.shape == (1, 12)
+        np.testing.assert_array_equal(off[0], batch_off[i])
+        np.testing.assert_array_equal(d[0], batch_d[i])
+        np.testing.assert_array_equal(ids[0], np.where(off[0] >= 0, keys[np.maximum(off[0], 0)], -1))
+        np.testing.assert_array_equal(source[0], np.where(off[0] >= 0, 7, -1))
+        want_ids, want_d = exact_search(metric, queries[i : i + 1], vectors[offsets], keys[offsets], 12)
+        assert_same_neighbours(ids, d, want_ids, want_d, rtol=2e-4, atol=2e-3)

@@ -97,6 +97,27 @@ def topk_scan(vectors, norms, query, qnorm, offsets, keys, k, metric):
     return out_offsets, out_distances
 
 
+@njit(nogil=True, cache=True)
+def topk_scan_one(vectors, norms, query, offsets, keys, k, metric, source):
+    """``topk_scan`` as a whole single search in one call: the query's norm term is computed here (in
+    float64, as ``query_norms`` does), and the result comes back as [1, k] rows of offsets, keys,
+    distances and ``source`` (the caller's tag for this segment), padded -1 / -1 / +inf / -1."""
+    qnorm = 0.0
+    if metric != IP:
+        sq = 0.0
+        for t in range(query.shape[0]):
+            sq += np.float64(query[t]) * np.float64(query[t])
+        qnorm = sq if metric == L2 else (1.0 / math.sqrt(sq) if sq > 0 else 0.0)
+    found, distances = topk_scan(vectors, norms, query, np.float32(qnorm), offsets, keys, k, metric)
+    out_keys = np.full((1, k), -1, dtype=np.int64)
+    out_source = np.full((1, k), -1, dtype=np.int64)
+    for i in range(k):
+        if found[i] >= 0:
+            out_keys[0, i] = keys[found[i]]
+            out_source[0, i] = source
+    return found.reshape(1, k), out_keys, distances.reshape(1, k), out_source
+
+
 @njit(nogil=True, cache=True, parallel=True)
 def topk_scan_chunked(vectors, norms, query, qnorm, offsets, keys, k, metric, n_chunks):
     """Exact top-k of one query, the rows split into chunks scanned in parallel, then merged."""

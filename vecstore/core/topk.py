@@ -77,3 +77,17 @@ def heap_drain_sorted(hd, hk, ho, size, out_offsets, out_distances):
         hk[0] = hk[size]
         ho[0] = ho[size]
         _sift_down(hd, hk, ho, size, 0)
+
+
+@njit(nogil=True, cache=True)
+def label_found(found, keys, source):
+    """For found row offsets [q, k] (-1 padded): their keys and a ``source`` tag per hit, both -1 on
+    padding (one call instead of four numpy passes: it runs for every search)."""
+    ids = np.empty(found.shape, dtype=np.int64)
+    tags = np.empty(found.shape, dtype=np.int64)
+    for i in range(found.shape[0]):
+        for j in range(found.shape[1]):
+            row = found[i, j]
+            ids[i, j] = keys[row] if row >= 0 else -1
+            tags[i, j] = source if row >= 0 else -1
+    return ids, tags

@@ -25,10 +25,10 @@ def _window_slice(view: SegmentView, node: Node) -> np.ndarray | None:
     for interval in intervals:
         if interval.low is not None:
             bound = parse_timestamp(interval.low, view.sorted_by) if is_time else interval.low
-            lo = max(lo, int(np.searchsorted(values, bound, "left" if interval.low_inclusive else "right")))
+            lo = max(lo, int(values.searchsorted(bound, "left" if interval.low_inclusive else "right")))
         if interval.high is not None:
             bound = parse_timestamp(interval.high, view.sorted_by) if is_time else interval.high
-            hi = min(hi, int(np.searchsorted(values, bound, "right" if interval.high_inclusive else "left")))
+            hi = min(hi, int(values.searchsorted(bound, "right" if interval.high_inclusive else "left")))
     if hi <= lo:
         return np.empty(0, dtype=np.int64)
     offsets = np.arange(lo, hi, dtype=np.int64)

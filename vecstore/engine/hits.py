@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vecstore.core.exact import exact_topk
+from vecstore.core.exact import PARALLEL_SCAN_MIN_ROWS, exact_topk, topk_scan_one
+from vecstore.core.topk import label_found
 from vecstore.engine.views import SegmentView
 
 
@@ -39,15 +40,18 @@ def merge_hits(hits: list[Hits], nq: int, k: int) -> Hits:
 
 
 def scan_rows(view: SegmentView, index: int, offsets: np.ndarray, queries: np.ndarray, k: int, metric: int) -> Hits:
+    """Exact top-k of ``queries`` over the rows ``offsets`` of one view."""
+    if queries.shape[0] == 1 and offsets.shape[0] < PARALLEL_SCAN_MIN_ROWS:
+        # one kernel call does the whole job: a selective single search is mostly call overhead
+        found, ids, distances, source = topk_scan_one(
+            view.vectors, view.norms, queries[0], offsets, view.ids, k, metric, index
+        )
+        return Hits(source, ids, found, distances)
     found, distances = exact_topk(view.vectors, view.norms, queries, offsets, view.ids, k, metric)
     return found_hits(view, index, found, distances)
 
 
 def found_hits(view: SegmentView, index: int, found: np.ndarray, distances: np.ndarray) -> Hits:
     """Hits from segment offsets (-1 padded): ids looked up, padding marked in every array."""
-    ids = view.ids.take(found, mode="clip")
-    padding = found < 0
-    ids[padding] = -1
-    source = np.full(found.shape, index, dtype=np.int64)
-    source[padding] = -1
+    ids, source = label_found(found, view.ids, index)
     return Hits(source, ids, found, distances)

@@ -24,7 +24,7 @@ not capture: below about 30 / (2m)^2 of a graph's rows (3% at m=16) even two-hop
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 EXACT_SCAN = "exact_scan"
@@ -61,28 +61,52 @@ def two_hop_floor(m: int) -> float:
 
 
 @dataclass(slots=True)
+class Option:
+    """One way to search a segment, with its estimated cost; ``detail`` is what the executor needs.
+
+    The reason is kept as a template and its values, formatted only when someone reads it: the
+    planner runs for every query, and formatting costs more than planning."""
+
+    strategy: str
+    cost_ns: float
+    why: str
+    args: tuple = ()
+    detail: Any = None
+
+    @property
+    def reason(self) -> str:
+        return self.why.format(*self.args)
+
+
+@dataclass(slots=True)
 class SegmentPlan:
+    """The strategy chosen for one segment, why (a template and its values), and what it beat."""
+
     segment: str
     strategy: str
     allowed_rows: int
     live_rows: int
     rows_found_by: str  # all_live_rows | window_slice | payload_index | evaluated
-    reason: str
-    estimated_us: float = 0.0
-    alternatives_us: dict[str, float] = field(default_factory=dict)  # what the other strategies would cost
+    why: str
+    args: tuple = ()
+    estimated_ns: float = 0.0
+    alternatives: list[Option] = field(default_factory=list)  # what the other strategies would cost
+
+    @property
+    def reason(self) -> str:
+        return self.why.format(*self.args)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Option:
-    """One way to search a segment, with its estimated cost; ``detail`` is what the executor needs."""
-
-    strategy: str
-    cost_ns: float
-    reason: str
-    detail: Any = None
+        return {
+            "segment": self.segment,
+            "strategy": self.strategy,
+            "allowed_rows": self.allowed_rows,
+            "live_rows": self.live_rows,
+            "rows_found_by": self.rows_found_by,
+            "reason": self.reason,
+            "estimated_us": round(self.estimated_ns / 1e3, 1),
+            "alternatives_us": {o.strategy: round(o.cost_ns / 1e3, 1) for o in self.alternatives},
+        }
 
 
 def exact_cost(rows: int, dim: int) -> float:
@@ -127,28 +151,30 @@ def plan_segment(
     """
     if allowed_rows == 0:
         return SegmentPlan(name, EMPTY, 0, live_rows, rows_found_by, "no live row matches the filter"), None
-    exact = Option(EXACT_SCAN, exact_cost(allowed_rows, dim), f"exact scan of {allowed_rows} rows")
+    exact_ns = exact_cost(allowed_rows, dim)
     if exact_requested:
         return SegmentPlan(name, EXACT_SCAN, allowed_rows, live_rows, rows_found_by, "exact=True requested"), None
     if graph_rows is None:
-        reason = "segment has no graph (too small, or still being built); exact scan of the allowed rows"
-        return SegmentPlan(name, EXACT_SCAN, allowed_rows, live_rows, rows_found_by, reason, exact.cost_ns / 1e3), None
+        why = "segment has no graph (too small, or still being built); exact scan of the allowed rows"
+        return SegmentPlan(name, EXACT_SCAN, allowed_rows, live_rows, rows_found_by, why, (), exact_ns), None
+    if exact_ns <= unfiltered_graph_cost(ef, m):  # no graph strategy costs less than one plain search
+        why = "exact scan of {} rows is cheaper than any graph search"
+        return SegmentPlan(
+            name, EXACT_SCAN, allowed_rows, live_rows, rows_found_by, why, (allowed_rows,), exact_ns
+        ), None
     fraction = allowed_rows / graph_rows
-    if exact.cost_ns <= unfiltered_graph_cost(ef, m):  # no graph strategy costs less than one plain search
-        reason = f"exact scan of {allowed_rows} rows is cheaper than any graph search"
-        return SegmentPlan(name, EXACT_SCAN, allowed_rows, live_rows, rows_found_by, reason, exact.cost_ns / 1e3), None
-    options = [exact]
+    options = [Option(EXACT_SCAN, exact_ns, "exact scan of {} rows", (allowed_rows,))]
     root = masked_graph_option(allowed_rows, graph_rows, ef, m)
     if root is not None:
-        options.append(Option(root[0], root[1], f"filter allows {fraction:.1%} of the graph's rows"))
+        options.append(Option(root[0], root[1], "filter allows {:.1%} of the graph's rows", (fraction,)))
     options += tree_options or []
     best = min(options, key=lambda o: o.cost_ns)
-    alternatives = {o.strategy: round(o.cost_ns / 1e3, 1) for o in options if o is not best}
-    if best is exact and root is None and not tree_options:
-        reason = f"filter allows {fraction:.2%} of the graph's rows, below {two_hop_floor(m):.1%} (m={m})"
+    alternatives = [o for o in options if o is not best]
+    if best.strategy == EXACT_SCAN and len(options) == 1:
+        why, args = "filter allows {:.2%} of the graph's rows, below {:.1%} (m={})", (fraction, two_hop_floor(m), m)
     else:
-        reason = f"{best.reason}: ~{best.cost_ns / 1e3:.0f} us, the cheapest estimate"
+        why, args = "{0.reason}: ~{1:.0f} us, the cheapest estimate", (best, best.cost_ns / 1e3)
     plan = SegmentPlan(
-        name, best.strategy, allowed_rows, live_rows, rows_found_by, reason, round(best.cost_ns / 1e3, 1), alternatives
+        name, best.strategy, allowed_rows, live_rows, rows_found_by, why, args, best.cost_ns, alternatives
     )
-    return plan, (None if best is exact else best)
+    return plan, (None if best.strategy == EXACT_SCAN else best)

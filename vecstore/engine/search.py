@@ -131,8 +131,10 @@ def search_views(
                 hits = run_tree_option(view, index, allowed, option, queries, k, ef, metric_code)
             else:
                 hits = _graph_search(view, index, allowed, queries, k, ef, plan.strategy == HNSW_TWO_HOP)
-            short = (hits.ids >= 0).sum(axis=1) < min(k, offsets.shape[0])
-            if short.any():  # the graph could not reach k allowed rows: those queries scan exactly
+            last = hits.ids[:, min(k, offsets.shape[0]) - 1]  # padding sorts last
+            if (last[0] < 0) if nq == 1 else (last < 0).any():
+                # the graph could not reach k allowed rows: those queries scan exactly
+                short = last < 0
                 exact_hits = scan_rows(view, index, offsets, queries[short], k, metric_code)
                 for name in ("view_index", "ids", "offsets", "distances"):
                     getattr(hits, name)[short] = getattr(exact_hits, name)

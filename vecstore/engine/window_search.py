@@ -51,12 +51,10 @@ def tree_options(view: SegmentView, allowed: Allowed, ef: int, m: int, prune: bo
         start, stop = bucket_bounds(n, beta, level, number)
         graph = masked_graph_option(count, stop - start, ef, m)
         if graph is not None:
-            reason = (
-                f"a level-{level} bucket of {stop - start} rows holds every allowed row ({count / (stop - start):.1%})"
-            )
-            options.append(
-                Option(WINDOW_POSTFILTER, graph[1], reason, ("postfilter", level, number, graph[0] == HNSW_TWO_HOP))
-            )
+            why = "a level-{} bucket of {} rows holds every allowed row ({:.1%})"
+            args = (level, stop - start, count / (stop - start))
+            detail = ("postfilter", level, number, graph[0] == HNSW_TWO_HOP)
+            options.append(Option(WINDOW_POSTFILTER, graph[1], why, args, detail))
     # cover and three-split search at least two pieces, one an unfiltered graph search: skip pricing them
     # when an option at hand is already cheaper than that floor
     at_hand = min([exact_cost(count, dim)] + [o.cost_ns for o in options])
@@ -70,8 +68,8 @@ def tree_options(view: SegmentView, allowed: Allowed, ef: int, m: int, prune: bo
     buckets, ranges, ragged = tree.cover_size(lo, hi)
     if buckets > 1 or (buckets and ranges):
         cost = buckets * unfiltered + ranges * EXACT_CALL_NS + exact_cost(ragged, dim) - EXACT_CALL_NS
-        reason = f"{buckets} buckets inside the window and {ragged} rows at its ends"
-        options.append(Option(WINDOW_COVER, cost, reason, ("cover", lo, hi)))
+        why = "{} buckets inside the window and {} rows at its ends"
+        options.append(Option(WINDOW_COVER, cost, why, (buckets, ragged), ("cover", lo, hi)))
     if level < tree.depth:
         cost, whole, cut = 0.0, 0, 0
         for child in range(number * beta, (number + 1) * beta):
@@ -84,8 +82,8 @@ def tree_options(view: SegmentView, allowed: Allowed, ef: int, m: int, prune: bo
             else:
                 cost, cut = cost + _part_option(last - first, stop - start, True, ef, m, dim)[0], cut + 1
         if whole + cut > 1:
-            reason = f"{whole} whole child buckets and {cut} cut ones"
-            options.append(Option(WINDOW_THREE_SPLIT, cost, reason, ("three_split", lo, hi, ef, m)))
+            why = "{} whole child buckets and {} cut ones"
+            options.append(Option(WINDOW_THREE_SPLIT, cost, why, (whole, cut), ("three_split", lo, hi, ef, m)))
     return options
 
 

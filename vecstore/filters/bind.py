@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Mapping
+from functools import lru_cache
 
 import numpy as np
 
@@ -34,12 +35,18 @@ def parse_timestamp(value: Value, field: str) -> np.datetime64:
             f"or '2024-01-31T12:00:00', not {value!r}"
         )
     try:
-        parsed = parse_iso_datetime(value)
+        return _timestamp(value)
     except ValueError:
         raise InvalidArgument(
             f"{value!r} is not a valid timestamp for field {field!r}; use ISO-8601 such as '2024-01-31T12:00:00'"
         ) from None
-    return np.datetime64(parsed, "us")
+
+
+@lru_cache(maxsize=4096)
+def _timestamp(value: str) -> np.datetime64:
+    # cached: binding a filter checks its timestamps and a window search parses them again; parsing
+    # costs more than the search of a small window
+    return np.datetime64(parse_iso_datetime(value), "us")
 
 
 def _example(field: str, op: str, value: str, high: str) -> str:

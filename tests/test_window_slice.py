@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import vecstore
 from vecstore.engine.allowed import Allowed, allowed_offsets
-from vecstore.filters import And, Between, Compare, evaluate
+from vecstore.filters import And, Between, Compare, InList, IsNull, Not, Or, evaluate
 
 
 @pytest.fixture(scope="module")
@@ -21,12 +21,13 @@ def sorted_views(tmp_path_factory):
     years[rng.random(n) < 0.1] = np.nan  # stored as null: sorts last, never inside a window
     stamps = (np.datetime64("2024-01-01") + rng.integers(0, 50, n).astype("timedelta64[h]")).astype("datetime64[us]")
     views = {}
+    kinds = np.array(["a", "b", "c", None], dtype=object)[rng.integers(0, 4, n)]
     for name, attrs, window, values in [
-        ("f", {"w": "float64"}, "w", years),
-        ("t", {"w": "timestamp"}, "w", stamps),
+        ("f", {"w": "float64", "kind": "string"}, "w", years),
+        ("t", {"w": "timestamp", "kind": "string"}, "w", stamps),
     ]:
         col = db.create_collection(name, dim=2, metric="l2", attributes=attrs, window=window)
-        col.upsert(np.arange(n), rng.standard_normal((n, 2)), {"w": values})
+        col.upsert(np.arange(n), rng.standard_normal((n, 2)), {"w": values, "kind": list(kinds)})
         col.seal()
         col.delete(np.arange(0, n, 9))  # tombstones inside the slices
         (view,) = col._snapshot()
@@ -46,11 +47,34 @@ def windows(values):
     return st.one_of(single, st.lists(single, min_size=2, max_size=3).map(lambda c: And(tuple(c))))
 
 
-def _check(view, node):
+def _check(view, node, found_by="window_slice"):
     got, how = allowed_offsets(view, node)
-    assert how == "window_slice"
+    assert how == found_by
     want = np.flatnonzero(evaluate(node, view.columns(), view.num_rows) & view.live)
     np.testing.assert_array_equal(got, want)
+
+
+kinds = st.sampled_from(["a", "b", "c", "zz"])
+leaves = st.one_of(
+    st.builds(Compare, st.just("kind"), st.sampled_from(["=", "!="]), kinds),
+    st.builds(InList, st.just("kind"), st.lists(kinds, min_size=1, max_size=3).map(tuple), st.booleans()),
+    st.builds(IsNull, st.just("kind"), st.booleans()),
+    st.builds(Compare, st.just("id"), ops, st.integers(-5, 405)),
+)
+others = st.recursive(
+    leaves,
+    lambda inner: st.one_of(st.builds(Not, inner), st.lists(inner, min_size=2, max_size=3).map(lambda c: Or(tuple(c)))),
+    max_leaves=4,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(windows(numbers), st.lists(others, min_size=1, max_size=2))
+def test_window_and_other_filters_equal_evaluator(sorted_views, window, rest):
+    """``window and rest``: the rest's rows cut to the window's slice, as the evaluator says (nulls,
+    negations and deleted rows included)."""
+    _check(sorted_views["f"], And.of(window, *rest), found_by="payload_index")
+    _check(sorted_views["f"], And.of(*rest, window), found_by="payload_index")
 
 
 @settings(max_examples=200, deadline=None)

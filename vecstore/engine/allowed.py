@@ -10,12 +10,13 @@ import numpy as np
 
 from vecstore.engine.filtering import matching_rows
 from vecstore.engine.views import SegmentView
-from vecstore.filters import Node, evaluate, interval_on
+from vecstore.filters import And, Node, evaluate, interval_on
 from vecstore.filters.bind import parse_timestamp
 
 
-def _window_slice(view: SegmentView, node: Node) -> np.ndarray | None:
-    """Offsets of a window filter on the segment's sort column: two binary searches, no scan."""
+def _window_bounds(view: SegmentView, node: Node) -> tuple[int, int] | None:
+    """``[lo, hi)`` of the sorted segment's rows where ``node``, a window on the sort column, holds:
+    two binary searches, no scan. None when ``node`` is not such a window."""
     values = view.sorted_values
     intervals = interval_on(node, view.sorted_by) if values is not None else None
     if intervals is None:
@@ -29,10 +30,30 @@ def _window_slice(view: SegmentView, node: Node) -> np.ndarray | None:
         if interval.high is not None:
             bound = parse_timestamp(interval.high, view.sorted_by) if is_time else interval.high
             hi = min(hi, int(values.searchsorted(bound, "right" if interval.high_inclusive else "left")))
-    if hi <= lo:
-        return np.empty(0, dtype=np.int64)
+    return lo, max(lo, hi)
+
+
+def _window_slice(view: SegmentView, node: Node) -> np.ndarray | None:
+    """Offsets of a window filter on the segment's sort column (live rows only), or None."""
+    bounds = _window_bounds(view, node)
+    if bounds is None:
+        return None
+    lo, hi = bounds
     offsets = np.arange(lo, hi, dtype=np.int64)
     return offsets if view.live is None else offsets[view.live[lo:hi]]
+
+
+def _window_and_rest(view: SegmentView, node: Node) -> tuple[tuple[int, int], Node] | None:
+    """For ``window and rest`` on a sorted segment: the window's row bounds and the rest of the filter."""
+    if not isinstance(node, And):
+        return None
+    window = [c for c in node.children if interval_on(c, view.sorted_by) is not None]
+    rest = [c for c in node.children if interval_on(c, view.sorted_by) is None]
+    if not window or not rest:
+        return None
+    bounds = _window_bounds(view, And.of(*window))
+    assert bounds is not None  # an and of windows on one column is one
+    return bounds, And.of(*rest)
 
 
 @dataclass
@@ -57,10 +78,17 @@ class Allowed:
 
 
 def _find_allowed(view: SegmentView, node: Node) -> Allowed:
-    if view.sorted_by is not None:
+    if view.sorted_by is not None and view.sorted_values is not None:
         offsets = _window_slice(view, node)
         if offsets is not None:
             return Allowed(offsets, "window_slice")
+        split = _window_and_rest(view, node) if view.payload is not None else None
+        if split is not None:
+            # a window and something else: the rest's rows (often one term's list, read directly) cut to
+            # the window's slice by two binary searches, instead of a mask over every row per predicate
+            (lo, hi), rest = split
+            rows = matching_rows(rest, view.payload, view.live)
+            return Allowed(rows[rows.searchsorted(lo) : rows.searchsorted(hi)], "payload_index")
     if view.payload is not None:
         return Allowed(matching_rows(node, view.payload, view.live), "payload_index")
     mask = evaluate(node, view.columns(), view.num_rows)

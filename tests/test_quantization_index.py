@@ -1,0 +1,125 @@
+"""Quantisers over a segment's vectors: candidates, exact rescoring, filters and persistence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.oracles import exact_search
+from vecstore.core.exact import row_norms
+from vecstore.errors import DataCorruption, InvalidArgument
+from vecstore.index.quantization import BinaryQuantizer, ProductQuantizer, code_rows, rescore
+from vecstore.types import METRIC_CODES
+
+
+def _clustered(n: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((20, dim)).astype(np.float32) * 3
+    vectors = centres[rng.integers(0, 20, n)] + rng.standard_normal((n, dim)).astype(np.float32)
+    queries = centres[rng.integers(0, 20, 30)] + rng.standard_normal((30, dim)).astype(np.float32)
+    return vectors.astype(np.float32), queries.astype(np.float32)
+
+
+def _quantizer(kind: str, vectors: np.ndarray, metric: str):
+    if kind == "binary":
+        return BinaryQuantizer.fit(vectors, metric)
+    return ProductQuantizer.train(vectors, metric, 8, train_rows=1500, iterations=8, seed=3)
+
+
+def _search(quantizer, vectors, metric, queries, offsets, keys, k, oversampling):
+    code = METRIC_CODES[metric]
+    candidates = quantizer.candidates(queries, offsets, keys, k * oversampling)
+    found, distances = rescore(vectors, row_norms(vectors, code), queries, candidates, keys, k, code)
+    return np.where(found >= 0, keys[np.maximum(found, 0)], -1), distances
+
+
+@pytest.mark.parametrize("kind", ["binary", "pq"])
+@pytest.mark.parametrize("metric", ["l2", "ip", "cosine"])
+def test_rescoring_is_exact_when_every_row_is_a_candidate(kind, metric):
+    vectors, queries = _clustered(600, 32, seed=1)
+    keys = np.random.default_rng(2).permutation(10_000)[:600].astype(np.int64)
+    quantizer = _quantizer(kind, vectors, metric)
+    offsets = np.arange(600, dtype=np.int64)
+    ids, distances = _search(quantizer, vectors, metric, queries, offsets, keys, 10, oversampling=60)
+    want_ids, want_d = exact_search(metric, queries, vectors, keys, 10)
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_allclose(distances, want_d, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["binary", "pq"])
+def test_filtered_candidates_only_come_from_allowed_rows_and_keep_recall(kind):
+    """The subset test: candidates and results lie in the allowed rows; recall against exact search
+    over only those rows stays above the floor at moderate oversampling."""
+    vectors, queries = _clustered(3000, 64, seed=4)
+    keys = np.arange(3000, dtype=np.int64)
+    quantizer = _quantizer(kind, vectors, "cosine")
+    rng = np.random.default_rng(5)
+    for fraction in (0.01, 0.1, 0.5):
+        offsets = np.flatnonzero(rng.random(3000) < fraction).astype(np.int64)
+        candidates = quantizer.candidates(queries, offsets, keys, 100)
+        assert set(candidates[candidates >= 0].tolist()) <= set(offsets.tolist())
+        ids, _ = _search(quantizer, vectors, "cosine", queries, offsets, keys, 10, oversampling=10)
+        want, _ = exact_search("cosine", queries, vectors[offsets], keys[offsets], 10)
+        assert set(ids[ids >= 0].tolist()) <= set(offsets.tolist())
+        hits = sum(len(set(a[a >= 0]) & set(b[b >= 0])) for a, b in zip(ids, want, strict=True))
+        assert hits / max(1, (want >= 0).sum()) >= 0.95, (kind, fraction)
+
+
+def test_binary_codes_are_the_sign_bits_about_the_mean():
+    vectors, _ = _clustered(200, 70, seed=6)
+    quantizer = BinaryQuantizer.fit(vectors, "cosine")
+    rows = code_rows(vectors, "cosine")
+    np.testing.assert_allclose(quantizer.centre, rows.mean(0), rtol=1e-5, atol=1e-6)
+    bits = np.unpackbits(quantizer.codes.view(np.uint8), axis=1, bitorder="little")[:, :70]
+    np.testing.assert_array_equal(bits, rows > quantizer.centre)
+    assert quantizer.code_bytes == 200 * 2 * 8 + 70 * 4
+
+
+def test_pq_estimates_are_distances_to_the_decoded_rows():
+    from vecstore.core import pq
+
+    vectors, queries = _clustered(800, 16, seed=7)
+    quantizer = ProductQuantizer.train(vectors, "cosine", 4, train_rows=600, iterations=6)
+    keys = np.arange(800, dtype=np.int64)
+    found, estimates = quantizer.estimates(queries[:3], np.arange(800, dtype=np.int64), keys, 5)
+    decoded = pq.decode(quantizer.codes, quantizer.codebooks)
+    unit_queries = code_rows(queries[:3], "cosine")
+    for i in range(3):
+        want = 1.0 - decoded[found[i]] @ unit_queries[i]
+        np.testing.assert_allclose(estimates[i], want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["binary", "pq"])
+def test_persistence_round_trip_and_damage(kind):
+    vectors, queries = _clustered(500, 16, seed=8)
+    quantizer = _quantizer(kind, vectors, "l2")
+    meta, arrays = quantizer.to_arrays()
+    frozen = {name: np.frombuffer(a.tobytes(), dtype=a.dtype).reshape(a.shape) for name, a in arrays.items()}
+    back = type(quantizer).from_arrays(meta, frozen)  # read-only arrays, as a memory map hands back
+    keys = np.arange(500, dtype=np.int64)
+    offsets = np.arange(500, dtype=np.int64)
+    np.testing.assert_array_equal(
+        back.candidates(queries, offsets, keys, 20), quantizer.candidates(queries, offsets, keys, 20)
+    )
+    torn = dict(frozen)
+    torn["codes"] = frozen["codes"][:, :-1]
+    with pytest.raises(DataCorruption):
+        type(quantizer).from_arrays(meta, torn)
+
+
+def test_pq_rejects_sub_quantisers_that_do_not_divide_the_dimension_and_tiny_training_sets():
+    vectors, _ = _clustered(400, 30, seed=9)
+    with pytest.raises(InvalidArgument, match="must divide the dimension 30"):
+        ProductQuantizer.train(vectors, "l2", 7)
+    with pytest.raises(InvalidArgument, match="at least 256 rows"):
+        ProductQuantizer.train(vectors[:100], "l2", 5)
+
+
+def test_pq_training_is_seed_deterministic_and_samples_when_asked():
+    vectors, _ = _clustered(1200, 8, seed=10)
+    a = ProductQuantizer.train(vectors, "l2", 2, train_rows=500, iterations=5, seed=1)
+    b = ProductQuantizer.train(vectors, "l2", 2, train_rows=500, iterations=5, seed=1)
+    c = ProductQuantizer.train(vectors, "l2", 2, train_rows=500, iterations=5, seed=2)
+    np.testing.assert_array_equal(a.codebooks, b.codebooks)
+    np.testing.assert_array_equal(a.codes, b.codes)
+    assert not np.array_equal(a.codebooks, c.codebooks)

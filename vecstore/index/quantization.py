@@ -1,0 +1,170 @@
+"""Compact codes for a segment's vectors: binary (1 bit a dimension) and product quantisation.
+
+A quantiser picks candidates from its codes (Hamming distance, or PQ's table estimate); the float
+vectors, which stay memory-mapped in the segment, then rescore them exactly. Only the codes (and PQ's
+codebooks) need to stay in memory. ``to_arrays`` / ``from_arrays`` hand the arrays to the storage layer
+and back, as the graphs do.
+
+Codes are built on the rows the metric searches: unit vectors for cosine (see ``search_vectors``),
+the stored vectors for l2 and ip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vecstore.core import binary, exact, pq
+from vecstore.errors import DataCorruption, InvalidArgument
+
+PQ_NBITS = 8
+PQ_TRAIN_ROWS = 65_536
+PQ_ITERATIONS = 20
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    wide = np.asarray(vectors, dtype=np.float64)
+    norms = np.linalg.norm(wide, axis=1, keepdims=True)
+    return np.ascontiguousarray(wide / np.where(norms > 0, norms, 1), dtype=np.float32)
+
+
+def code_rows(vectors: np.ndarray, metric: str) -> np.ndarray:
+    """The rows codes are built on (and queries encoded from) for ``metric``."""
+    if metric == "cosine":
+        return _unit(vectors)
+    return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+@dataclass
+class BinaryQuantizer:
+    """Sign bits of each row about the segment mean (``centre``), packed in uint64 words."""
+
+    metric: str
+    centre: np.ndarray  # float32 [dim]
+    codes: np.ndarray  # uint64 [n, words]
+
+    @classmethod
+    def fit(cls, vectors: np.ndarray, metric: str) -> BinaryQuantizer:
+        rows = code_rows(vectors, metric)
+        centre = rows.mean(axis=0, dtype=np.float64).astype(np.float32) if rows.shape[0] else np.zeros(rows.shape[1])
+        centre = np.ascontiguousarray(centre, dtype=np.float32)
+        return cls(metric, centre, binary.pack_signs(rows, centre))
+
+    @property
+    def code_bytes(self) -> int:
+        return int(self.codes.nbytes + self.centre.nbytes)
+
+    def candidates(self, queries: np.ndarray, offsets: np.ndarray, keys: np.ndarray, count: int) -> np.ndarray:
+        """The ``count`` rows of ``offsets`` nearest each query by Hamming distance: int64 [q, count], -1 padded."""
+        query_codes = binary.pack_signs(code_rows(queries, self.metric), self.centre)
+        if query_codes.shape[0] == 1:
+            return binary.hamming_topk(self.codes, query_codes[0], offsets, keys, count)[0][None, :]
+        return binary.hamming_topk_batch(self.codes, query_codes, offsets, keys, count)[0]
+
+    def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"kind": "binary", "metric": self.metric}, {"centre": self.centre, "codes": self.codes}
+
+    @classmethod
+    def from_arrays(cls, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> BinaryQuantizer:
+        centre, codes = arrays.get("centre"), arrays.get("codes")
+        if centre is None or codes is None or codes.ndim != 2 or codes.shape[1] != binary.code_words(centre.shape[0]):
+            raise DataCorruption("binary codes are damaged: missing arrays or a code width that fits no dimension")
+        return cls(str(meta["metric"]), centre, codes)
+
+
+@dataclass
+class ProductQuantizer:
+    """Each row cut into ``m`` sub-vectors, each stored as the byte of its nearest codebook centroid."""
+
+    metric: str
+    codebooks: np.ndarray  # float32 [m, 256, dim / m]
+    codes: np.ndarray  # uint8 [n, m]
+
+    @classmethod
+    def train(
+        cls,
+        vectors: np.ndarray,
+        metric: str,
+        m: int,
+        *,
+        train_rows: int = PQ_TRAIN_ROWS,
+        iterations: int = PQ_ITERATIONS,
+        seed: int = 0,
+    ) -> ProductQuantizer:
+        """Codebooks learnt by k-means on a seeded sample of ``train_rows`` rows, then every row encoded."""
+        rows = code_rows(vectors, metric)
+        n, dim = rows.shape
+        ksub = 1 << PQ_NBITS
+        if m < 1 or dim % m:
+            raise InvalidArgument(f"pq_m={m} must divide the dimension {dim}; try one of {_divisors(dim)}")
+        if n < ksub:
+            raise InvalidArgument(f"product quantisation needs at least {ksub} rows to train on, got {n}")
+        sample = rows
+        if n > train_rows:
+            pick = np.sort(np.random.default_rng(seed).choice(n, size=train_rows, replace=False))
+            sample = np.ascontiguousarray(rows[pick])
+        codebooks = pq.train_codebooks(sample, m, ksub, iterations, seed)
+        return cls(metric, codebooks, pq.encode(rows, codebooks))
+
+    @property
+    def code_bytes(self) -> int:
+        return int(self.codes.nbytes + self.codebooks.nbytes)
+
+    @property
+    def _kernel_metric(self) -> int:
+        return pq.L2 if self.metric == "l2" else pq.IP
+
+    def estimates(self, queries: np.ndarray, offsets: np.ndarray, keys: np.ndarray, count: int):
+        """Top ``count`` rows of ``offsets`` by the table estimate: (offsets, estimated distances) [q, count],
+        the estimates in the metric's own terms (squared l2, -dot, or 1 - cosine)."""
+        rows = code_rows(queries, self.metric)
+        found, estimates = pq.adc_topk_batch(
+            self.codes, rows, self.codebooks, self._kernel_metric, offsets, keys, count
+        )
+        if self.metric == "cosine":
+            estimates = np.where(found >= 0, estimates + np.float32(1.0), estimates)
+        return found, estimates
+
+    def candidates(self, queries: np.ndarray, offsets: np.ndarray, keys: np.ndarray, count: int) -> np.ndarray:
+        return self.estimates(queries, offsets, keys, count)[0]
+
+    def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"kind": "pq", "metric": self.metric}, {"codebooks": self.codebooks, "codes": self.codes}
+
+    @classmethod
+    def from_arrays(cls, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> ProductQuantizer:
+        books, codes = arrays.get("codebooks"), arrays.get("codes")
+        if books is None or codes is None or books.ndim != 3 or codes.ndim != 2 or codes.shape[1] != books.shape[0]:
+            raise DataCorruption("product codes are damaged: missing arrays or codes that do not fit the codebooks")
+        return cls(str(meta["metric"]), books, codes)
+
+
+def _divisors(dim: int) -> list[int]:
+    return [d for d in range(1, min(dim, 256) + 1) if dim % d == 0][-6:]
+
+
+Quantizer = BinaryQuantizer | ProductQuantizer
+
+
+def rescore(
+    vectors: np.ndarray,
+    norms: np.ndarray,
+    queries: np.ndarray,
+    candidates: np.ndarray,
+    keys: np.ndarray,
+    k: int,
+    metric: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k of each query among its candidate rows (-1 entries skipped): offsets and distances [q, k].
+    ``metric`` is the exact kernels' code (``vecstore.core.exact``); ``norms`` as they expect."""
+    nq = queries.shape[0]
+    out_offsets = np.full((nq, k), -1, dtype=np.int64)
+    out_distances = np.full((nq, k), np.inf, dtype=np.float32)
+    qnorms = exact.query_norms(np.ascontiguousarray(queries, dtype=np.float32), metric)
+    for i in range(nq):
+        rows = candidates[i][candidates[i] >= 0]
+        out_offsets[i], out_distances[i] = exact.topk_scan(vectors, norms, queries[i], qnorms[i], rows, keys, k, metric)
+    return out_offsets, out_distances

@@ -15,7 +15,7 @@ from client.errors import from_rpc_error
 from vecstore.errors import InvalidArgument, Unavailable
 from vecstore.rpc import convert
 from vecstore.rpc import vecstore_pb2 as pb
-from vecstore.types import CollectionSchema, SearchResult, positive_int_option, wait_timeout
+from vecstore.types import CollectionSchema, SearchResult, check_oversampling, positive_int_option, wait_timeout
 
 DEFAULT_MAX_MESSAGE_BYTES = 256 << 20
 _RETRY_DELAYS_S = (0.05, 0.2, 0.5, 1.0, 2.0)
@@ -165,6 +165,23 @@ def _arrow_column(name: str, values: Any) -> pa.Array | pa.ChunkedArray:
         raise InvalidArgument(f"attribute {name!r} could not be read as an array: {exc}") from None
 
 
+def _quantization_from_proto(config: pb.QuantizationConfig) -> dict[str, Any] | None:
+    """The collection's quantization settings as given (fields left unset are absent)."""
+    if not config.kind:
+        return None
+    out: dict[str, Any] = {"kind": config.kind}
+    for key in ("oversampling", "pq_m", "pq_nbits"):
+        if getattr(config, key):
+            out[key] = getattr(config, key)
+    return out
+
+
+def _check_rescore(rescore: Any) -> bool:
+    if not isinstance(rescore, bool | np.bool_):
+        raise InvalidArgument(f"rescore must be True or False, got {rescore!r}")
+    return bool(rescore)
+
+
 def _float_rows(values: Any, plural: str) -> np.ndarray:
     """float32 [n, dim] for packing; the server does the full validation (NaN, dim, norms)."""
     try:
@@ -247,6 +264,8 @@ class RemoteCollection:
         exact: bool = False,
         select: Sequence[str] | None = None,
         explain: bool = False,
+        oversampling: float | None = None,
+        rescore: bool = True,
     ) -> SearchResult:
         """Same arguments and result as ``Collection.search``."""
         array = _float_rows(queries, "queries")
@@ -262,6 +281,8 @@ class RemoteCollection:
             "ef": ef or 0,
             "exact": exact,
             "select": [select] if isinstance(select, str) else list(select or []),
+            "oversampling": 0.0 if oversampling is None else check_oversampling(oversampling, "oversampling"),
+            "no_rescore": not _check_rescore(rescore),
         }
         if isinstance(filter, list | tuple):
             request = pb.SearchBatchRequest(filters=[convert.filter_to_proto(f) for f in filter], **common)
@@ -330,6 +351,8 @@ class RemoteCollection:
                 "payload_bytes": s.payload_bytes,
                 "window_tree": s.window_tree,
                 "window_tree_bytes": s.window_tree_bytes,
+                "codes": s.codes,
+                "code_bytes": s.code_bytes,
             }
             for s in info.segments
         ]
@@ -342,6 +365,7 @@ class RemoteCollection:
             "seal_rows": info.seal_rows,
             "max_segment_rows": info.max_segment_rows,
             "hnsw": convert.hnsw_from_proto(info.hnsw),
+            "quantization": _quantization_from_proto(info.quantization),
             "rows": info.rows,
             "segments": segments,
             "memory": {  # as the embedded describe() sums it
@@ -349,6 +373,7 @@ class RemoteCollection:
                 "graph_bytes": sum(s["graph_bytes"] for s in segments),
                 "payload_bytes": sum(s["payload_bytes"] for s in segments),
                 "window_tree_bytes": sum(s["window_tree_bytes"] for s in segments),
+                "code_bytes": sum(s["code_bytes"] for s in segments),
             },
         }
 

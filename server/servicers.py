@@ -87,6 +87,8 @@ def _collection_info(description: dict[str, Any]) -> pb.CollectionInfo:
                 payload_bytes=s.get("payload_bytes", 0),
                 window_tree=s.get("window_tree", ""),
                 window_tree_bytes=s.get("window_tree_bytes", 0),
+                codes=s.get("codes", ""),
+                code_bytes=s.get("code_bytes", 0),
             )
             for s in description["segments"]
         ],
@@ -258,6 +260,8 @@ class Service:
             exact=req.exact,
             select=list(req.select) or None,
             explain=explain,
+            oversampling=req.oversampling or None,
+            rescore=not req.no_rescore,
         )
         plan = result.strategy or "none"
         fields = {"collection": req.collection, "queries": queries.shape[0], "k": int(req.k), "plan": plan}

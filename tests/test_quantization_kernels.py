@@ -43,6 +43,8 @@ def test_packed_signs_equal_numpy_packbits(dim):
     codes = binary.pack_signs(vectors, centre)
     assert codes.dtype == np.uint64 and codes.shape == (50, binary.code_words(dim))
     np.testing.assert_array_equal(codes, _oracle_codes(vectors, centre))
+    for i in range(50):  # the one-row kernel single queries use
+        np.testing.assert_array_equal(binary.pack_sign_row(vectors[i], centre, False), codes[i])
 
 
 @settings(max_examples=60, deadline=None)
@@ -76,6 +78,33 @@ def test_hamming_topk_equals_oracle_with_key_ties(allowed):
         np.testing.assert_array_equal(got_d, want_d)
         np.testing.assert_array_equal(batch_o[i], want_o)
         np.testing.assert_array_equal(batch_d[i], want_d)
+
+
+def test_one_row_code_of_a_unit_scaled_vector_equals_the_scaled_rows_code():
+    rng = np.random.default_rng(8)
+    vectors = (rng.standard_normal((40, 100)) * 5).astype(np.float32)
+    unit = (vectors / np.linalg.norm(vectors.astype(np.float64), axis=1, keepdims=True)).astype(np.float32)
+    centre = unit.mean(0).astype(np.float32)
+    codes = binary.pack_signs(unit, centre)
+    for i in range(40):
+        np.testing.assert_array_equal(binary.pack_sign_row(vectors[i], centre, True), codes[i])
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(1, 120), st.sampled_from([1.0, 0.3, 0.02]))
+def test_hamming_candidates_are_the_nearest_rows_ties_in_offset_order(seed, count, fraction):
+    """The candidate set equals the first ``count`` rows by (Hamming distance, offset), per the oracle."""
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((300, 20)).astype(np.float32)  # 20 bits: many ties
+    codes = binary.pack_signs(vectors, np.zeros(20, dtype=np.float32))
+    query = binary.pack_signs(rng.standard_normal((1, 20)).astype(np.float32), np.zeros(20, dtype=np.float32))[0]
+    offsets = np.flatnonzero(rng.random(300) < fraction).astype(np.int64)
+    got = binary.hamming_candidates(codes, query, offsets, count)
+    distances = _oracle_hamming(codes, query)
+    want, _ = _oracle_topk(distances.astype(np.float32), offsets, np.arange(300), count)  # offset breaks ties
+    assert got.shape == (count,)
+    assert sorted(got[got >= 0].tolist()) == sorted(want[want >= 0].tolist())
+    assert (got < 0).sum() == max(0, count - offsets.shape[0])
 
 
 def _pq_data(n=600, dim=24, seed=0):

@@ -111,11 +111,41 @@ def test_remote_collection_options_and_waits_are_checked_like_embedded(client, t
                 "graph_bytes": 0,
                 "payload_bytes": 0,
                 "window_tree_bytes": 0,
+                "code_bytes": 0,
             }
             for bad in (-1, "soon", True):
                 with pytest.raises(vecstore.InvalidArgument, match="timeout"):
                     col.wait_for_indexes(bad)
             assert col.wait_for_indexes(0) is True
+
+
+def _quantized_workload(db_like) -> list:
+    quantization = {"kind": "pq", "pq_m": 4, "oversampling": 3.0}
+    col = db_like.create_collection("q", dim=16, metric="cosine", attributes={"y": "int64"}, quantization=quantization)
+    rng = np.random.default_rng(7)
+    col.upsert(np.arange(600), rng.standard_normal((600, 16)).astype(np.float32), {"y": np.arange(600) % 7})
+    col.seal()
+    assert col.wait_for_indexes(timeout=120)
+    described = col.describe()
+    queries = rng.standard_normal((5, 16)).astype(np.float32)
+    out: list = [described["quantization"], described["segments"][0]["codes"], described["memory"]["code_bytes"]]
+    for kwargs in ({}, {"oversampling": 10}, {"rescore": False}, {"filter": "y = 3", "oversampling": 2}):
+        res = col.search(queries, k=5, explain=True, **kwargs)
+        out += [res.ids.tolist(), res.distances.tolist(), res.strategy, res.plan[0]["segments"][0]["reason"]]
+    for kwargs, match in [({"oversampling": 0.5}, "oversampling must be"), ({"rescore": "no"}, "rescore must be")]:
+        with pytest.raises(vecstore.InvalidArgument, match=match):
+            col.search(queries, k=5, **kwargs)
+    with pytest.raises(vecstore.InvalidArgument, match="pq_nbits must be 8"):
+        db_like.create_collection("q4", dim=16, quantization={"kind": "pq", "pq_nbits": 4})
+    return out
+
+
+def test_quantized_collections_behave_the_same_over_grpc(client, tmp_path, graphs_priced_in):
+    """Settings, codes, oversampling, rescore=False and their errors travel; results equal embedded."""
+    with vecstore.connect(tmp_path / "embedded") as db:
+        embedded = _quantized_workload(db)
+    assert embedded[1] == "ready (pq)" and "quantized_scan" in embedded[3:]
+    assert _quantized_workload(client) == embedded
 
 
 def test_remote_results_equal_embedded_results(client, tmp_path):

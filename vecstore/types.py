@@ -45,6 +45,61 @@ MAX_DIM = 65_536
 MAX_NAME_LENGTH = 128
 
 
+QUANTIZATION_KEYS = {"binary": ("kind", "oversampling"), "pq": ("kind", "oversampling", "pq_m", "pq_nbits")}
+MAX_OVERSAMPLING = 100.0
+
+
+def default_pq_m(dim: int) -> int:
+    """PQ sub-quantisers when not given: one code byte per 8 dimensions (384-d: 48, 1536-d: 192), or
+    the largest divisor of ``dim`` below that."""
+    target = max(1, dim // 8)
+    return max(d for d in range(1, target + 1) if dim % d == 0)
+
+
+def check_oversampling(value: object, what: str) -> float:
+    """Candidates per result a quantised search rescores: a number between 1 and ``MAX_OVERSAMPLING``."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float | np.integer | np.floating)
+        or not 1 <= float(value) <= MAX_OVERSAMPLING
+    ):
+        raise InvalidArgument(f"{what} must be a number between 1 and {MAX_OVERSAMPLING:g}, got {value!r}")
+    return float(value)
+
+
+def check_quantization(spec: object, dim: int) -> dict[str, Any] | None:
+    """A collection's quantisation settings, checked: None, ``{"kind": "binary", "oversampling": x}`` or
+    ``{"kind": "pq", "pq_m": m, "pq_nbits": 8, "oversampling": x}``."""
+    if spec is None:
+        return None
+    if not isinstance(spec, Mapping) or spec.get("kind") not in QUANTIZATION_KEYS:
+        raise InvalidArgument(
+            "quantization must be None or a dict with kind 'binary' or 'pq', e.g. {'kind': 'binary', 'oversampling': 4}"
+        )
+    kind = spec["kind"]
+    out = dict(spec)
+    unknown = sorted(set(out) - set(QUANTIZATION_KEYS[kind]))
+    if unknown:
+        raise InvalidArgument(
+            f"unknown {kind} quantization parameter {unknown[0]!r}; use {', '.join(QUANTIZATION_KEYS[kind])}"
+        )
+    if "oversampling" in out:
+        out["oversampling"] = check_oversampling(out["oversampling"], "quantization oversampling")
+    if "pq_m" in out:
+        m = out["pq_m"]
+        if isinstance(m, bool) or not isinstance(m, int | np.integer) or m < 1 or dim % int(m):
+            raise InvalidArgument(
+                f"pq_m must be a positive integer that divides dim={dim} (e.g. {default_pq_m(dim)}), got {m!r}"
+            )
+        out["pq_m"] = int(m)
+    if "pq_nbits" in out and (isinstance(out["pq_nbits"], bool) or out["pq_nbits"] != 8):
+        raise InvalidArgument(
+            f"pq_nbits must be 8 (256 centroids per sub-quantiser; 4-bit codes are not supported yet), "
+            f"got {out['pq_nbits']!r}"
+        )
+    return out
+
+
 def parse_iso_datetime(text: str) -> dt.datetime:
     """ISO-8601 text -> naive UTC datetime (a zone suffix, ``Z`` included, is converted); ValueError if not ISO."""
     parsed = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
@@ -132,10 +187,7 @@ class CollectionSchema:
                 raise InvalidArgument(
                     f"hnsw parameter {key} must be an integer between {low} and {high}{off}, got {value!r}"
                 )
-        if quantization is not None:
-            if not isinstance(quantization, Mapping) or quantization.get("kind") not in ("binary", "pq"):
-                raise InvalidArgument("quantization must be None or a dict with kind 'binary' or 'pq'")
-            quantization = dict(quantization)
+        quantization = check_quantization(quantization, int(dim))
         return CollectionSchema(int(dim), str(metric), attributes, window, hnsw, quantization)
 
     def arrow_schema(self) -> pa.Schema:

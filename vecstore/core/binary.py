@@ -50,6 +50,24 @@ def pack_signs(vectors, centre):
 
 
 @njit(nogil=True, cache=True)
+def pack_sign_row(vector, centre, unit):
+    """The code of one vector (``pack_signs`` without the thread start-up a single query cannot repay);
+    ``unit`` scales the vector to unit length first (cosine), as the stored rows were."""
+    dim = vector.shape[0]
+    scale = 1.0
+    if unit:
+        sq = 0.0
+        for j in range(dim):
+            sq += np.float64(vector[j]) * np.float64(vector[j])
+        scale = 1.0 / np.sqrt(sq) if sq > 0 else 1.0
+    code = np.zeros((dim + WORD_BITS - 1) // WORD_BITS, dtype=np.uint64)
+    for j in range(dim):
+        if np.float32(vector[j] * scale) > centre[j]:
+            code[j >> 6] |= np.uint64(1) << np.uint64(j & 63)
+    return code
+
+
+@njit(nogil=True, cache=True)
 def hamming(a, b):
     """Bits that differ between two codes (uint64 [words] each)."""
     total = 0
@@ -93,3 +111,40 @@ def hamming_topk_batch(codes, query_codes, offsets, keys, k):
         out_offsets[i] = o
         out_distances[i] = d
     return out_offsets, out_distances
+
+
+@njit(nogil=True, cache=True)
+def hamming_candidates(codes, query_code, offsets, count):
+    """``count`` rows of ``offsets`` nearest ``query_code``: every row closer than some distance t, then
+    rows at t in offset order (int64 [count], -1 padded, unordered). Distances are small integers, so a
+    histogram finds t in two passes where a heap of ``count`` would sift on every tie."""
+    n = offsets.shape[0]
+    words = codes.shape[1]
+    distances = np.empty(n, dtype=np.int64)
+    histogram = np.zeros(words * WORD_BITS + 2, dtype=np.int64)
+    for j in range(n):
+        row = offsets[j]
+        total = 0
+        for w in range(words):
+            total += popcount(codes[row, w] ^ query_code[w])
+        distances[j] = total
+        histogram[total] += 1
+    out = np.full(count, -1, dtype=np.int64)
+    if n <= count:
+        out[:n] = offsets
+        return out
+    threshold = 0
+    below = 0  # rows strictly closer than the threshold
+    while below + histogram[threshold] < count:
+        below += histogram[threshold]
+        threshold += 1
+    at_threshold = count - below
+    filled = 0
+    for j in range(n):
+        d = distances[j]
+        if d < threshold or (d == threshold and at_threshold > 0):
+            if d == threshold:
+                at_threshold -= 1
+            out[filled] = offsets[j]
+            filled += 1
+    return out

@@ -31,6 +31,7 @@ from vecstore.engine.ingest import to_ids, to_queries, to_table
 from vecstore.engine.merging import DEFAULT_MAX_SEGMENT_ROWS, choose_merge, died_since, merged_table
 from vecstore.engine.optimizer import Job, Optimizer
 from vecstore.engine.payloads import open_payload, write_payload
+from vecstore.engine.quantizers import MIN_CODE_ROWS, QuantizationParams, build_codes_file, open_codes
 from vecstore.engine.search import merge_query_groups, search_views
 from vecstore.engine.segments import SealedSegment, entry_files
 from vecstore.engine.views import Memtable, SegmentView
@@ -38,6 +39,7 @@ from vecstore.errors import DataCorruption, FailedPrecondition, InvalidArgument,
 from vecstore.filters import Node, to_filter
 from vecstore.index.hnsw import HnswIndex
 from vecstore.index.payload import PayloadIndex
+from vecstore.index.quantization import Quantizer
 from vecstore.index.window_tree import WindowTree
 from vecstore.storage import (
     WAL_DELETE,
@@ -47,7 +49,7 @@ from vecstore.storage import (
     verify_segment,
     write_segment,
 )
-from vecstore.types import CollectionSchema, SearchResult, wait_timeout
+from vecstore.types import CollectionSchema, SearchResult, check_oversampling, wait_timeout
 
 MAX_K = 16_384
 MAX_QUERIES = 65_536
@@ -100,6 +102,7 @@ class Collection:
             self._segments_dir = path / SEGMENTS_DIR
             self._sealed: dict[int, SealedSegment] = {}
             self._graph_params = GraphParams.from_schema(self.schema.metric, dict(self.schema.hnsw))
+            self._quantization = QuantizationParams.from_schema(self.schema.dim, self.schema.quantization)
             self._open_segments(verify_checksums)
             self._memtable = Memtable(self.schema.dim, self.schema.metric, self._arrow_schema)
             self._last_seq = 0
@@ -136,6 +139,7 @@ class Collection:
             sealed.graph = self._open_graph(sealed, verify)
             sealed.tree = self._open_tree(sealed, verify)
             sealed.payload = self._open_payload(sealed, verify)
+            sealed.codes = self._open_codes(sealed, verify)
             self._sealed[segment_id] = sealed
         if broken:
             raise DataCorruption(
@@ -188,6 +192,17 @@ class Collection:
             self._drop_derived(sealed, "graph", "graph_files_rebuilt", exc)
             return None
 
+    def _open_codes(self, sealed: SealedSegment, verify: bool) -> Quantizer | None:
+        """The segment's persisted codes; damaged ones are derived data: dropped, counted and rebuilt."""
+        codes_entry = sealed.entry.get("codes")
+        if codes_entry is None:
+            return None
+        try:
+            return open_codes(self._segments_dir / codes_entry["file"], codes_entry, sealed.num_rows, verify=verify)
+        except DataCorruption as exc:
+            self._drop_derived(sealed, "codes", "codes_rebuilt", exc)
+            return None
+
     def _drop_derived(
         self, sealed: SealedSegment, key: str, counter: str | None = None, error: Exception | None = None
     ) -> None:
@@ -213,6 +228,9 @@ class Collection:
         if merge is not None and ("merge", *merge) not in skip:
             return self._merge_job(merge)
         for segment_id, sealed in sorted(self._sealed.items()):
+            if self._wants_codes(sealed) and ("codes", segment_id) not in skip:
+                return self._codes_job(sealed)  # first: codes take seconds, a graph minutes
+        for segment_id, sealed in sorted(self._sealed.items()):
             if sealed.graph is None and ("graph", segment_id) not in skip and sealed.num_rows >= MIN_GRAPH_ROWS:
                 return self._graph_job(sealed)
         for segment_id, sealed in sorted(self._sealed.items()):
@@ -227,6 +245,34 @@ class Collection:
             and sealed.sorted_by is not None
             and self._graph_params.wants_tree(sealed.num_rows)
         )
+
+    def _wants_codes(self, sealed: SealedSegment) -> bool:
+        return self._quantization is not None and sealed.codes is None and sealed.num_rows >= MIN_CODE_ROWS
+
+    def _codes_job(self, sealed: SealedSegment) -> Job:
+        segment_id, vectors, params = sealed.segment_id, sealed.data.vectors, self._quantization
+        assert params is not None
+
+        def execute(should_stop: Any) -> tuple[dict[str, Any], Quantizer]:
+            return build_codes_file(self._segments_dir, segment_id, vectors, self.schema.metric, params)
+
+        def publish(result: tuple[dict[str, Any], Quantizer]) -> bool:
+            current = self._sealed.get(segment_id)
+            if self._closed or current is not sealed:
+                return False
+            entry = {**current.entry, "codes": result[0]}
+            if not self._store.update_segment_entry(segment_id, entry):
+                return False
+            current.entry = entry
+            current.codes = result[1]
+            self._views = None
+            self._counters["codes_built"] += 1
+            return True
+
+        def discard(result: tuple[dict[str, Any], Quantizer]) -> None:
+            self._remove_files([result[0]["file"]])
+
+        return Job("codes", (segment_id,), execute, publish, discard)
 
     def _tree_job(self, sealed: SealedSegment) -> Job:
         segment_id, root = sealed.segment_id, sealed.graph
@@ -576,6 +622,8 @@ class Collection:
         exact: bool = False,
         select: Sequence[str] | None = None,
         explain: bool = False,
+        oversampling: float | None = None,
+        rescore: bool = True,
     ) -> SearchResult:
         """k nearest live rows to each query among the rows matching ``filter``.
 
@@ -587,6 +635,11 @@ class Collection:
         Segments with a graph are searched through it when the planner estimates it cheaper (results
         are then approximate; ``ef``, default the collection's ``hnsw["ef"]``, trades speed for
         recall). ``exact=True`` scans every allowed row.
+
+        In a quantised collection the planner may also scan a segment's codes: ``k x oversampling``
+        candidates (default: the collection's ``oversampling``), rescored exactly on the vectors.
+        ``rescore=False`` (PQ only) returns the best k by the codes' estimated distances instead: faster,
+        approximate, and reported as such in the plan.
         """
         query_array = to_queries(queries, self.schema.dim, self.schema.metric, MAX_QUERIES)
         k = self._check_k(k)
@@ -595,6 +648,7 @@ class Collection:
         if ef is not None and ef > MAX_K:
             raise ResourceExhausted(f"ef={ef} is larger than the maximum {MAX_K}")
         select = self._check_select(select)
+        oversampling = self._check_quantized_search(oversampling, rescore)
         views = self._snapshot()
         run = partial(
             search_views,
@@ -607,6 +661,8 @@ class Collection:
             select=select,
             explain=explain,
             counters=self._counters,
+            oversampling=oversampling,
+            rescore=rescore,
         )
         if isinstance(filter, list | tuple):
             if len(filter) != query_array.shape[0]:
@@ -626,6 +682,26 @@ class Collection:
         if isinstance(spec, str | Node):
             return _parsed_filter(spec, self._attribute_items)
         return to_filter(spec, self.schema.attributes)
+
+    def _check_quantized_search(self, oversampling: Any, rescore: Any) -> float:
+        """The oversampling a search uses (its own, else the collection's); errors for settings that
+        cannot apply."""
+        if not isinstance(rescore, bool | np.bool_):
+            raise InvalidArgument(f"rescore must be True or False, got {rescore!r}")
+        params = self._quantization
+        if params is None:
+            if oversampling is not None or not rescore:
+                raise InvalidArgument(
+                    f"oversampling and rescore apply to quantized collections; {self.name!r} was created without "
+                    "quantization (create one with quantization={'kind': 'binary'} or {'kind': 'pq'})"
+                )
+            return 1.0
+        if not rescore and params.kind == "binary":
+            raise InvalidArgument(
+                "rescore=False needs PQ codes: binary codes rank rows by Hamming distance, which is not a "
+                "distance in the collection's metric; keep rescore=True"
+            )
+        return params.oversampling if oversampling is None else check_oversampling(oversampling, "oversampling")
 
     @staticmethod
     def _check_k(k: Any) -> int:
@@ -681,6 +757,8 @@ class Collection:
                 entry["payload_bytes"] = 0 if view.payload is None else view.payload.nbytes
                 entry["window_tree"] = self._tree_status(view.segment_id)
                 entry["window_tree_bytes"] = 0 if view.tree is None else view.tree.nbytes
+                entry["codes"] = self._codes_status(view.segment_id)
+                entry["code_bytes"] = 0 if view.codes is None else view.codes.code_bytes
             segments.append(entry)
         return {
             "name": self.name,
@@ -694,9 +772,26 @@ class Collection:
                 "graph_bytes": sum(s.get("graph_bytes", 0) for s in segments),
                 "payload_bytes": sum(s.get("payload_bytes", 0) for s in segments),
                 "window_tree_bytes": sum(s.get("window_tree_bytes", 0) for s in segments),
+                "code_bytes": sum(s.get("code_bytes", 0) for s in segments),
             },
             "last_housekeeping_error": self._last_housekeeping_error,
         }
+
+    def _codes_status(self, segment_id: int) -> str:
+        """ready (kind) | building | queued | none | too_small | failed: <error>."""
+        with self._lock:
+            sealed = self._sealed.get(segment_id)
+            if sealed is None or self._quantization is None:
+                return "none"
+            if sealed.codes is not None:
+                return f"ready ({self._quantization.kind})"
+            running = self._optimizer.running
+            if running is not None and running.kind == "codes" and segment_id in running.segment_ids:
+                return "building"
+            error = self._optimizer.failures.get(("codes", segment_id))
+            if error is not None:
+                return f"failed: {error}"
+            return "too_small" if sealed.num_rows < MIN_CODE_ROWS else "queued"
 
     def _tree_status(self, segment_id: int) -> str:
         """ready (levels, beta, leaf rows) | building | queued | none | failed: <error>."""
@@ -724,10 +819,10 @@ class Collection:
             if sealed is not None and sealed.graph is not None:
                 return "ready"
             running = self._optimizer.running
-            if running is not None and segment_id in running.segment_ids:
+            if running is not None and running.kind in ("graph", "merge") and segment_id in running.segment_ids:
                 return "merging" if running.kind == "merge" else "building"
             for key, error in self._optimizer.failures.items():
-                if segment_id in key[1:]:
+                if key[0] in ("graph", "merge") and segment_id in key[1:]:
                     return f"failed: {error}"
             if sealed is not None and sealed.data.num_rows < MIN_GRAPH_ROWS:
                 return "too_small"

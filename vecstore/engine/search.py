@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 
@@ -12,10 +13,11 @@ from vecstore.core.exact import GEMM_MIN_QUERIES, exact_topk
 from vecstore.engine.allowed import Allowed, allowed_rows
 from vecstore.engine.filtering import cardinality
 from vecstore.engine.hits import Hits, found_hits, merge_hits, scan_rows
-from vecstore.engine.planner import EMPTY, HNSW_TWO_HOP, SegmentPlan, plan_segment
+from vecstore.engine.planner import EMPTY, HNSW_TWO_HOP, QUANTIZED_SCAN, SegmentPlan, plan_segment, quantized_option
 from vecstore.engine.views import SegmentView
 from vecstore.engine.window_search import run_tree_option, tree_options
 from vecstore.filters import Node
+from vecstore.index.quantization import rescore as rescore_candidates
 from vecstore.types import METRIC_CODES, SearchResult
 
 
@@ -67,6 +69,28 @@ def _graph_search(
     return found_hits(view, index, found, distances)
 
 
+def _quantized_search(
+    view: SegmentView,
+    index: int,
+    offsets: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    oversampling: float,
+    rescore: bool,
+    metric: int,
+) -> Hits:
+    """Top-k from the segment's codes: ``k x oversampling`` candidates among the allowed rows, rescored
+    exactly on the vectors (or, without rescoring, the best k by PQ's estimate)."""
+    codes = view.codes
+    assert codes is not None
+    if not rescore:  # only PQ gets here: its estimates are distances in the metric's own terms
+        found, distances = codes.estimates(queries, offsets, view.ids, k)  # type: ignore[union-attr]
+        return found_hits(view, index, found, distances)
+    candidates = codes.candidates(queries, offsets, view.ids, max(k, math.ceil(k * oversampling)))
+    found, distances = rescore_candidates(view.vectors, view.norms, queries, candidates, view.ids, k, metric)
+    return found_hits(view, index, found, distances)
+
+
 def _gathered_scan(
     views: Sequence[SegmentView], scans: list[tuple[int, np.ndarray]], queries: np.ndarray, k: int, metric: int
 ) -> Hits:
@@ -101,6 +125,8 @@ def search_views(
     select: Sequence[str],
     explain: bool,
     counters: Counter,
+    oversampling: float = 1.0,
+    rescore: bool = True,
 ) -> SearchResult:
     """Search every view, merge by (distance, id), gather selected attributes, record the plan."""
     nq = queries.shape[0]
@@ -123,11 +149,24 @@ def search_views(
             m=m,
             dim=queries.shape[1],
             tree_options=None if exact or view.graph is None else tree_options(view, allowed, search_ef, m),
+            quantized=None
+            if exact or view.codes is None
+            else quantized_option(
+                int(offsets.shape[0]),
+                view.codes.kind,
+                queries.shape[1],
+                view.codes.codes.shape[1],
+                k,
+                oversampling,
+                rescore,
+            ),
         )
         plans.append(plan)
         counters[plan.strategy] += nq
         if option is not None:
-            if option.detail is not None:
+            if option.strategy == QUANTIZED_SCAN:
+                hits = _quantized_search(view, index, offsets, queries, k, oversampling, rescore, metric_code)
+            elif option.detail is not None:
                 hits = run_tree_option(view, index, allowed, option, queries, k, ef, metric_code)
             else:
                 hits = _graph_search(view, index, allowed, queries, k, ef, plan.strategy == HNSW_TWO_HOP)

@@ -11,6 +11,7 @@ import numpy as np
 from vecstore.engine.views import SegmentView, norms_for
 from vecstore.index.hnsw import HnswIndex
 from vecstore.index.payload import PayloadIndex
+from vecstore.index.quantization import Quantizer
 from vecstore.index.window_tree import WindowTree
 from vecstore.storage import SegmentData
 
@@ -26,6 +27,7 @@ class SealedSegment:
     graph: HnswIndex | None = None
     payload: PayloadIndex | None = None  # None only while it is being (re)built at open
     tree: WindowTree | None = None  # bucket graphs over the window order, built after the graph
+    codes: Quantizer | None = None  # the collection's quantiser over this segment, once built
     _norms: np.ndarray | None = None
     _unit_norms: np.ndarray | None = None
 
@@ -71,6 +73,7 @@ class SealedSegment:
             self.graph,
             self.payload,
             self.tree,
+            self.codes,
         )
 
     def file_names(self) -> list[str]:
@@ -78,6 +81,7 @@ class SealedSegment:
 
 
 def entry_files(entry: dict[str, Any]) -> list[str]:
-    """The files a segment's manifest entry names: the segment, its payload index, and its graph and
-    window tree once built."""
-    return [entry["file"]] + [entry[key]["file"] for key in ("payload", "graph", "window_tree") if entry.get(key)]
+    """The files a segment's manifest entry names: the segment, its payload index, and its graph,
+    window tree and codes once built."""
+    derived = ("payload", "graph", "window_tree", "codes")
+    return [entry["file"]] + [entry[key]["file"] for key in derived if entry.get(key)]

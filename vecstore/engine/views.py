@@ -18,6 +18,7 @@ import pyarrow as pa
 from vecstore.core.exact import row_norms
 from vecstore.index.hnsw import HnswIndex
 from vecstore.index.payload import PayloadIndex
+from vecstore.index.quantization import Quantizer
 from vecstore.index.window_tree import WindowTree
 from vecstore.types import METRIC_CODES
 
@@ -38,6 +39,7 @@ class SegmentView:
     graph: HnswIndex | None = None  # the segment's HNSW graph, once built
     payload: PayloadIndex | None = None  # the sealed segment's attribute indexes (None: evaluate the columns)
     tree: WindowTree | None = None  # bucket graphs over the window order (sorted segments, once built)
+    codes: Quantizer | None = None  # binary or PQ codes of the rows (quantised collections, once built)
 
     @property
     def name(self) -> str:

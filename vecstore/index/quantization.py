@@ -23,6 +23,8 @@ from vecstore.errors import DataCorruption, InvalidArgument
 PQ_NBITS = 8
 PQ_TRAIN_ROWS = 65_536
 PQ_ITERATIONS = 20
+#: rows prepared (normalised) and encoded at a time, so encoding needs no copy of the whole segment
+CHUNK_ROWS = 65_536
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -45,23 +47,34 @@ class BinaryQuantizer:
     metric: str
     centre: np.ndarray  # float32 [dim]
     codes: np.ndarray  # uint64 [n, words]
+    kind = "binary"
 
     @classmethod
     def fit(cls, vectors: np.ndarray, metric: str) -> BinaryQuantizer:
-        rows = code_rows(vectors, metric)
-        centre = rows.mean(axis=0, dtype=np.float64).astype(np.float32) if rows.shape[0] else np.zeros(rows.shape[1])
-        centre = np.ascontiguousarray(centre, dtype=np.float32)
-        return cls(metric, centre, binary.pack_signs(rows, centre))
+        n, dim = vectors.shape
+        total = np.zeros(dim, dtype=np.float64)
+        for start in range(0, n, CHUNK_ROWS):
+            total += code_rows(vectors[start : start + CHUNK_ROWS], metric).sum(axis=0, dtype=np.float64)
+        centre = (total / max(n, 1)).astype(np.float32)
+        codes = np.empty((n, binary.code_words(dim)), dtype=np.uint64)
+        for start in range(0, n, CHUNK_ROWS):
+            codes[start : start + CHUNK_ROWS] = binary.pack_signs(
+                code_rows(vectors[start : start + CHUNK_ROWS], metric), centre
+            )
+        return cls(metric, centre, codes)
 
     @property
     def code_bytes(self) -> int:
         return int(self.codes.nbytes + self.centre.nbytes)
 
     def candidates(self, queries: np.ndarray, offsets: np.ndarray, keys: np.ndarray, count: int) -> np.ndarray:
-        """The ``count`` rows of ``offsets`` nearest each query by Hamming distance: int64 [q, count], -1 padded."""
+        """``count`` rows of ``offsets`` nearest each query by Hamming distance: int64 [q, count], -1 padded.
+        The set is what matters (it is rescored): ties at the last distance may be broken differently
+        for one query (offset order) than in a batch (id order)."""
+        if queries.shape[0] == 1:
+            query_code = binary.pack_sign_row(queries[0], self.centre, self.metric == "cosine")
+            return binary.hamming_candidates(self.codes, query_code, offsets, count)[None, :]
         query_codes = binary.pack_signs(code_rows(queries, self.metric), self.centre)
-        if query_codes.shape[0] == 1:
-            return binary.hamming_topk(self.codes, query_codes[0], offsets, keys, count)[0][None, :]
         return binary.hamming_topk_batch(self.codes, query_codes, offsets, keys, count)[0]
 
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -82,6 +95,7 @@ class ProductQuantizer:
     metric: str
     codebooks: np.ndarray  # float32 [m, 256, dim / m]
     codes: np.ndarray  # uint8 [n, m]
+    kind = "pq"
 
     @classmethod
     def train(
@@ -95,19 +109,23 @@ class ProductQuantizer:
         seed: int = 0,
     ) -> ProductQuantizer:
         """Codebooks learnt by k-means on a seeded sample of ``train_rows`` rows, then every row encoded."""
-        rows = code_rows(vectors, metric)
-        n, dim = rows.shape
+        n, dim = vectors.shape
         ksub = 1 << PQ_NBITS
         if m < 1 or dim % m:
             raise InvalidArgument(f"pq_m={m} must divide the dimension {dim}; try one of {_divisors(dim)}")
         if n < ksub:
             raise InvalidArgument(f"product quantisation needs at least {ksub} rows to train on, got {n}")
-        sample = rows
-        if n > train_rows:
-            pick = np.sort(np.random.default_rng(seed).choice(n, size=train_rows, replace=False))
-            sample = np.ascontiguousarray(rows[pick])
+        pick = (
+            np.arange(n) if n <= train_rows else np.random.default_rng(seed).choice(n, size=train_rows, replace=False)
+        )
+        sample = code_rows(vectors[np.sort(pick)], metric)
         codebooks = pq.train_codebooks(sample, m, ksub, iterations, seed)
-        return cls(metric, codebooks, pq.encode(rows, codebooks))
+        codes = np.empty((n, m), dtype=np.uint8)
+        for start in range(0, n, CHUNK_ROWS):  # chunks: the rows may be a memory map larger than memory
+            codes[start : start + CHUNK_ROWS] = pq.encode(
+                code_rows(vectors[start : start + CHUNK_ROWS], metric), codebooks
+            )
+        return cls(metric, codebooks, codes)
 
     @property
     def code_bytes(self) -> int:

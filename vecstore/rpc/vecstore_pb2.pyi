@@ -69,7 +69,7 @@ class CreateCollectionRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., attributes: _Optional[_Iterable[_Union[AttributeDef, _Mapping]]] = ..., window: _Optional[str] = ..., hnsw: _Optional[_Union[HnswConfig, _Mapping]] = ..., quantization: _Optional[_Union[QuantizationConfig, _Mapping]] = ..., seal_rows: _Optional[int] = ..., max_segment_rows: _Optional[int] = ...) -> None: ...
 
 class SegmentInfo(_message.Message):
-    __slots__ = ("name", "rows", "live_rows", "vector_bytes", "file_bytes", "sorted_by", "graph", "graph_bytes", "payload_bytes", "window_tree", "window_tree_bytes")
+    __slots__ = ("name", "rows", "live_rows", "vector_bytes", "file_bytes", "sorted_by", "graph", "graph_bytes", "payload_bytes", "window_tree", "window_tree_bytes", "codes", "code_bytes")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
     LIVE_ROWS_FIELD_NUMBER: _ClassVar[int]
@@ -81,6 +81,8 @@ class SegmentInfo(_message.Message):
     PAYLOAD_BYTES_FIELD_NUMBER: _ClassVar[int]
     WINDOW_TREE_FIELD_NUMBER: _ClassVar[int]
     WINDOW_TREE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CODES_FIELD_NUMBER: _ClassVar[int]
+    CODE_BYTES_FIELD_NUMBER: _ClassVar[int]
     name: str
     rows: int
     live_rows: int
@@ -92,7 +94,9 @@ class SegmentInfo(_message.Message):
     payload_bytes: int
     window_tree: str
     window_tree_bytes: int
-    def __init__(self, name: _Optional[str] = ..., rows: _Optional[int] = ..., live_rows: _Optional[int] = ..., vector_bytes: _Optional[int] = ..., file_bytes: _Optional[int] = ..., sorted_by: _Optional[str] = ..., graph: _Optional[str] = ..., graph_bytes: _Optional[int] = ..., payload_bytes: _Optional[int] = ..., window_tree: _Optional[str] = ..., window_tree_bytes: _Optional[int] = ...) -> None: ...
+    codes: str
+    code_bytes: int
+    def __init__(self, name: _Optional[str] = ..., rows: _Optional[int] = ..., live_rows: _Optional[int] = ..., vector_bytes: _Optional[int] = ..., file_bytes: _Optional[int] = ..., sorted_by: _Optional[str] = ..., graph: _Optional[str] = ..., graph_bytes: _Optional[int] = ..., payload_bytes: _Optional[int] = ..., window_tree: _Optional[str] = ..., window_tree_bytes: _Optional[int] = ..., codes: _Optional[str] = ..., code_bytes: _Optional[int] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
     __slots__ = ("name", "dim", "metric", "attributes", "window", "hnsw", "quantization", "seal_rows", "rows", "segments", "max_segment_rows")
@@ -316,7 +320,7 @@ class CountResponse(_message.Message):
     def __init__(self, count: _Optional[int] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("collection", "queries", "dim", "k", "filter", "ef", "exact", "select", "explain")
+    __slots__ = ("collection", "queries", "dim", "k", "filter", "ef", "exact", "select", "explain", "oversampling", "no_rescore")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     QUERIES_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
@@ -326,6 +330,8 @@ class SearchRequest(_message.Message):
     EXACT_FIELD_NUMBER: _ClassVar[int]
     SELECT_FIELD_NUMBER: _ClassVar[int]
     EXPLAIN_FIELD_NUMBER: _ClassVar[int]
+    OVERSAMPLING_FIELD_NUMBER: _ClassVar[int]
+    NO_RESCORE_FIELD_NUMBER: _ClassVar[int]
     collection: str
     queries: bytes
     dim: int
@@ -335,10 +341,12 @@ class SearchRequest(_message.Message):
     exact: bool
     select: _containers.RepeatedScalarFieldContainer[str]
     explain: bool
-    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[bytes] = ..., dim: _Optional[int] = ..., k: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., ef: _Optional[int] = ..., exact: _Optional[bool] = ..., select: _Optional[_Iterable[str]] = ..., explain: _Optional[bool] = ...) -> None: ...
+    oversampling: float
+    no_rescore: bool
+    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[bytes] = ..., dim: _Optional[int] = ..., k: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., ef: _Optional[int] = ..., exact: _Optional[bool] = ..., select: _Optional[_Iterable[str]] = ..., explain: _Optional[bool] = ..., oversampling: _Optional[float] = ..., no_rescore: _Optional[bool] = ...) -> None: ...
 
 class SearchBatchRequest(_message.Message):
-    __slots__ = ("collection", "queries", "dim", "k", "filters", "ef", "exact", "select")
+    __slots__ = ("collection", "queries", "dim", "k", "filters", "ef", "exact", "select", "oversampling", "no_rescore")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     QUERIES_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
@@ -347,6 +355,8 @@ class SearchBatchRequest(_message.Message):
     EF_FIELD_NUMBER: _ClassVar[int]
     EXACT_FIELD_NUMBER: _ClassVar[int]
     SELECT_FIELD_NUMBER: _ClassVar[int]
+    OVERSAMPLING_FIELD_NUMBER: _ClassVar[int]
+    NO_RESCORE_FIELD_NUMBER: _ClassVar[int]
     collection: str
     queries: bytes
     dim: int
@@ -355,7 +365,9 @@ class SearchBatchRequest(_message.Message):
     ef: int
     exact: bool
     select: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[bytes] = ..., dim: _Optional[int] = ..., k: _Optional[int] = ..., filters: _Optional[_Iterable[_Union[Filter, _Mapping]]] = ..., ef: _Optional[int] = ..., exact: _Optional[bool] = ..., select: _Optional[_Iterable[str]] = ...) -> None: ...
+    oversampling: float
+    no_rescore: bool
+    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[bytes] = ..., dim: _Optional[int] = ..., k: _Optional[int] = ..., filters: _Optional[_Iterable[_Union[Filter, _Mapping]]] = ..., ef: _Optional[int] = ..., exact: _Optional[bool] = ..., select: _Optional[_Iterable[str]] = ..., oversampling: _Optional[float] = ..., no_rescore: _Optional[bool] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
     __slots__ = ("num_queries", "k", "ids", "distances", "selected_arrow_ipc", "plan_json", "strategy")

@@ -1,0 +1,175 @@
+"""Quantised collections: codes built per segment, planned, rescored, persisted, and refused when misused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import vecstore
+from tests.oracles import exact_search
+from vecstore.errors import InvalidArgument
+
+N = 6000
+DIM = 128
+
+
+def _data(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((30, DIM)).astype(np.float32) * 2
+    vectors = (centres[rng.integers(0, 30, N)] + rng.standard_normal((N, DIM))).astype(np.float32)
+    queries = (centres[rng.integers(0, 30, 40)] + rng.standard_normal((40, DIM))).astype(np.float32)
+    attrs = {"t": rng.permutation(N).astype(np.int64), "kind": rng.choice(["a", "b", "c", "d"], N).tolist()}
+    return vectors, queries, attrs
+
+
+@pytest.fixture
+def quantized_priced_in(monkeypatch):
+    """On these small segments a plain scan is rightly cheapest: price scanned rows and graph distances
+    as on large segments so the planner takes the codes, as it does at scale."""
+    from vecstore.engine import planner
+
+    monkeypatch.setattr(planner, "EXACT_NS_PER_ROW_DIM", 50.0)
+    monkeypatch.setattr(planner, "TRAVERSE_NS_PER_DISTANCE", 5_000.0)
+    monkeypatch.setattr(planner, "TWO_HOP_NS_PER_DISTANCE", 5_000.0)
+
+
+def _collection(db, name: str, quantization: dict, metric: str = "cosine"):
+    vectors, queries, attrs = _data()
+    col = db.create_collection(
+        name, dim=DIM, metric=metric, attributes={"t": "int64", "kind": "string"}, window="t",
+        quantization=quantization, hnsw={"m": 8, "ef_construction": 40, "window_tree_beta": 0},
+    )  # fmt: skip
+    col.upsert(np.arange(N), vectors, attrs)
+    col.seal()
+    assert col.wait_for_indexes(timeout=300)
+    return col, vectors, queries, attrs
+
+
+SPECS = {"binary": {"kind": "binary", "oversampling": 20}, "pq": {"kind": "pq", "pq_m": 32, "oversampling": 20}}
+
+
+@pytest.mark.parametrize("kind", ["binary", "pq"])
+def test_filtered_quantized_search_passes_the_subset_test(tmp_path, quantized_priced_in, kind):
+    """Every filter: results only from allowed live rows, recall@10 >= 0.95 against exact search over
+    only those rows, and the plan says the codes ran."""
+    with vecstore.connect(tmp_path / "db") as db:
+        col, vectors, queries, attrs = _collection(db, kind, SPECS[kind])
+        col.delete(np.arange(0, N, 10))
+        live = np.ones(N, dtype=bool)
+        live[::10] = False
+        kinds = np.array(attrs["kind"])
+        for text, allowed in [
+            (None, live),
+            ("kind = 'b'", live & (kinds == "b")),
+            ("t between 1000 and 2199", live & (attrs["t"] >= 1000) & (attrs["t"] <= 2199)),
+            ("t < 3000 and kind in ('a', 'c')", live & (attrs["t"] < 3000) & np.isin(kinds, ["a", "c"])),
+        ]:
+            result = col.search(queries, k=10, filter=text, explain=True)
+            assert result.plan[0]["segments"][0]["strategy"] == "quantized_scan", result.plan[0]
+            assert f"{kind} codes of" in result.plan[0]["segments"][0]["reason"]
+            rows = np.flatnonzero(allowed)
+            want, _ = exact_search("cosine", queries, vectors[rows], rows.astype(np.int64), 10)
+            got = result.ids
+            assert np.isin(got[got >= 0], rows).all(), text
+            assert ((got >= 0).sum(axis=1) == 10).all()
+            recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, want, strict=True)])
+            assert recall >= 0.95, (kind, text, recall)
+            singles = np.stack([col.search(q, k=10, filter=text).ids[0] for q in queries[:5]])
+            np.testing.assert_array_equal(np.isin(singles, rows) | (singles < 0), True)
+        assert col.stats()["quantized_scan"] > 0
+
+
+def test_rescoring_with_every_row_a_candidate_is_exact(tmp_path, quantized_priced_in):
+    with vecstore.connect(tmp_path / "db") as db:
+        col, vectors, queries, _ = _collection(db, "b", {"kind": "binary"}, metric="l2")
+        got = col.search(queries[:8], k=10, filter="t < 300", oversampling=40)
+        rows = np.flatnonzero(_data()[2]["t"] < 300)
+        want, want_d = exact_search("l2", queries[:8], vectors[rows], rows.astype(np.int64), 10)
+        np.testing.assert_array_equal(got.ids, want)
+        np.testing.assert_allclose(got.distances, want_d, rtol=1e-4, atol=1e-3)
+
+
+def test_pq_without_rescoring_returns_its_estimates_and_says_so(tmp_path, quantized_priced_in):
+    with vecstore.connect(tmp_path / "db") as db:
+        col, _, queries, _ = _collection(db, "p", SPECS["pq"])
+        result = col.search(queries[:4], k=10, rescore=False, explain=True)
+        segment = result.plan[0]["segments"][0]
+        assert segment["strategy"] == "quantized_scan" and "not rescored" in segment["reason"]
+        exact = col.search(queries[:4], k=10, exact=True)
+        assert not np.array_equal(result.distances, exact.distances)  # estimates, not distances
+        overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(result.ids, exact.ids, strict=True)])
+        assert overlap >= 0.3  # isotropic noise is PQ's worst case; chance would be 10 / 6000
+
+
+def test_codes_are_described_persisted_and_rebuilt_when_damaged(tmp_path):
+    path = tmp_path / "db"
+    with vecstore.connect(path) as db:
+        col, *_ = _collection(db, "b", SPECS["binary"])
+        segment = col.describe()["segments"][0]
+        assert segment["codes"] == "ready (binary)"
+        assert segment["code_bytes"] == N * 16 + DIM * 4  # two uint64 words per row, and the centre
+        assert col.describe()["memory"]["code_bytes"] == segment["code_bytes"]
+        assert col.stats()["codes_built"] == 1
+        before = col.search(_data()[1], k=10, oversampling=3).ids
+        codes_file = next((path / "collections" / "b" / "segments").glob("*.codes"))
+    with vecstore.connect(path) as db:
+        col = db.collection("b")
+        assert col.stats().get("codes_built", 0) == 0  # mapped, not rebuilt
+        np.testing.assert_array_equal(col.search(_data()[1], k=10, oversampling=3).ids, before)
+    data = bytearray(codes_file.read_bytes())
+    data[-20] ^= 0xFF
+    codes_file.write_bytes(bytes(data))
+    with vecstore.connect(path) as db:
+        col = db.collection("b")
+        assert col.wait_for_indexes(timeout=300)
+        assert col.stats()["codes_rebuilt"] == 1 and col.stats()["codes_built"] == 1
+        np.testing.assert_array_equal(col.search(_data()[1], k=10, oversampling=3).ids, before)
+        assert not codes_file.exists()
+
+
+def test_segments_too_small_for_codes_are_scanned_exactly(tmp_path):
+    with vecstore.connect(tmp_path / "db") as db:
+        col = db.create_collection("s", dim=4, metric="l2", quantization={"kind": "pq", "pq_m": 2})
+        col.upsert(np.arange(100), np.random.default_rng(0).standard_normal((100, 4)))
+        col.seal()
+        assert col.wait_for_indexes(timeout=60)
+        assert col.describe()["segments"][0]["codes"] == "too_small"
+        assert col.search(np.zeros(4), k=5, explain=True).strategy == "exact_scan"
+
+
+@pytest.mark.parametrize(
+    ("quantization", "message"),
+    [
+        ({"kind": "opq"}, "kind 'binary' or 'pq'"),
+        ({"kind": "binary", "pq_m": 4}, "unknown binary quantization parameter 'pq_m'"),
+        ({"kind": "pq", "pq_m": 5}, "pq_m must be a positive integer that divides dim=48"),
+        ({"kind": "pq", "pq_nbits": 4}, "4-bit codes are not supported yet"),
+        ({"kind": "binary", "oversampling": 0.5}, "oversampling must be a number between 1 and 100"),
+        ({"kind": "binary", "oversampling": float("nan")}, "oversampling must be a number between 1 and 100"),
+        ("binary", "kind 'binary' or 'pq'"),
+    ],
+)
+def test_bad_quantization_settings_are_refused_and_create_nothing(tmp_path, quantization, message):
+    with vecstore.connect(tmp_path / "db") as db:
+        with pytest.raises(InvalidArgument, match=message):
+            db.create_collection("q", dim=48, metric="l2", quantization=quantization)
+        assert db.list_collections() == []
+
+
+def test_search_settings_that_cannot_apply_are_refused(tmp_path):
+    with vecstore.connect(tmp_path / "db") as db:
+        plain = db.create_collection("plain", dim=4, metric="l2")
+        plain.upsert([1], [[1, 2, 3, 4]])
+        with pytest.raises(InvalidArgument, match="created without quantization"):
+            plain.search([1, 2, 3, 4], oversampling=4)
+        with pytest.raises(InvalidArgument, match="created without quantization"):
+            plain.search([1, 2, 3, 4], rescore=False)
+        binary = db.create_collection("bin", dim=4, metric="l2", quantization={"kind": "binary"})
+        binary.upsert([1], [[1, 2, 3, 4]])
+        with pytest.raises(InvalidArgument, match="rescore=False needs PQ codes"):
+            binary.search([1, 2, 3, 4], rescore=False)
+        with pytest.raises(InvalidArgument, match="oversampling must be a number between 1 and 100"):
+            binary.search([1, 2, 3, 4], oversampling=1000)
+        with pytest.raises(InvalidArgument, match="rescore must be True or False"):
+            binary.search([1, 2, 3, 4], rescore="no")
+        assert binary.search([1, 2, 3, 4], k=1).ids.tolist() == [[1]]  # still serving

@@ -173,3 +173,56 @@ def test_search_settings_that_cannot_apply_are_refused(tmp_path):
         with pytest.raises(InvalidArgument, match="rescore must be True or False"):
             binary.search([1, 2, 3, 4], rescore="no")
         assert binary.search([1, 2, 3, 4], k=1).ids.tolist() == [[1]]  # still serving
+
+
+@pytest.fixture
+def code_graphs_priced_in(monkeypatch):
+    """Price scans out and float distances up, so the planner walks the graph over codes (as it does on
+    high-dimensional segments, where a float distance costs several code distances)."""
+    from vecstore.engine import planner
+
+    monkeypatch.setattr(planner, "EXACT_NS_PER_ROW_DIM", 50.0)
+    monkeypatch.setattr(planner, "QUANTIZED_CALL_NS", 1e9)
+    monkeypatch.setattr(planner, "float_distance_scale", lambda dim: 100.0)
+
+
+@pytest.mark.parametrize("kind", ["binary", "pq"])
+def test_graph_walked_over_codes_passes_the_subset_test(tmp_path, code_graphs_priced_in, kind):
+    """Unfiltered, masked and two-hop walks over codes: only allowed live rows, recall@10 >= 0.95
+    against exact search over those rows, and k results."""
+    with vecstore.connect(tmp_path / "db") as db:
+        col, vectors, queries, attrs = _collection(db, kind, SPECS[kind])
+        col.delete(np.arange(0, N, 10))
+        live = np.ones(N, dtype=bool)
+        live[::10] = False
+        kinds = np.array(attrs["kind"])
+        for text, allowed, walk in [
+            (None, live, "(ef 200)"),
+            ("kind in ('a', 'b', 'c')", live & np.isin(kinds, ["a", "b", "c"]), "(ef 200)"),
+            ("kind = 'b' and t < 4200", live & (kinds == "b") & (attrs["t"] < 4200), "through two-hop edges"),
+            ("t < 1000", live & (attrs["t"] < 1000), "through two-hop edges"),
+        ]:
+            result = col.search(queries, k=10, filter=text, explain=True)
+            segment = result.plan[0]["segments"][0]
+            assert segment["strategy"] == "quantized_hnsw" and walk in segment["reason"], segment
+            rows = np.flatnonzero(allowed)
+            want, _ = exact_search("cosine", queries, vectors[rows], rows.astype(np.int64), 10)
+            got = result.ids
+            assert np.isin(got[got >= 0], rows).all(), text
+            assert ((got >= 0).sum(axis=1) == 10).all()
+            recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, want, strict=True)])
+            assert recall >= 0.95, (kind, text, recall)
+            single = col.search(queries[0], k=10, filter=text).ids[0]  # the one-query kernel
+            assert np.isin(single, rows).all()
+        assert col.stats()["quantized_hnsw"] > 0
+
+
+def test_pq_graph_walk_without_rescoring_returns_estimates(tmp_path, code_graphs_priced_in):
+    with vecstore.connect(tmp_path / "db") as db:
+        col, _, queries, _ = _collection(db, "p", SPECS["pq"])
+        result = col.search(queries[:4], k=10, rescore=False, explain=True)
+        segment = result.plan[0]["segments"][0]
+        assert segment["strategy"] == "quantized_hnsw" and "not rescored" in segment["reason"]
+        assert (np.diff(result.distances, axis=1) >= 0).all()  # ascending estimates
+        rescored = col.search(queries[:4], k=10)
+        assert not np.array_equal(result.distances, rescored.distances)

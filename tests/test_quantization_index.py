@@ -123,3 +123,33 @@ def test_pq_training_is_seed_deterministic_and_samples_when_asked():
     np.testing.assert_array_equal(a.codebooks, b.codebooks)
     np.testing.assert_array_equal(a.codes, b.codes)
     assert not np.array_equal(a.codebooks, c.codebooks)
+
+
+@pytest.mark.parametrize("kind", ["binary", "pq"])
+def test_graph_walk_over_codes_visiting_everything_finds_the_nearest_codes(kind):
+    """With ef as large as the graph the walk is exhaustive: its candidates are the codes' exact top
+    by code distance (Hamming, or PQ's table estimate), as a flat scan of the codes finds them."""
+    from vecstore.core import binary
+    from vecstore.index.hnsw import HnswIndex
+
+    vectors, queries = _clustered(700, 32, seed=11)
+    index = HnswIndex.build(vectors, "l2", m=8, ef_construction=40)
+    quantizer = _quantizer(kind, vectors, "l2")
+    walk = quantizer.traversal_queries(queries[:6])
+
+    def code_distances(i: int) -> np.ndarray:
+        if kind == "binary":
+            return np.array([binary.hamming(quantizer.codes[r], walk[i]) for r in range(700)], dtype=np.float32)
+        return walk[i][np.arange(8), quantizer.codes].sum(axis=1).astype(np.float32)
+
+    batch = index.search_codes(quantizer.codes, walk, 15, 700)
+    for i in range(6):
+        single = index.search_codes(quantizer.codes, walk[i : i + 1], 15, 700)
+        flat = code_distances(i)
+        for found, found_d in ((batch[0][i], batch[1][i]), (single[0][0], single[1][0])):
+            np.testing.assert_allclose(found_d, np.sort(flat)[:15], rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(flat[found], found_d, rtol=1e-5, atol=1e-5)
+    mask = np.zeros(700, dtype=bool)
+    mask[::3] = True
+    found, _ = index.search_codes(quantizer.codes, walk, 15, 700, mask)
+    assert mask[found[found >= 0]].all() and (found >= 0).all()

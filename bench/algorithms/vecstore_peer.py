@@ -104,7 +104,7 @@ class VecstoreEmbedded(Algorithm):
 
     def index_bytes(self):
         memory = self.col.describe()["memory"]
-        return int(memory["vector_bytes"] + memory["graph_bytes"])
+        return int(memory["vector_bytes"] + memory["graph_bytes"] + memory["code_bytes"])
 
     def close(self) -> None:
         db = getattr(self, "db", None)

@@ -18,27 +18,61 @@ when its tag equals the current epoch, so clearing costs nothing per search.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
+from vecstore.core.binary import popcount
 from vecstore.core.prefetch import prefetch_row
 
 L2, IP = 0, 1
 
 
-@njit(nogil=True, cache=True, fastmath=True)
 def distance(vectors, a, query, metric):
+    """Distance from row ``a`` of ``vectors`` to ``query``, compiled per row type by the overload below:
+    float rows by ``metric``; uint64 rows (binary codes) by Hamming distance to a query code; uint8 rows
+    (PQ codes) by the sum of a query's distance table float32 [m, 256]. Only callable from Numba."""
+    raise TypeError("hnsw.distance runs inside Numba kernels only")
+
+
+@overload(distance, jit_options={"fastmath": True, "nogil": True})
+def _distance_for(vectors, a, query, metric):
     # its own fastmath (a callee inlined at Numba IR level would take the caller's flags and lose
     # the vectorised reduction: 4-5x slower per distance)
-    row = vectors[a]
-    acc = np.float32(0.0)
-    if metric == L2:
+    if vectors.dtype == types.uint8:
+
+        def table_estimate(vectors, a, query, metric):
+            row = vectors[a]
+            acc = np.float32(0.0)
+            for s in range(query.shape[0]):
+                acc += query[s, row[s]]
+            return acc
+
+        return table_estimate
+
+    if vectors.dtype == types.uint64:
+
+        def hamming(vectors, a, query, metric):
+            row = vectors[a]
+            total = 0
+            for w in range(query.shape[0]):
+                total += popcount(row[w] ^ query[w])
+            return np.float32(total)
+
+        return hamming
+
+    def real(vectors, a, query, metric):
+        row = vectors[a]
+        acc = np.float32(0.0)
+        if metric == L2:
+            for j in range(query.shape[0]):
+                diff = row[j] - query[j]
+                acc += diff * diff
+            return acc
         for j in range(query.shape[0]):
-            diff = row[j] - query[j]
-            acc += diff * diff
-        return acc
-    for j in range(query.shape[0]):
-        acc += row[j] * query[j]
-    return -acc
+            acc += row[j] * query[j]
+        return -acc
+
+    return real
 
 
 # --- heaps over (distance, node) pairs ---------------------------------------------------------
@@ -454,6 +488,36 @@ def search_batch(vectors, queries, metric, k, ef, entry, max_level, links0, coun
 
 
 @njit(nogil=True, cache=True)
+def _next_epoch(visited, epoch_box):
+    """The visited tag for the next search with this scratch; on wrap-around the array is cleared once."""
+    epoch = epoch_box[0] + np.uint32(1)
+    if epoch == 0:
+        visited[:] = 0
+        epoch = np.uint32(1)
+    epoch_box[0] = epoch
+    return epoch
+
+
+@njit(nogil=True, cache=True)
+def search_codes_single(codes, query_code, k, ef, entry, max_level, links0, counts0, links_up, counts_up,
+                        upper_offset, mask, use_mask, visited, epoch_box, cand_d, cand_n, res_d, res_n):  # fmt: skip
+    """``search_single`` walking the graph by the codes' distance (``distance``: binary codes uint64
+    [n, words] and a query code [words], or PQ codes uint8 [n, m] and a query table [m, 256]): the k
+    nearest offsets [1, k] and their code distances [1, k], for rescoring."""
+    epoch = _next_epoch(visited, epoch_box)
+    one_n = np.empty(k, np.int32)
+    one_d = np.empty(k, np.float32)
+    search_one(codes, query_code, L2, k, max(ef, k), entry, max_level, links0, counts0, links_up, counts_up,
+               upper_offset, visited, epoch, mask, use_mask, cand_d, cand_n, res_d, res_n, one_n, one_d)  # fmt: skip
+    out_n = np.empty((1, k), np.int64)
+    out_d = np.empty((1, k), np.float32)
+    for i in range(k):
+        out_n[0, i] = one_n[i]
+        out_d[0, i] = one_d[i]
+    return out_n, out_d
+
+
+@njit(nogil=True, cache=True)
 def search_single(vectors, query, metric, cosine, k, ef, entry, max_level, links0, counts0, links_up, counts_up,
                   upper_offset, mask, use_mask, visited, epoch_box, cand_d, cand_n, res_d, res_n):  # fmt: skip
     """One query with the caller's scratch (reused across calls: no allocation, no zeroing).
@@ -462,11 +526,7 @@ def search_single(vectors, query, metric, cosine, k, ef, entry, max_level, links
     array is cleared once. With ``cosine`` the query is normalised here and distances come back as
     1 - cosine. Returns int64 offsets [1, k] and float32 distances [1, k].
     """
-    epoch = epoch_box[0] + np.uint32(1)
-    if epoch == 0:
-        visited[:] = 0
-        epoch = np.uint32(1)
-    epoch_box[0] = epoch
+    epoch = _next_epoch(visited, epoch_box)
     q = query.astype(np.float32)
     if cosine:
         norm = np.float32(np.sqrt(np.sum(q * q)))

@@ -177,6 +177,16 @@ def distance_table(query, codebooks, metric):
     return table
 
 
+@njit(nogil=True, cache=True, parallel=True)
+def distance_tables(queries, codebooks, metric):
+    """``distance_table`` of each query: float32 [q, m, ksub]."""
+    m, ksub, _ = codebooks.shape
+    out = np.empty((queries.shape[0], m, ksub), dtype=np.float32)
+    for i in prange(queries.shape[0]):
+        out[i] = distance_table(queries[i], codebooks, metric)
+    return out
+
+
 @njit(nogil=True, cache=True)
 def adc_topk(codes, table, offsets, keys, k):
     """The ``k`` rows of ``offsets`` with the smallest estimated distance (ties by the smaller key):

@@ -63,6 +63,15 @@ def _parsed_filter(spec: str | Node, attributes: tuple[tuple[str, str], ...]) ->
     return to_filter(spec, dict(attributes))  # a bad filter raises, and nothing is cached
 
 
+def _graph_bytes(view: SegmentView) -> int:
+    """A segment graph's bytes beyond ``vector_bytes``: its links, and its copy of the rows unless that
+    copy is what every search reads (cosine's unit rows, counted as the segment's vectors)."""
+    if view.graph is None:
+        return 0
+    shared = view.graph.prepared_vectors is not None and view.graph.vectors is view.vectors
+    return view.graph.nbytes - (int(view.vectors.nbytes) if shared else 0)
+
+
 def _ipc_bytes(table: pa.Table) -> bytes:
     sink = io.BytesIO()
     with pa.ipc.new_stream(sink, table.schema) as writer:
@@ -753,7 +762,7 @@ class Collection:
                 entry["file_bytes"] = self._sealed[view.segment_id].entry["bytes"]
                 entry["sorted_by"] = view.sorted_by
                 entry["graph"] = self._graph_status(view.segment_id)
-                entry["graph_bytes"] = 0 if view.graph is None else view.graph.nbytes
+                entry["graph_bytes"] = _graph_bytes(view)
                 entry["payload_bytes"] = 0 if view.payload is None else view.payload.nbytes
                 entry["window_tree"] = self._tree_status(view.segment_id)
                 entry["window_tree_bytes"] = 0 if view.tree is None else view.tree.nbytes

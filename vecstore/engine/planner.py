@@ -35,6 +35,7 @@ WINDOW_POSTFILTER = "window_postfilter"
 WINDOW_COVER = "window_cover"
 WINDOW_THREE_SPLIT = "window_three_split"
 QUANTIZED_SCAN = "quantized_scan"
+QUANTIZED_HNSW = "quantized_hnsw"
 EMPTY = "empty"
 GRAPH_STRATEGIES = (HNSW, HNSW_TWO_HOP, WINDOW_POSTFILTER, WINDOW_COVER, WINDOW_THREE_SPLIT)
 
@@ -47,6 +48,13 @@ GRAPH_CALL_NS = 10_000.0
 #: (git-commits 100k x 384-d and jeopardy 9.8k x 1536-d alike); PQ about 0.35 ns per code byte plus
 #: 0.54 ns per centroid dimension for the query's table (fitted on git-commits m=48 and jeopardy m=96).
 QUANTIZED_CALL_NS = 5_000.0
+#: A graph distance between binary codes costs about a float one at 384-d (memory latency dominates):
+#: 58 ns per modelled distance on git-commits 50k and on jeopardy 9.8k alike.
+BINARY_GRAPH_DISTANCE_SCALE = 1.05
+#: Above about 800 dimensions a float graph distance is bound by bandwidth, not latency: jeopardy
+#: (1536-d, 9.8k rows, m=16) measured about 258 ns per modelled distance against 55 below.
+HIGH_DIM_FROM = 784
+HIGH_DIM_NS_PER_DIM = 0.27
 BINARY_NS_PER_WORD = 0.7
 PQ_NS_PER_LOOKUP = 0.35
 PQ_TABLE_NS_PER_DIM = 0.54
@@ -123,12 +131,19 @@ def exact_cost(rows: int, dim: int) -> float:
     return EXACT_CALL_NS + EXACT_NS_PER_ROW_DIM * dim * rows
 
 
-def unfiltered_graph_cost(ef: int, m: int, live_fraction: float = 1.0) -> float:
-    """A graph search that may return nearly every row (deleted rows aside)."""
-    return GRAPH_CALL_NS + TRAVERSE_NS_PER_DISTANCE * TRAVERSE_WORK_PER_EF_LINK * 2 * m * ef / max(live_fraction, 1e-9)
+def float_distance_scale(dim: int) -> float:
+    """A graph distance between float rows relative to the calibrated one (``TRAVERSE_NS_PER_DISTANCE``)."""
+    return 1.0 + HIGH_DIM_NS_PER_DIM * max(0, dim - HIGH_DIM_FROM) / TRAVERSE_NS_PER_DISTANCE
 
 
-def masked_graph_option(allowed: int, graph_rows: int, ef: int, m: int) -> tuple[str, float] | None:
+def unfiltered_graph_cost(ef: int, m: int, live_fraction: float = 1.0, scale: float = 1.0) -> float:
+    """A graph search that may return nearly every row (deleted rows aside); ``scale`` is the cost of
+    one distance relative to the calibrated one."""
+    work = TRAVERSE_WORK_PER_EF_LINK * 2 * m * ef / max(live_fraction, 1e-9)
+    return GRAPH_CALL_NS + TRAVERSE_NS_PER_DISTANCE * scale * work
+
+
+def masked_graph_option(allowed: int, graph_rows: int, ef: int, m: int, scale: float = 1.0) -> tuple[str, float] | None:
     """The better of traversal and two-hop in a graph of ``graph_rows`` nodes of which ``allowed``
     pass, or None when too few pass for either to keep its recall."""
     fraction = allowed / max(graph_rows, 1)
@@ -136,8 +151,41 @@ def masked_graph_option(allowed: int, graph_rows: int, ef: int, m: int) -> tuple
         return None
     if fraction < TRAVERSE_MIN_ALLOWED_FRACTION:
         work = TWO_HOP_WORK_PER_EF_LINK * 2 * m * ef * (1 + 2 * fraction)
-        return HNSW_TWO_HOP, GRAPH_CALL_NS + TWO_HOP_NS_PER_DISTANCE * work
-    return HNSW, GRAPH_CALL_NS + TRAVERSE_NS_PER_DISTANCE * TRAVERSE_WORK_PER_EF_LINK * 2 * m * ef / fraction
+        return HNSW_TWO_HOP, GRAPH_CALL_NS + TWO_HOP_NS_PER_DISTANCE * scale * work
+    return HNSW, GRAPH_CALL_NS + TRAVERSE_NS_PER_DISTANCE * scale * TRAVERSE_WORK_PER_EF_LINK * 2 * m * ef / fraction
+
+
+def quantized_graph_option(
+    allowed_rows: int,
+    graph_rows: int,
+    ef: int,
+    m: int,
+    kind: str,
+    dim: int,
+    code_width: int,
+    k: int,
+    oversampling: float,
+    rescore: bool,
+) -> Option | None:
+    """The segment graph walked by code distances (ef at least the candidate count), then the
+    candidates rescored exactly; None where a masked walk would lose its recall."""
+    candidates = max(k, math.ceil(k * oversampling))
+    walk_ef = max(ef, candidates)
+    if kind == "binary":
+        scale, table = BINARY_GRAPH_DISTANCE_SCALE, 0.0
+    else:
+        scale = 1.0 + PQ_NS_PER_LOOKUP * code_width / TRAVERSE_NS_PER_DISTANCE
+        table = PQ_TABLE_NS_PER_DIM * PQ_CENTROIDS * dim
+    walk = masked_graph_option(allowed_rows, graph_rows, walk_ef, m, scale)
+    if walk is None:
+        return None
+    rescoring = exact_cost(min(candidates, allowed_rows), dim) if rescore else 0.0
+    two_hop = walk[0] == HNSW_TWO_HOP
+    how = "rescored" if rescore else "by their estimates, not rescored"
+    why = (
+        f"graph walked over {kind} codes{' through two-hop edges' if two_hop else ''} (ef {{}}), {{}} candidates {how}"
+    )
+    return Option(QUANTIZED_HNSW, walk[1] + table + rescoring, why, (walk_ef, candidates), ("quantized_graph", two_hop))
 
 
 def quantized_option(
@@ -169,6 +217,7 @@ def plan_segment(
     dim: int,
     tree_options: list[Option] | None = None,
     quantized: Option | None = None,
+    quantized_graph: Option | None = None,
 ) -> tuple[SegmentPlan, Option | None]:
     """Choose the strategy for one segment given how many of its rows the filter allows.
 
@@ -187,19 +236,25 @@ def plan_segment(
         options.append(quantized)
     scans_ns = min(o.cost_ns for o in options)
     # graphs are priced only when a scan costs more than one plain graph search
-    if graph_rows is not None and scans_ns > unfiltered_graph_cost(ef, m):
-        root = masked_graph_option(allowed_rows, graph_rows, ef, m)
+    scale = float_distance_scale(dim)
+    graph_floor = unfiltered_graph_cost(ef, m, scale=scale)  # no float graph walk costs less
+    if quantized_graph is not None:
+        graph_floor = min(graph_floor, quantized_graph.cost_ns)
+    if graph_rows is not None and scans_ns > graph_floor:
+        root = masked_graph_option(allowed_rows, graph_rows, ef, m, scale)
         if root is not None:
             fraction = allowed_rows / graph_rows
             options.append(Option(root[0], root[1], "filter allows {:.1%} of the graph's rows", (fraction,)))
         options += tree_options or []
+        if quantized_graph is not None:
+            options.append(quantized_graph)
     best = min(options, key=lambda o: o.cost_ns)
     alternatives = [o for o in options if o is not best]
     if len(options) > 1:
         why, args = "{0.reason}: ~{1:.0f} us, the cheapest estimate", (best, best.cost_ns / 1e3)
     elif graph_rows is None:
         why, args = "segment has no graph (too small, or still being built); exact scan of the allowed rows", ()
-    elif scans_ns <= unfiltered_graph_cost(ef, m):
+    elif scans_ns <= graph_floor:
         why, args = "exact scan of {} rows is cheaper than any graph search", (allowed_rows,)
     else:
         fraction = allowed_rows / graph_rows

@@ -13,7 +13,17 @@ from vecstore.core.exact import GEMM_MIN_QUERIES, exact_topk
 from vecstore.engine.allowed import Allowed, allowed_rows
 from vecstore.engine.filtering import cardinality
 from vecstore.engine.hits import Hits, found_hits, merge_hits, scan_rows
-from vecstore.engine.planner import EMPTY, HNSW_TWO_HOP, QUANTIZED_SCAN, SegmentPlan, plan_segment, quantized_option
+from vecstore.engine.planner import (
+    EMPTY,
+    HNSW_TWO_HOP,
+    QUANTIZED_HNSW,
+    QUANTIZED_SCAN,
+    Option,
+    SegmentPlan,
+    plan_segment,
+    quantized_graph_option,
+    quantized_option,
+)
 from vecstore.engine.views import SegmentView
 from vecstore.engine.window_search import run_tree_option, tree_options
 from vecstore.filters import Node
@@ -91,6 +101,41 @@ def _quantized_search(
     return found_hits(view, index, found, distances)
 
 
+def _quantized_graph_search(
+    view: SegmentView,
+    index: int,
+    allowed: Allowed,
+    queries: np.ndarray,
+    k: int,
+    ef: int,
+    oversampling: float,
+    rescore: bool,
+    two_hop: bool,
+    metric: int,
+) -> Hits:
+    """Top-k through the segment graph walked by code distances (masked as a float walk would be),
+    the ``k x oversampling`` candidates rescored exactly (or, for PQ without rescoring, the best k)."""
+    codes, graph = view.codes, view.graph
+    assert codes is not None and graph is not None
+    mask = view.live if allowed.found_by == "all_live_rows" else allowed.mask(view.num_rows)
+    count = k if not rescore else max(k, math.ceil(k * oversampling))
+    found, estimates = graph.search_codes(codes.codes, codes.traversal_queries(queries), count, ef, mask, two_hop)
+    if not rescore:
+        if codes.metric == "cosine":
+            estimates = np.where(found >= 0, estimates + np.float32(1.0), estimates)
+        return found_hits(view, index, found, estimates)
+    found, distances = rescore_candidates(view.vectors, view.norms, queries, found, view.ids, k, metric)
+    return found_hits(view, index, found, distances)
+
+
+def _quantized_graph(view: SegmentView, allowed_rows: int, ef: int, m: int, k: int, oversampling: float,
+                     rescore: bool, dim: int) -> Option | None:  # fmt: skip
+    if view.codes is None or view.graph is None:
+        return None
+    return quantized_graph_option(allowed_rows, view.num_rows, ef, m, view.codes.kind, dim,
+                                  view.codes.codes.shape[1], k, oversampling, rescore)  # fmt: skip
+
+
 def _gathered_scan(
     views: Sequence[SegmentView], scans: list[tuple[int, np.ndarray]], queries: np.ndarray, k: int, metric: int
 ) -> Hits:
@@ -160,12 +205,22 @@ def search_views(
                 oversampling,
                 rescore,
             ),
+            quantized_graph=None
+            if exact
+            else _quantized_graph(
+                view, int(offsets.shape[0]), search_ef, m, k, oversampling, rescore, queries.shape[1]
+            ),
         )
         plans.append(plan)
         counters[plan.strategy] += nq
         if option is not None:
             if option.strategy == QUANTIZED_SCAN:
                 hits = _quantized_search(view, index, offsets, queries, k, oversampling, rescore, metric_code)
+            elif option.strategy == QUANTIZED_HNSW:
+                two_hop = option.detail[1]
+                hits = _quantized_graph_search(
+                    view, index, allowed, queries, k, search_ef, oversampling, rescore, two_hop, metric_code
+                )
             elif option.detail is not None:
                 hits = run_tree_option(view, index, allowed, option, queries, k, ef, metric_code)
             else:

@@ -15,6 +15,7 @@ from vecstore.engine.planner import (
     WINDOW_THREE_SPLIT,
     Option,
     exact_cost,
+    float_distance_scale,
     masked_graph_option,
     unfiltered_graph_cost,
 )
@@ -25,7 +26,7 @@ from vecstore.index.window_tree import Bucket, bucket_bounds
 def _part_option(allowed: int, rows: int, has_graph: bool, ef: int, m: int, dim: int) -> tuple[float, bool | None]:
     """Cost of the part of a window inside a bucket of ``rows`` rows: (cost, two_hop) through its graph,
     or (cost, None) scanned exactly, whichever is cheaper."""
-    graph = masked_graph_option(allowed, rows, ef, m) if has_graph else None
+    graph = masked_graph_option(allowed, rows, ef, m, float_distance_scale(dim)) if has_graph else None
     if graph is not None and graph[1] < exact_cost(allowed, dim):
         return graph[1], graph[0] == HNSW_TWO_HOP
     return exact_cost(allowed, dim), None
@@ -41,7 +42,8 @@ def tree_options(view: SegmentView, allowed: Allowed, ef: int, m: int, prune: bo
     tree = view.tree
     count = int(allowed.offsets.shape[0])
     dim = view.vectors.shape[1]
-    if tree is None or count == 0 or (prune and exact_cost(count, dim) <= unfiltered_graph_cost(ef, m)):
+    scale = float_distance_scale(dim)
+    if tree is None or count == 0 or (prune and exact_cost(count, dim) <= unfiltered_graph_cost(ef, m, scale=scale)):
         return []  # nothing to gain: a scan of these rows beats any graph search
     lo, hi = int(allowed.offsets[0]), int(allowed.offsets[-1]) + 1
     options: list[Option] = []
@@ -49,7 +51,7 @@ def tree_options(view: SegmentView, allowed: Allowed, ef: int, m: int, prune: bo
     level, number = tree.holder(lo, hi)
     if level > 0:  # the root itself is priced by the planner as the segment graph
         start, stop = bucket_bounds(n, beta, level, number)
-        graph = masked_graph_option(count, stop - start, ef, m)
+        graph = masked_graph_option(count, stop - start, ef, m, scale)
         if graph is not None:
             why = "a level-{} bucket of {} rows holds every allowed row ({:.1%})"
             args = (level, stop - start, count / (stop - start))
@@ -58,13 +60,15 @@ def tree_options(view: SegmentView, allowed: Allowed, ef: int, m: int, prune: bo
     # cover and three-split search at least two pieces, one an unfiltered graph search: skip pricing them
     # when an option at hand is already cheaper than that floor
     at_hand = min([exact_cost(count, dim)] + [o.cost_ns for o in options])
-    root = masked_graph_option(count, view.num_rows, ef, m)
+    root = masked_graph_option(count, view.num_rows, ef, m, scale)
     if root is not None:
         at_hand = min(at_hand, root[1])
-    if allowed.found_by != "window_slice" or (prune and at_hand <= unfiltered_graph_cost(ef, m) + EXACT_CALL_NS):
+    if allowed.found_by != "window_slice" or (
+        prune and at_hand <= unfiltered_graph_cost(ef, m, scale=scale) + EXACT_CALL_NS
+    ):
         return options
     live_fraction = view.live_count / max(view.num_rows, 1)
-    unfiltered = unfiltered_graph_cost(ef, m, live_fraction)
+    unfiltered = unfiltered_graph_cost(ef, m, live_fraction, scale)
     buckets, ranges, ragged = tree.cover_size(lo, hi)
     if buckets > 1 or (buckets and ranges):
         cost = buckets * unfiltered + ranges * EXACT_CALL_NS + exact_cost(ragged, dim) - EXACT_CALL_NS

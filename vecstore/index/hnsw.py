@@ -366,6 +366,34 @@ class HnswIndex:
             return self._inner_product_distances(ids, wanted)
         return ids, dists
 
+    def search_codes(
+        self,
+        codes: np.ndarray,
+        query_codes: np.ndarray,
+        count: int,
+        ef: int,
+        mask: np.ndarray | None = None,
+        two_hop: bool = False,
+        threads: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``count`` rows nearest each query by the codes' distance, found by walking this graph:
+        binary ``codes`` uint64 [n, words] (one per graph node) with query codes [q, words], or PQ codes
+        uint8 [n, m] with query tables float32 [q, m, 256]. Returns offsets int64 [q, count] (-1 padded)
+        and code distances [q, count]: candidates for exact rescoring. ``ef`` is raised to ``count``."""
+        g = self.graph
+        use_mask = 0 if mask is None else 2 if two_hop else 1
+        ef = max(ef, count)
+        if query_codes.shape[0] == 1 and (mask is None or mask.ndim == 1):
+            s = self._scratch_for(ef)
+            row_mask = self._no_mask if mask is None else mask
+            return hnsw.search_codes_single(codes, query_codes[0], count, ef, g.entry, g.max_level, g.links0,
+                                            g.counts0, g.links_up, g.counts_up, g.upper_offset, row_mask, use_mask,
+                                            s.visited, s.epoch, s.cand_d, s.cand_n, s.res_d, s.res_n)  # fmt: skip
+        masks = np.zeros((1, 1), dtype=np.bool_) if mask is None else np.atleast_2d(mask)
+        chunks = max(1, min(query_codes.shape[0], threads or numba.get_num_threads()))
+        return hnsw.search_batch(codes, query_codes, hnsw.L2, count, ef, g.entry, g.max_level, g.links0, g.counts0,
+                                 g.links_up, g.counts_up, g.upper_offset, masks, use_mask, chunks)  # fmt: skip
+
     def _inner_product_distances(self, ids: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """-dot of each hit, computed on the stored rows (the extended-l2 distance would lose digits to
         cancellation), in ascending order per query."""

@@ -77,6 +77,12 @@ class BinaryQuantizer:
         query_codes = binary.pack_signs(code_rows(queries, self.metric), self.centre)
         return binary.hamming_topk_batch(self.codes, query_codes, offsets, keys, count)[0]
 
+    def traversal_queries(self, queries: np.ndarray) -> np.ndarray:
+        """What a graph walk over these codes compares rows with: each query's code, uint64 [q, words]."""
+        if queries.shape[0] == 1:
+            return binary.pack_sign_row(queries[0], self.centre, self.metric == "cosine")[None, :]
+        return binary.pack_signs(code_rows(queries, self.metric), self.centre)
+
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         return {"kind": "binary", "metric": self.metric}, {"centre": self.centre, "codes": self.codes}
 
@@ -148,6 +154,11 @@ class ProductQuantizer:
 
     def candidates(self, queries: np.ndarray, offsets: np.ndarray, keys: np.ndarray, count: int) -> np.ndarray:
         return self.estimates(queries, offsets, keys, count)[0]
+
+    def traversal_queries(self, queries: np.ndarray) -> np.ndarray:
+        """What a graph walk over these codes compares rows with: each query's distance table, float32
+        [q, m, 256] (a code's estimate is the sum of its entries; +1 for cosine, left to the caller)."""
+        return pq.distance_tables(code_rows(queries, self.metric), self.codebooks, self._kernel_metric)
 
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         return {"kind": "pq", "metric": self.metric}, {"codebooks": self.codebooks, "codes": self.codes}

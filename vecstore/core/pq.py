@@ -60,19 +60,32 @@ def kmeans_plus_plus(data, n_clusters, seed):
     return centroids
 
 
+@njit(nogil=True, cache=True)
+def _nearest(row, start, books_t, acc):
+    """Index (ties to the lower) and squared distance of the centroid nearest ``row[start:start + dsub]``
+    among ``books_t`` float32 [dsub, k] (centroids as columns: the inner loop runs over centroids, which
+    vectorises; ``acc`` is float32 [k] scratch)."""
+    dsub, k = books_t.shape
+    acc[:] = 0.0
+    for j in range(dsub):
+        x = row[start + j]
+        for c in range(k):
+            diff = x - books_t[j, c]
+            acc[c] += diff * diff
+    best = 0
+    for c in range(1, k):
+        if acc[c] < acc[best]:
+            best = c
+    return best, acc[best]
+
+
 @njit(nogil=True, cache=True, parallel=True)
 def assign(data, centroids, labels, distances):
     """Nearest centroid of every row (ties to the lower index) and its squared distance, in place."""
+    books_t = np.ascontiguousarray(centroids.T)
     for i in prange(data.shape[0]):
-        best = 0
-        best_d = _sq_dist(data[i], centroids[0])
-        for c in range(1, centroids.shape[0]):
-            d = _sq_dist(data[i], centroids[c])
-            if d < best_d:
-                best_d = d
-                best = c
-        labels[i] = best
-        distances[i] = best_d
+        acc = np.empty(centroids.shape[0], dtype=np.float32)
+        labels[i], distances[i] = _nearest(data[i], 0, books_t, acc)
 
 
 @njit(nogil=True, cache=True)
@@ -126,21 +139,32 @@ def train_codebooks(sample, m, ksub, iterations, seed):
     return codebooks
 
 
-@njit(nogil=True, cache=True, parallel=True)
+@njit(nogil=True, cache=True, parallel=True, fastmath=True)
 def encode(vectors, codebooks):
     """Codes uint8 [n, m]: the nearest centroid of each sub-vector (ties to the lower index)."""
     n = vectors.shape[0]
     m, ksub, dsub = codebooks.shape
+    # |x - c|^2 = |x|^2 + |c|^2 - 2 x.c, and |x|^2 is the same for every c: one multiply-add per
+    # centroid and dimension instead of a subtract, a multiply and an add
+    scaled_t = np.empty((m, dsub, ksub), dtype=np.float32)
+    norms = np.zeros((m, ksub), dtype=np.float32)
+    for s in range(m):
+        for c in range(ksub):
+            for j in range(dsub):
+                scaled_t[s, j, c] = np.float32(-2.0) * codebooks[s, c, j]
+                norms[s, c] += codebooks[s, c, j] * codebooks[s, c, j]
     codes = np.empty((n, m), dtype=np.uint8)
     for i in prange(n):
+        acc = np.empty(ksub, dtype=np.float32)
         for s in range(m):
-            sub = vectors[i, s * dsub : (s + 1) * dsub]
+            acc[:] = norms[s]
+            for j in range(dsub):
+                x = vectors[i, s * dsub + j]
+                for c in range(ksub):
+                    acc[c] += x * scaled_t[s, j, c]
             best = 0
-            best_d = _sq_dist(sub, codebooks[s, 0])
             for c in range(1, ksub):
-                d = _sq_dist(sub, codebooks[s, c])
-                if d < best_d:
-                    best_d = d
+                if acc[c] < acc[best]:
                     best = c
             codes[i, s] = best
     return codes

@@ -97,6 +97,13 @@ def _quantized_search(
         found, distances = codes.estimates(queries, offsets, view.ids, k)  # type: ignore[union-attr]
         return found_hits(view, index, found, distances)
     candidates = codes.candidates(queries, offsets, view.ids, max(k, math.ceil(k * oversampling)))
+    return _rescored(view, index, queries, candidates, k, metric)
+
+
+def _rescored(view: SegmentView, index: int, queries: np.ndarray, candidates: np.ndarray, k: int, metric: int) -> Hits:
+    """Exact top-k of each query among its candidate rows (-1 entries are padding)."""
+    if queries.shape[0] == 1:  # one kernel call, as for any single scan
+        return scan_rows(view, index, candidates[0][candidates[0] >= 0], queries, k, metric)
     found, distances = rescore_candidates(view.vectors, view.norms, queries, candidates, view.ids, k, metric)
     return found_hits(view, index, found, distances)
 
@@ -124,8 +131,7 @@ def _quantized_graph_search(
         if codes.metric == "cosine":
             estimates = np.where(found >= 0, estimates + np.float32(1.0), estimates)
         return found_hits(view, index, found, estimates)
-    found, distances = rescore_candidates(view.vectors, view.norms, queries, found, view.ids, k, metric)
-    return found_hits(view, index, found, distances)
+    return _rescored(view, index, queries, found, k, metric)
 
 
 def _quantized_graph(view: SegmentView, allowed_rows: int, ef: int, m: int, k: int, oversampling: float,

@@ -144,12 +144,13 @@ def test_encode_and_decode_are_exact_on_centroid_built_data():
     np.testing.assert_array_equal(pq.decode(codes, codebooks), vectors)
 
 
-def test_encode_picks_the_nearest_centroid_per_subspace():
-    data = _pq_data(300, 12, seed=4)
+@pytest.mark.parametrize("dsub", [1, 3, 4, 6, 8])  # the kernel takes dimensions four at a time, then one
+def test_encode_picks_the_nearest_centroid_per_subspace(dsub):
+    data = _pq_data(300, 3 * dsub, seed=4)
     codebooks = pq.train_codebooks(data, 3, 16, 8, 0)
     codes = pq.encode(data, codebooks)
     for s in range(3):
-        sub = data[:, s * 4 : (s + 1) * 4].astype(np.float64)
+        sub = data[:, s * dsub : (s + 1) * dsub].astype(np.float64)
         d = ((sub[:, None, :] - codebooks[s][None].astype(np.float64)) ** 2).sum(-1)
         np.testing.assert_array_equal(codes[:, s], d.argmin(1))
 

@@ -41,12 +41,22 @@ def pack_signs(vectors, centre):
     """Codes uint64 [n, words] of ``vectors`` float32 [n, dim] about ``centre`` float32 [dim]."""
     n, dim = vectors.shape
     words = (dim + WORD_BITS - 1) // WORD_BITS
-    codes = np.zeros((n, words), dtype=np.uint64)
+    codes = np.empty((n, words), dtype=np.uint64)
     for i in prange(n):
-        for j in range(dim):
-            if vectors[i, j] > centre[j]:
-                codes[i, j >> 6] |= np.uint64(1) << np.uint64(j & 63)
+        for w in range(words):
+            codes[i, w] = _word(vectors[i], centre, w, 1.0)
     return codes
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _word(vector, centre, w, scale):
+    """Bits ``64 w .. 64 w + 63`` of a code, gathered in a register (one store per word, not per bit)."""
+    bits = np.uint64(0)
+    start = w * WORD_BITS
+    for b in range(min(WORD_BITS, vector.shape[0] - start)):
+        if np.float32(vector[start + b] * scale) > centre[start + b]:
+            bits |= np.uint64(1) << np.uint64(b)
+    return bits
 
 
 @njit(nogil=True, cache=True)
@@ -60,10 +70,10 @@ def pack_sign_row(vector, centre, unit):
         for j in range(dim):
             sq += np.float64(vector[j]) * np.float64(vector[j])
         scale = 1.0 / np.sqrt(sq) if sq > 0 else 1.0
-    code = np.zeros((dim + WORD_BITS - 1) // WORD_BITS, dtype=np.uint64)
-    for j in range(dim):
-        if np.float32(vector[j] * scale) > centre[j]:
-            code[j >> 6] |= np.uint64(1) << np.uint64(j & 63)
+    words = (dim + WORD_BITS - 1) // WORD_BITS
+    code = np.empty(words, dtype=np.uint64)
+    for w in range(words):
+        code[w] = _word(vector, centre, w, scale)
     return code
 
 

@@ -129,8 +129,12 @@ def part_bq(rows: int) -> dict:
                 found, qps, plan = _single(plain, queries, ef=ef)
                 float_rows.append({"ef": ef, "recall": _recall(found, truth), "qps": qps, "plan": plan})
             for over in OVERSAMPLINGS:
-                found, qps, plan = _single(bq, queries, oversampling=over)
-                bq_rows.append({"oversampling": over, "recall": _recall(found, truth), "qps": qps, "plan": plan})
+                # the walk's breadth at the collection's ef (64), and at just the candidates it must return:
+                # the codes' own speed/recall knob, as ef is the float graph's
+                for ef in (None, max(K, K * over)):
+                    found, qps, plan = _single(bq, queries, oversampling=over, ef=ef)
+                    bq_rows.append({"oversampling": over, "ef": ef, "recall": _recall(found, truth), "qps": qps,
+                                    "plan": plan})  # fmt: skip
             with _float_graph_priced_out():  # the codes' own recall, where the planner prefers floats
                 forced = []
                 for over in OVERSAMPLINGS:
@@ -329,7 +333,8 @@ def markdown(results: dict) -> str:
                 lines.append(f"| float, ef {row['ef']} | {row['recall']:.3f} | {row['qps']:,.0f} | {row['plan']} |")
             for key, label in (("binary", "codes collection"), ("binary_codes_forced", "codes walked (forced)")):
                 for row in r.get(key, []):
-                    lines.append(f"| {label}, oversampling {row['oversampling']} | {row['recall']:.3f} | "
+                    walk = "" if row.get("ef") is None else f", ef {row['ef']}"
+                    lines.append(f"| {label}, oversampling {row['oversampling']}{walk} | {row['recall']:.3f} | "
                                  f"{row['qps']:,.0f} | {row['plan']} |")  # fmt: skip
             lines.append("")
     if "pq" in results:

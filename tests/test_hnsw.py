@@ -115,6 +115,17 @@ def test_persisted_graph_is_memory_mapped_and_answers_the_same(index, data, tmp_
     np.testing.assert_array_equal(again.search(test, 10, ef=48)[0], index.search(test, 10, ef=48)[0])
 
 
+def test_graphs_saved_with_wider_level_arrays_still_answer_the_same(index, data):
+    """Graphs built before levels became int8 and upper offsets int32 keep loading and searching."""
+    train, test = data
+    meta, arrays = index.graph.to_arrays()
+    assert arrays["levels"].dtype == np.int8 and arrays["upper_offset"].dtype == np.int32
+    wide = dict(arrays, levels=arrays["levels"].astype(np.int32), upper_offset=arrays["upper_offset"].astype(np.int64))
+    again = HnswIndex(HnswGraph.from_arrays(meta, wide), train)
+    np.testing.assert_array_equal(again.search(test, 10, ef=48)[0], index.search(test, 10, ef=48)[0])
+    np.testing.assert_array_equal(again.search(test[:1], 10, ef=48)[0], index.search(test[:1], 10, ef=48)[0])
+
+
 def test_levels_follow_the_geometric_distribution():
     levels = sample_levels(200_000, 16, seed=1)
     # P(level >= 1) = 1/m

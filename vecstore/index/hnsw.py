@@ -112,7 +112,8 @@ def sample_levels(n: int, m: int, seed: int) -> np.ndarray:
     """Each node's top layer: floor(-ln U * mL) with mL = 1 / ln m, as in the paper."""
     rng = np.random.default_rng(seed)
     uniform = 1.0 - rng.random(n)  # (0, 1]
-    return np.floor(-np.log(uniform) / np.log(max(m, 2))).astype(np.int32)
+    # at most 53 levels (uniform >= 2^-53, m >= 2): int8 holds every level
+    return np.floor(-np.log(uniform) / np.log(max(m, 2))).astype(np.int8)
 
 
 def _link_orphans(links0: np.ndarray, counts0: np.ndarray, entry: int) -> None:
@@ -202,7 +203,9 @@ def build_prepared(
     ef_construction = _positive_int(ef_construction, "ef_construction")
     n = data.shape[0]
     levels = sample_levels(n, m, seed)
-    upper_offset = np.zeros(n, dtype=np.int64)
+    # int32 offsets and int8 levels: 7 bytes a node less than int64/int32, which codes + links need to stay
+    # within 1/8 of 384-d float vectors (graphs saved with the wider types still load and search)
+    upper_offset = np.zeros(n, dtype=np.int32)
     upper_offset[1:] = np.cumsum(levels)[:-1]
     rows = int(levels.sum())
     links0 = np.full((n, 2 * m), -1, dtype=np.int32)

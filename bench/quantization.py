@@ -8,8 +8,9 @@
 - ``pq``: vecstore's product quantiser against FAISS ``IndexPQ`` at the same bytes per vector and the
   same training sample: recall@10 without rescoring, training and encoding time, flat ADC scan QPS on
   one thread, and recall@10 with rescoring.
-- ``filters``: binary and PQ collections on git-commits under windows of 2^-12 .. 2^0 of the rows:
-  recall@10 with rescoring and the strategy the planner took.
+- ``filters``: binary and PQ collections on jeopardy (air date, round) and git-commits (commit time,
+  repository) under windows of 2^-12 .. 2^0 of the rows and each category: recall@10 with rescoring
+  and the strategy the planner took, at the collection's ef and at ef 128.
 - ``million``: 1M x 384 synthetic clustered rows with PQ (m=48) in a child process: load, codes,
   quantised search, and its peak RSS against the bytes of the vectors it maps.
 
@@ -42,20 +43,23 @@ HNSW = {"m": 16, "ef_construction": 100, "window_tree_beta": 0}
 
 
 def _dataset(name: str, rows: int) -> tuple[np.ndarray, np.ndarray, dict | None]:
-    """(rows, held-out queries, git-commits' commit time and repository per row, else None), a seeded split."""
+    """(rows, held-out queries, attributes per row), a seeded split. Attributes: ``t`` (git commit time,
+    jeopardy air date) and ``cat`` (git repository, jeopardy round); None for movies."""
     if name == "jeopardy":
-        vectors = np.ascontiguousarray(load_jeopardy()[0], dtype=np.float32)
-        times = None
+        vectors, table = load_jeopardy()
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        times = table.column("air_date").cast("int64").to_numpy()
+        cats = table.column("round").to_numpy(zero_copy_only=False)
     else:
         data = load_embedding_dataset(name, limit=rows + N_QUERIES)
         vectors = np.ascontiguousarray(data.vectors, dtype=np.float32)
         times = data.attributes.column("commit_time").to_numpy() if name == "git-commits" else None
-        repos = data.attributes.column("repo").to_numpy(zero_copy_only=False) if name == "git-commits" else None
+        cats = data.attributes.column("repo").to_numpy(zero_copy_only=False) if name == "git-commits" else None
     order = np.random.default_rng(7).permutation(vectors.shape[0])
     queries, train = order[:N_QUERIES], np.sort(order[N_QUERIES:])
     if times is None:
         return vectors[train], vectors[queries], None
-    attrs = {"t": np.asarray(times)[train].astype(np.int64), "repo": np.asarray(repos, dtype=object)[train]}
+    attrs = {"t": np.asarray(times)[train].astype(np.int64), "cat": np.asarray(cats, dtype=object)[train]}
     return vectors[train], vectors[queries], attrs
 
 
@@ -83,7 +87,7 @@ def _single(col, queries: np.ndarray, **kwargs) -> tuple[np.ndarray, float, str]
 
 
 def _collection(db, name: str, vectors: np.ndarray, quantization: dict | None, attrs: dict | None = None):
-    attributes = {"t": "int64", "repo": "string"} if attrs is not None else {}
+    attributes = {"t": "int64", "cat": "string"} if attrs is not None else {}
     col = db.create_collection(name, dim=vectors.shape[1], metric="cosine", attributes=attributes,
                                window="t" if attrs is not None else None, hnsw=HNSW, quantization=quantization,
                                seal_rows=10**7, max_segment_rows=1)  # fmt: skip
@@ -218,11 +222,11 @@ def part_pq(rows: int) -> dict:
     return out
 
 
-def _filtered_recall(col, queries: np.ndarray, filters: list) -> tuple[float, list[str]]:
+def _filtered_recall(col, queries: np.ndarray, filters: list, ef: int | None) -> tuple[float, list[str]]:
     """Mean recall@10 of ``col``'s plan against its exact search, one filter per query."""
     recalls, strategies = [], set()
     for q, spec in zip(queries, filters, strict=False):
-        got = col.search(q, k=K, filter=spec)
+        got = col.search(q, k=K, filter=spec, ef=ef)
         want = col.search(q, k=K, filter=spec, exact=True).ids[0]
         want = want[want >= 0]
         recalls.append(len(set(got.ids[0][got.ids[0] >= 0]) & set(want)) / max(1, want.shape[0]))
@@ -230,35 +234,43 @@ def _filtered_recall(col, queries: np.ndarray, filters: list) -> tuple[float, li
     return float(np.mean(recalls)), sorted(strategies)
 
 
+#: the collection's ef (64), then one a user would raise it to where a float graph walk falls short
+FILTER_EFS = (None, 128)
+FILTER_CODES = (("binary", {"kind": "binary", "oversampling": 20}), ("pq", {"kind": "pq", "oversampling": 10}))
+
+
+def _filter_row(col, queries: np.ndarray, label: str, filters: list) -> dict:
+    row: dict = {"filter": label}
+    for ef in FILTER_EFS:
+        recall, plans = _filtered_recall(col, queries, filters, ef)
+        row[f"ef {ef or 'default'}"] = {"recall": recall, "plans": plans}
+    return row
+
+
 def part_filters(rows: int) -> dict:
-    vectors, queries, attrs = _dataset("git-commits", rows)
-    assert attrs is not None
-    times, repos = attrs["t"], attrs["repo"]
-    rng = np.random.default_rng(11)
-    ranks = np.argsort(times, kind="stable")
-    names, counts = np.unique(repos, return_counts=True)
     out: dict = {}
-    with tempfile.TemporaryDirectory() as folder, vecstore.connect(folder) as db:
-        for kind, spec in (
-            ("binary", {"kind": "binary", "oversampling": 20}),
-            ("pq", {"kind": "pq", "oversampling": 10}),
-        ):
-            col, _ = _collection(db, kind, vectors, spec, attrs)
-            out[kind] = []
-            for exponent in range(12, -1, -1):
-                length = max(1, round(vectors.shape[0] * 2.0**-exponent))
-                starts = rng.integers(0, vectors.shape[0] - length + 1, size=queries.shape[0] // 2)
-                windows = [
-                    vecstore.field("t").between(int(times[ranks[s]]), int(times[ranks[s + length - 1]])) for s in starts
-                ]
-                recall, plans = _filtered_recall(col, queries, windows)
-                out[kind].append({"filter": f"window 2^-{exponent}", "recall": recall, "plans": plans})
-                print(kind, out[kind][-1], flush=True)
-            for name, count in sorted(zip(names, counts, strict=True), key=lambda p: -p[1]):
-                recall, plans = _filtered_recall(col, queries[:50], [f"repo = '{name}'"] * 50)
-                label = f"repo = {name} ({count / vectors.shape[0]:.1%})"
-                out[kind].append({"filter": label, "recall": recall, "plans": plans})
-                print(kind, out[kind][-1], flush=True)
+    for dataset in ("jeopardy", "git-commits"):
+        vectors, queries, attrs = _dataset(dataset, rows)
+        assert attrs is not None
+        times, cats = attrs["t"], attrs["cat"]
+        rng = np.random.default_rng(11)
+        ranks = np.argsort(times, kind="stable")
+        names, counts = np.unique(cats, return_counts=True)
+        with tempfile.TemporaryDirectory() as folder, vecstore.connect(folder) as db:
+            for kind, spec in FILTER_CODES:
+                col, _ = _collection(db, kind, vectors, spec, attrs)
+                table = out.setdefault(dataset, {}).setdefault(kind, [])
+                for exponent in range(12, -1, -1):
+                    length = max(1, round(vectors.shape[0] * 2.0**-exponent))
+                    starts = rng.integers(0, vectors.shape[0] - length + 1, size=queries.shape[0] // 2)
+                    windows = [vecstore.field("t").between(int(times[ranks[s]]), int(times[ranks[s + length - 1]]))
+                               for s in starts]  # fmt: skip
+                    table.append(_filter_row(col, queries, f"window 2^-{exponent}", windows))
+                    print(dataset, kind, table[-1], flush=True)
+                for name, count in sorted(zip(names, counts, strict=True), key=lambda p: -p[1]):
+                    label = f"{'repo' if dataset == 'git-commits' else 'round'} = {name} ({count / len(cats):.1%})"
+                    table.append(_filter_row(col, queries[:50], label, [vecstore.field("cat") == name] * 50))
+                    print(dataset, kind, table[-1], flush=True)
     return out
 
 
@@ -351,13 +363,16 @@ def markdown(results: dict) -> str:
             )
         lines.append("")
     if "filters" in results:
-        lines += ["## Filters on git-commits, rescored (recall@10 against exact filtered search)", "",
-                  "| filter | binary (oversampling 20) | plan | PQ (oversampling 10) | plan |",
-                  "|---|---|---|---|---|"]  # fmt: skip
-        for b, p in zip(results["filters"]["binary"], results["filters"]["pq"], strict=True):
-            lines.append(f"| {b['filter']} | {b['recall']:.3f} | {', '.join(b['plans'])} | {p['recall']:.3f} | "
-                         f"{', '.join(p['plans'])} |")  # fmt: skip
-        lines.append("")
+        lines += ["## Under filters, rescored (recall@10 against exact filtered search; plan taken)", ""]
+        head = " | ".join(f"{kind} {ef} | plan" for kind, _ in FILTER_CODES for ef in ("ef 64", "ef 128"))
+        for dataset, kinds in results["filters"].items():
+            lines += [f"### {dataset} (binary oversampling 20, PQ oversampling 10)", "", f"| filter | {head} |",
+                      "|---|" + "---|---|" * 2 * len(FILTER_CODES)]  # fmt: skip
+            for rows in zip(*(kinds[kind] for kind, _ in FILTER_CODES), strict=True):
+                cells = [f"{r[key]['recall']:.3f} | {', '.join(r[key]['plans'])}" for r in rows
+                         for key in (f"ef {ef or 'default'}" for ef in FILTER_EFS)]  # fmt: skip
+                lines.append(f"| {rows[0]['filter']} | " + " | ".join(cells) + " |")
+            lines.append("")
     if "million" in results:
         r = results["million"]
         lines += ["## 1M x 384 synthetic, PQ m=48", "",

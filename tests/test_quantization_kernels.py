@@ -33,6 +33,26 @@ def _oracle_topk(distances: np.ndarray, offsets: np.ndarray, keys: np.ndarray, k
     return out, out_d
 
 
+def _unit_scaled(vector: np.ndarray) -> np.ndarray:
+    wide = vector.astype(np.float64)
+    return (wide * (1.0 / np.sqrt(np.sum(wide * wide)))).astype(np.float32)
+
+
+def _oracle_levels(vector: np.ndarray, centre: np.ndarray, unit: bool) -> np.ndarray:
+    """The query's 4-bit values: centred, scaled so the largest |value| is 7, rounded half up."""
+    x = _unit_scaled(vector) if unit else vector.astype(np.float32)
+    centred = (x - centre).astype(np.float32)
+    top = float(np.abs(centred).max())
+    inverse = np.float32(binary.QUERY_LEVEL / top) if top > 0 else np.float32(1.0)
+    return np.floor(centred * inverse + np.float32(0.5)).astype(np.int64)
+
+
+def _oracle_scores(codes: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """The query's values summed over each row's set bits, by unpacking the codes."""
+    bits = np.unpackbits(codes.view(np.uint8), axis=1, bitorder="little")[:, : levels.shape[0]]
+    return bits.astype(np.int64) @ levels
+
+
 @pytest.mark.parametrize("dim", [1, 63, 64, 65, 384, 1536])
 def test_packed_signs_equal_numpy_packbits(dim):
     rng = np.random.default_rng(dim)
@@ -43,8 +63,33 @@ def test_packed_signs_equal_numpy_packbits(dim):
     codes = binary.pack_signs(vectors, centre)
     assert codes.dtype == np.uint64 and codes.shape == (50, binary.code_words(dim))
     np.testing.assert_array_equal(codes, _oracle_codes(vectors, centre))
-    for i in range(50):  # the one-row kernel single queries use
-        np.testing.assert_array_equal(binary.pack_sign_row(vectors[i], centre, False), codes[i])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 200), st.integers(0, 2**31 - 1), st.booleans())
+def test_encoded_query_planes_hold_its_rounded_values(dim, seed, unit):
+    """Decoding the four bit planes (two's complement, plane 3 weighs -8) gives the oracle's values;
+    the batch kernel (rows already scaled) agrees with the one-query kernel; the sign code marks the
+    positive values."""
+    rng = np.random.default_rng(seed)
+    vectors = (rng.standard_normal((5, dim)) * 3).astype(np.float32)
+    centre = (rng.standard_normal(dim) * 0.1).astype(np.float32)
+    if unit:
+        centre *= np.float32(0.1)
+    weights = np.array([1, 2, 4, -8], dtype=np.int64)
+    batch_input = np.stack([_unit_scaled(v) for v in vectors]) if unit else vectors
+    batch = binary.query_planes_batch(batch_input, centre)
+    for i in range(5):
+        planes = binary.query_planes(vectors[i], centre, unit)
+        assert planes.shape == (binary.QUERY_BITS, binary.code_words(dim))
+        bits = np.unpackbits(planes.view(np.uint8), axis=1, bitorder="little")[:, :dim].astype(np.int64)
+        want = _oracle_levels(vectors[i], centre, unit)
+        np.testing.assert_array_equal(weights @ bits, want)
+        assert np.abs(want).max() <= binary.QUERY_LEVEL
+        assert not np.unpackbits(planes.view(np.uint8), axis=1, bitorder="little")[:, dim:].any()  # padding
+        np.testing.assert_array_equal(batch[i], planes)
+        sign = binary.sign_codes(planes[None])[0]
+        np.testing.assert_array_equal(sign, _oracle_codes((want > 0)[None].astype(np.float32), np.float32(0.5))[0])
 
 
 @settings(max_examples=60, deadline=None)
@@ -59,52 +104,66 @@ def test_hamming_equals_unpackbits(dim, seed):
 
 
 @pytest.mark.parametrize("allowed", ["all", "some", "none"])
-def test_hamming_topk_equals_oracle_with_key_ties(allowed):
+def test_estimate_topk_equals_oracle_with_key_ties(allowed):
     rng = np.random.default_rng(1)
     vectors = rng.standard_normal((500, 70)).astype(np.float32)
-    codes = binary.pack_signs(vectors, np.zeros(70, dtype=np.float32))
-    keys = rng.permutation(5000)[:500].astype(np.int64)  # Hamming ties are common: the key must break them
-    queries = binary.pack_signs(rng.standard_normal((6, 70)).astype(np.float32), np.zeros(70, dtype=np.float32))
+    centre = np.zeros(70, dtype=np.float32)
+    codes = binary.pack_signs(vectors, centre)
+    keys = rng.permutation(5000)[:500].astype(np.int64)  # integer estimates tie often: the key must break them
+    queries = rng.standard_normal((6, 70)).astype(np.float32)
+    planes = binary.query_planes_batch(queries, centre)
     offsets = {
         "all": np.arange(500, dtype=np.int64),
         "some": np.flatnonzero(rng.random(500) < 0.2).astype(np.int64),
         "none": np.empty(0, dtype=np.int64),
     }[allowed]
-    batch_o, batch_d = binary.hamming_topk_batch(codes, queries, offsets, keys, 25)
+    batch_o, batch_d = binary.estimate_topk_batch(codes, planes, offsets, keys, 25)
     for i in range(queries.shape[0]):
-        want_o, want_d = _oracle_topk(_oracle_hamming(codes, queries[i]).astype(np.float32), offsets, keys, 25)
-        got_o, got_d = binary.hamming_topk(codes, queries[i], offsets, keys, 25)
+        estimates = -_oracle_scores(codes, _oracle_levels(queries[i], centre, False)).astype(np.float32)
+        want_o, want_d = _oracle_topk(estimates, offsets, keys, 25)
+        got_o, got_d = binary.estimate_topk(codes, planes[i], offsets, keys, 25)
         np.testing.assert_array_equal(got_o, want_o)
         np.testing.assert_array_equal(got_d, want_d)
         np.testing.assert_array_equal(batch_o[i], want_o)
         np.testing.assert_array_equal(batch_d[i], want_d)
 
 
-def test_one_row_code_of_a_unit_scaled_vector_equals_the_scaled_rows_code():
-    rng = np.random.default_rng(8)
-    vectors = (rng.standard_normal((40, 100)) * 5).astype(np.float32)
-    unit = (vectors / np.linalg.norm(vectors.astype(np.float64), axis=1, keepdims=True)).astype(np.float32)
-    centre = unit.mean(0).astype(np.float32)
-    codes = binary.pack_signs(unit, centre)
-    for i in range(40):
-        np.testing.assert_array_equal(binary.pack_sign_row(vectors[i], centre, True), codes[i])
-
-
 @settings(max_examples=80, deadline=None)
 @given(st.integers(0, 2**31 - 1), st.integers(1, 120), st.sampled_from([1.0, 0.3, 0.02]))
-def test_hamming_candidates_are_the_nearest_rows_ties_in_offset_order(seed, count, fraction):
-    """The candidate set equals the first ``count`` rows by (Hamming distance, offset), per the oracle."""
+def test_estimate_candidates_are_the_nearest_rows_ties_in_offset_order(seed, count, fraction):
+    """The candidate set equals the first ``count`` rows by (estimate, offset), per the oracle."""
     rng = np.random.default_rng(seed)
-    vectors = rng.standard_normal((300, 20)).astype(np.float32)  # 20 bits: many ties
-    codes = binary.pack_signs(vectors, np.zeros(20, dtype=np.float32))
-    query = binary.pack_signs(rng.standard_normal((1, 20)).astype(np.float32), np.zeros(20, dtype=np.float32))[0]
+    vectors = rng.standard_normal((300, 20)).astype(np.float32)  # 20 dimensions: many ties
+    centre = np.zeros(20, dtype=np.float32)
+    codes = binary.pack_signs(vectors, centre)
+    query = rng.standard_normal(20).astype(np.float32)
     offsets = np.flatnonzero(rng.random(300) < fraction).astype(np.int64)
-    got = binary.hamming_candidates(codes, query, offsets, count)
-    distances = _oracle_hamming(codes, query)
-    want, _ = _oracle_topk(distances.astype(np.float32), offsets, np.arange(300), count)  # offset breaks ties
+    got = binary.estimate_candidates(codes, binary.query_planes(query, centre, False), offsets, count)
+    estimates = -_oracle_scores(codes, _oracle_levels(query, centre, False))
+    want, _ = _oracle_topk(estimates.astype(np.float32), offsets, np.arange(300), count)  # offset breaks ties
     assert got.shape == (count,)
     assert sorted(got[got >= 0].tolist()) == sorted(want[want >= 0].tolist())
     assert (got < 0).sum() == max(0, count - offsets.shape[0])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(1, 40), st.integers(0, 40))
+def test_rerank_keeps_the_best_of_a_walks_list_by_the_estimate(seed, count, filled):
+    """From a -1 padded result list, the ``count`` best by estimate, equal estimates in list order."""
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((200, 40)).astype(np.float32)
+    centre = np.zeros(40, dtype=np.float32)
+    codes = binary.pack_signs(vectors, centre)
+    query = rng.standard_normal(40).astype(np.float32)
+    found = np.full((1, 40), -1, dtype=np.int64)
+    found[0, :filled] = rng.choice(200, size=filled, replace=False)
+    got = binary.estimate_rerank(codes, binary.query_planes(query, centre, False)[None], found, count)[0]
+    estimates = -_oracle_scores(codes, _oracle_levels(query, centre, False))
+    listed = found[0, :filled]
+    order = sorted(range(filled), key=lambda j: (estimates[listed[j]], j))[:count]
+    want = np.full(count, -1, dtype=np.int64)
+    want[: len(order)] = listed[order]
+    np.testing.assert_array_equal(got, want)
 
 
 def _pq_data(n=600, dim=24, seed=0):

@@ -1,11 +1,18 @@
-"""Binary quantisation kernels: one sign bit per dimension, packed in uint64 words, Hamming distance.
+"""Binary quantisation kernels: one sign bit per dimension, packed in uint64 words, compared with a
+query kept at four bits per dimension.
 
 A row's code has bit ``j`` set when ``vector[j] > centre[j]`` (the centre is the segment mean, so the
 bits split every dimension about evenly). Bit ``j`` lives in word ``j // 64`` at position ``j % 64``;
 padding bits past ``dim`` are zero in every code, so they never add to a distance.
 
-The Hamming distance of two codes estimates the angle between the centred vectors; the engine uses
-it to pick ``k x oversampling`` candidates and rescores those on the float vectors.
+Rows keep one bit, queries do not have to: the centred query is rounded to signed 4-bit integers
+``u`` (two's complement, stored as four bit planes of uint64 words), and a row's estimate is
+``-sum(u[j] for the row's set bits j)``, i.e. minus the query's dot product with the row's sign
+vector up to a constant, by four AND + popcount per word. Weighting each bit by the query's own value
+ranks rows much better than the Hamming distance between sign codes (which weighs every dimension
+alike): at equal recall@10 after rescoring, git-commits (384-d) needed oversampling 10 by Hamming
+and 3 this way, jeopardy (1536-d) 3 and 2. The engine takes the best ``k x oversampling`` by this
+estimate and rescores them on the float vectors.
 """
 
 from __future__ import annotations
@@ -17,6 +24,10 @@ from numba.extending import intrinsic
 from vecstore.core.topk import heap_drain_sorted, heap_offer, worse
 
 WORD_BITS = 64
+#: bit planes of an encoded query: signed 4-bit values, plane 3 the sign bit (weight -8)
+QUERY_BITS = 4
+#: the largest |value| a query dimension is rounded to (7, so -8 is never needed: symmetric rounding)
+QUERY_LEVEL = 7
 
 
 @intrinsic
@@ -44,37 +55,31 @@ def pack_signs(vectors, centre):
     codes = np.empty((n, words), dtype=np.uint64)
     for i in prange(n):
         for w in range(words):
-            codes[i, w] = _word(vectors[i], centre, w, 1.0)
+            codes[i, w] = _word(vectors[i], centre, w)
     return codes
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _word(vector, centre, w, scale):
+def _word(vector, centre, w):
     """Bits ``64 w .. 64 w + 63`` of a code, gathered in a register (one store per word, not per bit)."""
     bits = np.uint64(0)
     start = w * WORD_BITS
     for b in range(min(WORD_BITS, vector.shape[0] - start)):
-        if np.float32(vector[start + b] * scale) > centre[start + b]:
+        if vector[start + b] > centre[start + b]:
             bits |= np.uint64(1) << np.uint64(b)
     return bits
 
 
 @njit(nogil=True, cache=True)
-def pack_sign_row(vector, centre, unit):
-    """The code of one vector (``pack_signs`` without the thread start-up a single query cannot repay);
-    ``unit`` scales the vector to unit length first (cosine), as the stored rows were."""
-    dim = vector.shape[0]
-    scale = 1.0
-    if unit:
-        sq = 0.0
-        for j in range(dim):
-            sq += np.float64(vector[j]) * np.float64(vector[j])
-        scale = 1.0 / np.sqrt(sq) if sq > 0 else 1.0
-    words = (dim + WORD_BITS - 1) // WORD_BITS
-    code = np.empty(words, dtype=np.uint64)
-    for w in range(words):
-        code[w] = _word(vector, centre, w, scale)
-    return code
+def sign_codes(planes):
+    """The sign codes uint64 [q, words] of encoded queries [q, QUERY_BITS, words]: bit j set where the
+    query's value is positive (as a row's code marks values above the centre)."""
+    q, _, words = planes.shape
+    out = np.empty((q, words), dtype=np.uint64)
+    for i in range(q):
+        for w in range(words):
+            out[i, w] = (planes[i, 0, w] | planes[i, 1, w] | planes[i, 2, w]) & ~planes[i, 3, w]
+    return out
 
 
 @njit(nogil=True, cache=True)
@@ -87,21 +92,106 @@ def hamming(a, b):
 
 
 @njit(nogil=True, cache=True)
-def hamming_topk(codes, query_code, offsets, keys, k):
-    """The ``k`` rows of ``offsets`` whose codes are nearest ``query_code`` by Hamming distance, ties
-    by the smaller key: offsets int64 [k] and distances float32 [k], padded -1 / +inf."""
+def estimate_rerank(codes, planes, found, count):
+    """The ``count`` rows of ``found`` (int64 [q, pool], -1 padded) best by the 4-bit estimate of each
+    query's planes [q, QUERY_BITS, words]: int64 [q, count], -1 padded."""
+    q, pool = found.shape
+    out = np.full((q, count), -1, dtype=np.int64)
+    for i in range(q):
+        n = 0
+        while n < pool and found[i, n] >= 0:
+            n += 1
+        keys = np.empty(n, dtype=np.int64)
+        for j in range(n):
+            keys[j] = -planes_score(codes[found[i, j]], planes[i])
+        order = np.argsort(keys, kind="mergesort")  # stable: equal estimates keep the walk's order
+        for j in range(min(n, count)):
+            out[i, j] = found[i, order[j]]
+    return out
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _planes_into(vector, centre, scale, planes):
+    """Fill ``planes`` uint64 [QUERY_BITS, words] with ``(vector * scale - centre)`` rounded to signed
+    4-bit integers (largest |value| -> QUERY_LEVEL), each word's four planes gathered in registers."""
+    dim = vector.shape[0]
+    top = np.float32(0.0)
+    for j in range(dim):
+        top = max(top, abs(np.float32(vector[j] * scale) - centre[j]))
+    inverse = np.float32(QUERY_LEVEL / top) if top > 0 else np.float32(1.0)
+    for w in range(planes.shape[1]):
+        p0 = np.uint64(0)
+        p1 = np.uint64(0)
+        p2 = np.uint64(0)
+        p3 = np.uint64(0)
+        start = w * WORD_BITS
+        for b in range(min(WORD_BITS, dim - start)):
+            value = (np.float32(vector[start + b] * scale) - centre[start + b]) * inverse
+            nibble = np.uint64(np.int64(np.floor(value + np.float32(0.5))) & 15)  # two's complement
+            p0 |= (nibble & np.uint64(1)) << np.uint64(b)
+            p1 |= ((nibble >> np.uint64(1)) & np.uint64(1)) << np.uint64(b)
+            p2 |= ((nibble >> np.uint64(2)) & np.uint64(1)) << np.uint64(b)
+            p3 |= (nibble >> np.uint64(3)) << np.uint64(b)
+        planes[0, w] = p0
+        planes[1, w] = p1
+        planes[2, w] = p2
+        planes[3, w] = p3
+
+
+@njit(nogil=True, cache=True)
+def query_planes(vector, centre, unit):
+    """The encoded query uint64 [QUERY_BITS, words] of one vector; ``unit`` scales it to unit length
+    first (cosine), as the stored rows were."""
+    dim = vector.shape[0]
+    scale = 1.0
+    if unit:
+        sq = 0.0
+        for j in range(dim):
+            sq += np.float64(vector[j]) * np.float64(vector[j])
+        scale = 1.0 / np.sqrt(sq) if sq > 0 else 1.0
+    planes = np.empty((QUERY_BITS, (dim + WORD_BITS - 1) // WORD_BITS), dtype=np.uint64)
+    _planes_into(vector, centre, scale, planes)
+    return planes
+
+
+@njit(nogil=True, cache=True, parallel=True)
+def query_planes_batch(vectors, centre):
+    """``query_planes`` of each row of ``vectors`` (already in the codes' form): uint64 [q, QUERY_BITS, words]."""
+    n, dim = vectors.shape
+    out = np.empty((n, QUERY_BITS, (dim + WORD_BITS - 1) // WORD_BITS), dtype=np.uint64)
+    for i in prange(n):
+        _planes_into(vectors[i], centre, 1.0, out[i])
+    return out
+
+
+@njit(nogil=True, cache=True, inline="always")
+def planes_score(code, planes):
+    """The query's 4-bit values summed over the code's set bits (higher: nearer)."""
+    s0 = 0
+    s1 = 0
+    s2 = 0
+    s3 = 0
+    for w in range(code.shape[0]):
+        c = code[w]
+        s0 += popcount(c & planes[0, w])
+        s1 += popcount(c & planes[1, w])
+        s2 += popcount(c & planes[2, w])
+        s3 += popcount(c & planes[3, w])
+    return np.int64(s0) + 2 * np.int64(s1) + 4 * np.int64(s2) - 8 * np.int64(s3)
+
+
+@njit(nogil=True, cache=True)
+def estimate_topk(codes, planes, offsets, keys, k):
+    """The ``k`` rows of ``offsets`` nearest the encoded query by the estimate ``-planes_score``, ties by
+    the smaller key: offsets int64 [k] and estimates float32 [k], padded -1 / +inf."""
     cap = min(k, offsets.shape[0])
     hd = np.empty(cap, dtype=np.float32)
     hk = np.empty(cap, dtype=np.int64)
     ho = np.empty(cap, dtype=np.int64)
     size = 0
-    words = codes.shape[1]
     for j in range(offsets.shape[0]):
         row = offsets[j]
-        total = 0
-        for w in range(words):
-            total += popcount(codes[row, w] ^ query_code[w])
-        d = np.float32(total)
+        d = np.float32(-planes_score(codes[row], planes))
         if size < cap or worse(hd[0], hk[0], d, keys[row]):
             size = heap_offer(hd, hk, ho, size, d, keys[row], row)
     out_offsets = np.empty(k, dtype=np.int64)
@@ -111,49 +201,52 @@ def hamming_topk(codes, query_code, offsets, keys, k):
 
 
 @njit(nogil=True, cache=True, parallel=True)
-def hamming_topk_batch(codes, query_codes, offsets, keys, k):
-    """``hamming_topk`` for each query code (one query per thread): [q, k] offsets and distances."""
-    nq = query_codes.shape[0]
+def estimate_topk_batch(codes, planes, offsets, keys, k):
+    """``estimate_topk`` for each encoded query (one query per thread): [q, k] offsets and estimates."""
+    nq = planes.shape[0]
     out_offsets = np.empty((nq, k), dtype=np.int64)
     out_distances = np.empty((nq, k), dtype=np.float32)
     for i in prange(nq):
-        o, d = hamming_topk(codes, query_codes[i], offsets, keys, k)
+        o, d = estimate_topk(codes, planes[i], offsets, keys, k)
         out_offsets[i] = o
         out_distances[i] = d
     return out_offsets, out_distances
 
 
 @njit(nogil=True, cache=True)
-def hamming_candidates(codes, query_code, offsets, count):
-    """``count`` rows of ``offsets`` nearest ``query_code``: every row closer than some distance t, then
-    rows at t in offset order (int64 [count], -1 padded, unordered). Distances are small integers, so a
-    histogram finds t in two passes where a heap of ``count`` would sift on every tie."""
+def estimate_candidates(codes, planes, offsets, count):
+    """``count`` rows of ``offsets`` nearest the encoded query: every row with an estimate below some
+    t, then rows at t in offset order (int64 [count], -1 padded, unordered). Estimates are integers in
+    a range a few times the dimension wide, so a histogram finds t in two passes where a heap of
+    ``count`` would sift on every tie."""
     n = offsets.shape[0]
-    words = codes.shape[1]
-    distances = np.empty(n, dtype=np.int64)
-    histogram = np.zeros(words * WORD_BITS + 2, dtype=np.int64)
-    for j in range(n):
-        row = offsets[j]
-        total = 0
-        for w in range(words):
-            total += popcount(codes[row, w] ^ query_code[w])
-        distances[j] = total
-        histogram[total] += 1
     out = np.full(count, -1, dtype=np.int64)
     if n <= count:
         out[:n] = offsets
         return out
+    estimates = np.empty(n, dtype=np.int64)
+    low = np.iinfo(np.int64).max
+    high = np.iinfo(np.int64).min
+    for j in range(n):
+        e = -planes_score(codes[offsets[j]], planes)
+        estimates[j] = e
+        low = min(low, e)
+        high = max(high, e)
+    histogram = np.zeros(high - low + 1, dtype=np.int64)
+    for j in range(n):
+        histogram[estimates[j] - low] += 1
     threshold = 0
-    below = 0  # rows strictly closer than the threshold
+    below = 0  # rows strictly nearer than the threshold
     while below + histogram[threshold] < count:
         below += histogram[threshold]
         threshold += 1
+    threshold += low
     at_threshold = count - below
     filled = 0
     for j in range(n):
-        d = distances[j]
-        if d < threshold or (d == threshold and at_threshold > 0):
-            if d == threshold:
+        e = estimates[j]
+        if e < threshold or (e == threshold and at_threshold > 0):
+            if e == threshold:
                 at_threshold -= 1
             out[filled] = offsets[j]
             filled += 1

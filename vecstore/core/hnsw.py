@@ -29,7 +29,8 @@ L2, IP = 0, 1
 
 def distance(vectors, a, query, metric):
     """Distance from row ``a`` of ``vectors`` to ``query``, compiled per row type by the overload below:
-    float rows by ``metric``; uint64 rows (binary codes) by Hamming distance to a query code; uint8 rows
+    float rows by ``metric``; uint64 rows (binary codes) by Hamming distance to a query's sign code
+    [words] (a walk compares many rows: one XOR + popcount a word); uint8 rows
     (PQ codes) by the sum of a query's distance table float32 [m, 256]. Only callable from Numba."""
     raise TypeError("hnsw.distance runs inside Numba kernels only")
 
@@ -502,7 +503,7 @@ def _next_epoch(visited, epoch_box):
 def search_codes_single(codes, query_code, k, ef, entry, max_level, links0, counts0, links_up, counts_up,
                         upper_offset, mask, use_mask, visited, epoch_box, cand_d, cand_n, res_d, res_n):  # fmt: skip
     """``search_single`` walking the graph by the codes' distance (``distance``: binary codes uint64
-    [n, words] and a query code [words], or PQ codes uint8 [n, m] and a query table [m, 256]): the k
+    [n, words] and a query's sign code [words], or PQ codes uint8 [n, m] and a query table [m, 256]): the k
     nearest offsets [1, k] and their code distances [1, k], for rescoring."""
     epoch = _next_epoch(visited, epoch_box)
     one_n = np.empty(k, np.int32)

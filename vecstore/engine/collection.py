@@ -707,8 +707,8 @@ class Collection:
             return 1.0
         if not rescore and params.kind == "binary":
             raise InvalidArgument(
-                "rescore=False needs PQ codes: binary codes rank rows by Hamming distance, which is not a "
-                "distance in the collection's metric; keep rescore=True"
+                "rescore=False needs PQ codes: binary codes rank rows by a score (the query's values summed over "
+                "each row's sign bits) that is not a distance in the collection's metric; keep rescore=True"
             )
         return params.oversampling if oversampling is None else check_oversampling(oversampling, "oversampling")
 

@@ -44,9 +44,11 @@ EXACT_CALL_NS = 7_000.0
 TRAVERSE_NS_PER_DISTANCE = 55.0
 TWO_HOP_NS_PER_DISTANCE = 50.0
 GRAPH_CALL_NS = 10_000.0
-#: Quantised scans (flat over codes, one thread): about 0.7 ns per uint64 word of a binary code
-#: (git-commits 100k x 384-d and jeopardy 9.8k x 1536-d alike); PQ about 0.35 ns per code byte plus
-#: 0.54 ns per centroid dimension for the query's table (fitted on git-commits m=48 and jeopardy m=96).
+#: Quantised scans (flat over codes, one thread): a binary code scored by the 4-bit query about
+#: 5.5 ns a row plus 0.1 ns a uint64 word (the row's bookkeeping, not its popcounts, dominates: 6.2 ns
+#: a row at 384-d, 7.7 at 1536-d), after encoding the query at about 3 ns a dimension; PQ about
+#: 0.35 ns per code byte plus 0.54 ns per centroid dimension for the query's table (fitted on
+#: git-commits m=48 and jeopardy m=96).
 QUANTIZED_CALL_NS = 5_000.0
 #: A graph distance between binary codes costs about a float one at 384-d (memory latency dominates):
 #: 58 ns per modelled distance on git-commits 50k and on jeopardy 9.8k alike.
@@ -55,7 +57,9 @@ BINARY_GRAPH_DISTANCE_SCALE = 1.05
 #: (1536-d, 9.8k rows, m=16) measured about 258 ns per modelled distance against 55 below.
 HIGH_DIM_FROM = 784
 HIGH_DIM_NS_PER_DIM = 0.27
-BINARY_NS_PER_WORD = 0.7
+BINARY_NS_PER_ROW = 5.5
+BINARY_NS_PER_WORD = 0.1
+BINARY_ENCODE_NS_PER_DIM = 3.0
 PQ_NS_PER_LOOKUP = 0.35
 PQ_TABLE_NS_PER_DIM = 0.54
 PQ_CENTROIDS = 256
@@ -171,8 +175,8 @@ def quantized_graph_option(
     candidates rescored exactly; None where a masked walk would lose its recall."""
     candidates = max(k, math.ceil(k * oversampling))
     walk_ef = max(ef, candidates)
-    if kind == "binary":
-        scale, table = BINARY_GRAPH_DISTANCE_SCALE, 0.0
+    if kind == "binary":  # the walk ranks by Hamming; the encoded query re-ranks its result list
+        scale, table = BINARY_GRAPH_DISTANCE_SCALE, BINARY_ENCODE_NS_PER_DIM * dim
     else:
         scale = 1.0 + PQ_NS_PER_LOOKUP * code_width / TRAVERSE_NS_PER_DISTANCE
         table = PQ_TABLE_NS_PER_DIM * PQ_CENTROIDS * dim
@@ -195,7 +199,7 @@ def quantized_option(
     then an exact rescoring of the best ``k x oversampling``."""
     candidates = min(allowed_rows, math.ceil(k * oversampling))
     if kind == "binary":
-        scan = BINARY_NS_PER_WORD * code_width * allowed_rows
+        scan = BINARY_ENCODE_NS_PER_DIM * dim + (BINARY_NS_PER_ROW + BINARY_NS_PER_WORD * code_width) * allowed_rows
     else:
         scan = PQ_TABLE_NS_PER_DIM * PQ_CENTROIDS * dim + PQ_NS_PER_LOOKUP * code_width * allowed_rows
     rescoring = exact_cost(candidates, dim) if rescore else 0.0

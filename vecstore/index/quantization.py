@@ -1,6 +1,6 @@
 """Compact codes for a segment's vectors: binary (1 bit a dimension) and product quantisation.
 
-A quantiser picks candidates from its codes (Hamming distance, or PQ's table estimate); the float
+A quantiser picks candidates from its codes (a 4-bit query against 1-bit rows, or PQ's table estimate); the float
 vectors, which stay memory-mapped in the segment, then rescore them exactly. Only the codes (and PQ's
 codebooks) need to stay in memory. ``to_arrays`` / ``from_arrays`` hand the arrays to the storage layer
 and back, as the graphs do.
@@ -68,20 +68,34 @@ class BinaryQuantizer:
         return int(self.codes.nbytes + self.centre.nbytes)
 
     def candidates(self, queries: np.ndarray, offsets: np.ndarray, keys: np.ndarray, count: int) -> np.ndarray:
-        """``count`` rows of ``offsets`` nearest each query by Hamming distance: int64 [q, count], -1 padded.
-        The set is what matters (it is rescored): ties at the last distance may be broken differently
-        for one query (offset order) than in a batch (id order)."""
+        """``count`` rows of ``offsets`` nearest each query by the codes' estimate (``binary.planes_score``):
+        int64 [q, count], -1 padded. The set is what matters (it is rescored): ties at the last estimate
+        may be broken differently for one query (offset order) than in a batch (id order)."""
+        planes = self.encoded(queries)
         if queries.shape[0] == 1:
-            query_code = binary.pack_sign_row(queries[0], self.centre, self.metric == "cosine")
-            return binary.hamming_candidates(self.codes, query_code, offsets, count)[None, :]
-        query_codes = binary.pack_signs(code_rows(queries, self.metric), self.centre)
-        return binary.hamming_topk_batch(self.codes, query_codes, offsets, keys, count)[0]
+            return binary.estimate_candidates(self.codes, planes[0], offsets, count)[None, :]
+        return binary.estimate_topk_batch(self.codes, planes, offsets, keys, count)[0]
+
+    def encoded(self, queries: np.ndarray) -> np.ndarray:
+        """Each query centred and rounded to 4-bit values, as bit planes uint64 [q, QUERY_BITS, words]."""
+        if queries.shape[0] == 1:
+            return binary.query_planes(queries[0], self.centre, self.metric == "cosine")[None]
+        return binary.query_planes_batch(code_rows(queries, self.metric), self.centre)
 
     def traversal_queries(self, queries: np.ndarray) -> np.ndarray:
-        """What a graph walk over these codes compares rows with: each query's code, uint64 [q, words]."""
-        if queries.shape[0] == 1:
-            return binary.pack_sign_row(queries[0], self.centre, self.metric == "cosine")[None, :]
-        return binary.pack_signs(code_rows(queries, self.metric), self.centre)
+        """What a graph walk compares rows' codes with: each query's sign code uint64 [q, words] (Hamming:
+        a quarter of the 4-bit estimate's work, and a walk computes many)."""
+        return self.sign_codes(self.encoded(queries))
+
+    @staticmethod
+    def sign_codes(planes: np.ndarray) -> np.ndarray:
+        """The sign codes uint64 [q, words] of encoded queries (``encoded``)."""
+        return binary.sign_codes(planes)
+
+    def rerank(self, planes: np.ndarray, found: np.ndarray, count: int) -> np.ndarray:
+        """The ``count`` rows of a walk's ``found`` [q, pool] best by the 4-bit estimate of the encoded
+        queries ``planes``: int64 [q, count], -1 padded."""
+        return binary.estimate_rerank(self.codes, planes, found, count)
 
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         return {"kind": "binary", "metric": self.metric}, {"centre": self.centre, "codes": self.codes}

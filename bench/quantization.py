@@ -37,7 +37,10 @@ from bench.datasets import load_embedding_dataset, load_jeopardy
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 N_QUERIES = 200
 K = 10
-OVERSAMPLINGS = [1, 2, 3, 5, 8, 10, 15, 20]
+OVERSAMPLINGS = [1, 2, 3, 4, 5, 8, 10, 15, 20]
+#: walk breadths for the codes' graph: the collection's ef (64), and narrower ones (ef is raised to the
+#: candidate count where that is larger)
+CODE_EFS = [None, 20, 32, 48]
 FLOAT_EFS = [10, 16, 24, 32, 48, 64, 96, 128]
 HNSW = {"m": 16, "ef_construction": 100, "window_tree_beta": 0}
 
@@ -133,9 +136,7 @@ def part_bq(rows: int) -> dict:
                 found, qps, plan = _single(plain, queries, ef=ef)
                 float_rows.append({"ef": ef, "recall": _recall(found, truth), "qps": qps, "plan": plan})
             for over in OVERSAMPLINGS:
-                # the walk's breadth at the collection's ef (64), and at just the candidates it must return:
-                # the codes' own speed/recall knob, as ef is the float graph's
-                for ef in (None, max(K, K * over)):
+                for ef in CODE_EFS:  # the codes' own speed/recall knob, as ef is the float graph's
                     found, qps, plan = _single(bq, queries, oversampling=over, ef=ef)
                     bq_rows.append({"oversampling": over, "ef": ef, "recall": _recall(found, truth), "qps": qps,
                                     "plan": plan})  # fmt: skip

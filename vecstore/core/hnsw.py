@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from vecstore.core.binary import popcount
+from vecstore.core.binary import planes_score
 from vecstore.core.prefetch import prefetch_row
 
 L2, IP = 0, 1
@@ -29,8 +29,8 @@ L2, IP = 0, 1
 
 def distance(vectors, a, query, metric):
     """Distance from row ``a`` of ``vectors`` to ``query``, compiled per row type by the overload below:
-    float rows by ``metric``; uint64 rows (binary codes) by Hamming distance to a query's sign code
-    [words] (a walk compares many rows: one XOR + popcount a word); uint8 rows
+    float rows by ``metric``; uint64 rows (binary codes) by the estimate of an encoded query uint64
+    [QUERY_BITS, words] (``binary.planes_score``, negated); uint8 rows
     (PQ codes) by the sum of a query's distance table float32 [m, 256]. Only callable from Numba."""
     raise TypeError("hnsw.distance runs inside Numba kernels only")
 
@@ -52,14 +52,10 @@ def _distance_for(vectors, a, query, metric):
 
     if vectors.dtype == types.uint64:
 
-        def hamming(vectors, a, query, metric):
-            row = vectors[a]
-            total = 0
-            for w in range(query.shape[0]):
-                total += popcount(row[w] ^ query[w])
-            return np.float32(total)
+        def four_bit_estimate(vectors, a, query, metric):
+            return np.float32(-planes_score(vectors[a], query))
 
-        return hamming
+        return four_bit_estimate
 
     def real(vectors, a, query, metric):
         row = vectors[a]
@@ -503,7 +499,8 @@ def _next_epoch(visited, epoch_box):
 def search_codes_single(codes, query_code, k, ef, entry, max_level, links0, counts0, links_up, counts_up,
                         upper_offset, mask, use_mask, visited, epoch_box, cand_d, cand_n, res_d, res_n):  # fmt: skip
     """``search_single`` walking the graph by the codes' distance (``distance``: binary codes uint64
-    [n, words] and a query's sign code [words], or PQ codes uint8 [n, m] and a query table [m, 256]): the k
+    [n, words] and an encoded query [QUERY_BITS, words], or PQ codes uint8 [n, m] and a query table
+    [m, 256]): the k
     nearest offsets [1, k] and their code distances [1, k], for rescoring."""
     epoch = _next_epoch(visited, epoch_box)
     one_n = np.empty(k, np.int32)

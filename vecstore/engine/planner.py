@@ -51,7 +51,8 @@ GRAPH_CALL_NS = 10_000.0
 #: git-commits m=48 and jeopardy m=96).
 QUANTIZED_CALL_NS = 5_000.0
 #: A graph distance between binary codes costs about a float one at 384-d (memory latency dominates):
-#: 58 ns per modelled distance on git-commits 50k and on jeopardy 9.8k alike.
+#: 58 ns per modelled distance on git-commits 50k and on jeopardy 9.8k alike (measured by Hamming;
+#: the 4-bit query's four popcounts a word walked jeopardy at the same speed).
 BINARY_GRAPH_DISTANCE_SCALE = 1.05
 #: Above about 800 dimensions a float graph distance is bound by bandwidth, not latency: jeopardy
 #: (1536-d, 9.8k rows, m=16) measured about 258 ns per modelled distance against 55 below.
@@ -175,7 +176,7 @@ def quantized_graph_option(
     candidates rescored exactly; None where a masked walk would lose its recall."""
     candidates = max(k, math.ceil(k * oversampling))
     walk_ef = max(ef, candidates)
-    if kind == "binary":  # the walk ranks by Hamming; the encoded query re-ranks its result list
+    if kind == "binary":  # plus encoding the query
         scale, table = BINARY_GRAPH_DISTANCE_SCALE, BINARY_ENCODE_NS_PER_DIM * dim
     else:
         scale = 1.0 + PQ_NS_PER_LOOKUP * code_width / TRAVERSE_NS_PER_DISTANCE

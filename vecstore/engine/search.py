@@ -126,12 +126,6 @@ def _quantized_graph_search(
     assert codes is not None and graph is not None
     mask = view.live if allowed.found_by == "all_live_rows" else allowed.mask(view.num_rows)
     count = k if not rescore else max(k, math.ceil(k * oversampling))
-    if codes.kind == "binary":
-        # the walk ranks by Hamming distance (cheap, and it computes many); its whole result list is
-        # then re-ranked by the finer 4-bit estimate, whose best ``count`` are rescored
-        planes = codes.encoded(queries)
-        pool, _ = graph.search_codes(codes.codes, codes.sign_codes(planes), max(ef, count), ef, mask, two_hop)
-        return _rescored(view, index, queries, codes.rerank(planes, pool, count), k, metric)
     found, estimates = graph.search_codes(codes.codes, codes.traversal_queries(queries), count, ef, mask, two_hop)
     if not rescore:
         if codes.metric == "cosine":

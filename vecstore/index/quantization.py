@@ -71,31 +71,17 @@ class BinaryQuantizer:
         """``count`` rows of ``offsets`` nearest each query by the codes' estimate (``binary.planes_score``):
         int64 [q, count], -1 padded. The set is what matters (it is rescored): ties at the last estimate
         may be broken differently for one query (offset order) than in a batch (id order)."""
-        planes = self.encoded(queries)
+        planes = self.traversal_queries(queries)
         if queries.shape[0] == 1:
             return binary.estimate_candidates(self.codes, planes[0], offsets, count)[None, :]
         return binary.estimate_topk_batch(self.codes, planes, offsets, keys, count)[0]
 
-    def encoded(self, queries: np.ndarray) -> np.ndarray:
-        """Each query centred and rounded to 4-bit values, as bit planes uint64 [q, QUERY_BITS, words]."""
+    def traversal_queries(self, queries: np.ndarray) -> np.ndarray:
+        """What rows' codes are compared with, in a scan or a graph walk: each query centred and rounded
+        to 4-bit values, as bit planes uint64 [q, QUERY_BITS, words]."""
         if queries.shape[0] == 1:
             return binary.query_planes(queries[0], self.centre, self.metric == "cosine")[None]
         return binary.query_planes_batch(code_rows(queries, self.metric), self.centre)
-
-    def traversal_queries(self, queries: np.ndarray) -> np.ndarray:
-        """What a graph walk compares rows' codes with: each query's sign code uint64 [q, words] (Hamming:
-        a quarter of the 4-bit estimate's work, and a walk computes many)."""
-        return self.sign_codes(self.encoded(queries))
-
-    @staticmethod
-    def sign_codes(planes: np.ndarray) -> np.ndarray:
-        """The sign codes uint64 [q, words] of encoded queries (``encoded``)."""
-        return binary.sign_codes(planes)
-
-    def rerank(self, planes: np.ndarray, found: np.ndarray, count: int) -> np.ndarray:
-        """The ``count`` rows of a walk's ``found`` [q, pool] best by the 4-bit estimate of the encoded
-        queries ``planes``: int64 [q, count], -1 padded."""
-        return binary.estimate_rerank(self.codes, planes, found, count)
 
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         return {"kind": "binary", "metric": self.metric}, {"centre": self.centre, "codes": self.codes}

@@ -127,3 +127,74 @@ def test_the_planner_takes_a_tree_strategy_where_it_is_cheapest(sorted_collectio
     inside = (ts >= 100) & (ts < 700) & (np.arange(ROWS) % 10 < 5) & ~np.isin(ids, deleted)
     want, _ = exact_search("l2", queries, vectors[inside], ids[inside], 10)
     assert recall(res.ids, want) >= 0.95 and np.isin(res.ids[res.ids >= 0], ids[inside]).all()
+
+
+CODE_DIM = 64
+
+
+def spread(n: int, seed: int, dim: int = CODE_DIM) -> np.ndarray:
+    """Clusters loose enough for one-bit codes to rank within them (tight ones defeat any code)."""
+    rng = np.random.default_rng(seed)
+    centres = np.random.default_rng(30).standard_normal((30, dim)) * 2
+    return (centres[rng.integers(0, 30, n)] + rng.standard_normal((n, dim))).astype(np.float32)
+
+
+@pytest.fixture(scope="module", params=[("binary", 20), ("pq", 10)], ids=["binary", "pq"])
+def quantized_tree(request, tmp_path_factory):
+    """A sorted, quantised segment with a window tree and 10% of its rows deleted."""
+    kind, oversampling = request.param
+    quantization = {"kind": kind, "oversampling": oversampling} | ({"pq_m": 16} if kind == "pq" else {})
+    db = vecstore.connect(tmp_path_factory.mktemp("wtq") / "db")
+    col = db.create_collection("q", dim=CODE_DIM, metric="cosine", attributes={"t": "int64"}, window="t", hnsw=HNSW,
+                               quantization=quantization)  # fmt: skip
+    vectors = spread(ROWS, seed=31)
+    ts = np.random.default_rng(32).permutation(ROWS)
+    ids = np.arange(ROWS, dtype=np.int64) * 5 + 1
+    col.upsert(ids, vectors, {"t": ts})
+    col.seal()
+    assert col.wait_for_indexes(timeout=300)
+    deleted = ids[np.random.default_rng(33).random(ROWS) < 0.1]
+    col.delete(deleted)
+    yield col, ids, vectors, ts, deleted, oversampling
+    db.close()
+
+
+@pytest.mark.parametrize(("low", "high"), WINDOWS)
+def test_tree_strategies_walked_over_codes_pass_the_subset_test(quantized_tree, monkeypatch, low, high):
+    """Bucket graphs walked over codes, candidates rescored: only live rows in the window, recall@10
+    >= 0.95 against exact search over them."""
+    from vecstore.engine.window_search import tree_walk
+
+    col, ids, vectors, ts, deleted, oversampling = quantized_tree
+    (view,) = col._snapshot()
+    assert tree_walk(view, 10, oversampling, True) is None  # at 64-d a code distance saves nothing
+    monkeypatch.setattr(planner, "float_distance_scale", lambda dim: 100.0)  # as on high-dimensional rows
+    walk = tree_walk(view, 10, oversampling, True)
+    assert walk is not None and walk.count == 10 * oversampling and tree_walk(view, 10, oversampling, False) is None
+    allowed = allowed_rows(view, parse_filter(f"t >= {low} and t < {high}"))
+    options = tree_options(view, allowed, 64, HNSW["m"], prune=False, walk=walk)
+    assert options and all("codes" in o.reason for o in options)
+    inside = (ts >= low) & (ts < high) & ~np.isin(ids, deleted)
+    queries = spread(30, seed=34)
+    want, _ = exact_search("cosine", queries, vectors[inside], ids[inside], 10)
+    for option in options:
+        for batch in (queries, queries[:1]):
+            hits = run_tree_option(view, 0, allowed, option, batch, 10, 64, 2, walk)
+            got = hits.ids
+            assert np.isin(got[got >= 0], ids[inside]).all(), option.strategy  # never outside, never deleted
+            assert np.all(np.diff(np.where(got >= 0, hits.distances, np.inf), axis=1) >= 0)
+            assert recall(got, want[: batch.shape[0]]) >= 0.95, (option.strategy, option.reason)
+
+
+def test_the_planner_walks_the_tree_over_codes_where_float_distances_cost_more(quantized_tree, monkeypatch):
+    col, ids, vectors, ts, deleted, _ = quantized_tree
+    monkeypatch.setattr(planner, "float_distance_scale", lambda dim: 100.0)
+    monkeypatch.setattr(planner, "QUANTIZED_CALL_NS", 1e9)  # flat code scans out of the way
+    queries = spread(10, seed=35)
+    res = col.search(queries, k=10, filter="t >= 2990 and t < 6020", explain=True)
+    plan = res.plan[0]["segments"][0]
+    assert plan["strategy"] in (planner.WINDOW_COVER, planner.WINDOW_THREE_SPLIT, planner.WINDOW_POSTFILTER), plan
+    assert "codes" in plan["reason"], plan
+    inside = (ts >= 2990) & (ts < 6020) & ~np.isin(ids, deleted)
+    want, _ = exact_search("cosine", queries, vectors[inside], ids[inside], 10)
+    assert recall(res.ids, want) >= 0.95 and np.isin(res.ids[res.ids >= 0], ids[inside]).all()

@@ -9,6 +9,7 @@ import numpy as np
 from vecstore.core.exact import PARALLEL_SCAN_MIN_ROWS, exact_topk, topk_scan_one
 from vecstore.core.topk import label_found
 from vecstore.engine.views import SegmentView
+from vecstore.index.quantization import rescore as rescore_candidates
 
 
 @dataclass
@@ -55,3 +56,11 @@ def found_hits(view: SegmentView, index: int, found: np.ndarray, distances: np.n
     """Hits from segment offsets (-1 padded): ids looked up, padding marked in every array."""
     ids, source = label_found(found, view.ids, index)
     return Hits(source, ids, found, distances)
+
+
+def rescored(view: SegmentView, index: int, queries: np.ndarray, candidates: np.ndarray, k: int, metric: int) -> Hits:
+    """Exact top-k of each query among its candidate rows [q, c] (-1 entries are padding)."""
+    if queries.shape[0] == 1:  # one kernel call, as for any single scan
+        return scan_rows(view, index, candidates[0][candidates[0] >= 0], queries, k, metric)
+    found, distances = rescore_candidates(view.vectors, view.norms, queries, candidates, view.ids, k, metric)
+    return found_hits(view, index, found, distances)

@@ -160,6 +160,19 @@ def masked_graph_option(allowed: int, graph_rows: int, ef: int, m: int, scale: f
     return HNSW, GRAPH_CALL_NS + TRAVERSE_NS_PER_DISTANCE * scale * TRAVERSE_WORK_PER_EF_LINK * 2 * m * ef / fraction
 
 
+def code_graph_scale(kind: str, code_width: int) -> float:
+    """A graph distance over codes (``code_width``: uint64 words a binary code, bytes a PQ code)
+    relative to the calibrated float one."""
+    if kind == "binary":
+        return BINARY_GRAPH_DISTANCE_SCALE
+    return 1.0 + PQ_NS_PER_LOOKUP * code_width / TRAVERSE_NS_PER_DISTANCE
+
+
+def code_query_ns(kind: str, dim: int) -> float:
+    """Preparing a query for its codes: the 4-bit encoding (binary) or the distance table (PQ)."""
+    return BINARY_ENCODE_NS_PER_DIM * dim if kind == "binary" else PQ_TABLE_NS_PER_DIM * PQ_CENTROIDS * dim
+
+
 def quantized_graph_option(
     allowed_rows: int,
     graph_rows: int,
@@ -176,12 +189,7 @@ def quantized_graph_option(
     candidates rescored exactly; None where a masked walk would lose its recall."""
     candidates = max(k, math.ceil(k * oversampling))
     walk_ef = max(ef, candidates)
-    if kind == "binary":  # plus encoding the query
-        scale, table = BINARY_GRAPH_DISTANCE_SCALE, BINARY_ENCODE_NS_PER_DIM * dim
-    else:
-        scale = 1.0 + PQ_NS_PER_LOOKUP * code_width / TRAVERSE_NS_PER_DISTANCE
-        table = PQ_TABLE_NS_PER_DIM * PQ_CENTROIDS * dim
-    walk = masked_graph_option(allowed_rows, graph_rows, walk_ef, m, scale)
+    walk = masked_graph_option(allowed_rows, graph_rows, walk_ef, m, code_graph_scale(kind, code_width))
     if walk is None:
         return None
     rescoring = exact_cost(min(candidates, allowed_rows), dim) if rescore else 0.0
@@ -190,7 +198,8 @@ def quantized_graph_option(
     why = (
         f"graph walked over {kind} codes{' through two-hop edges' if two_hop else ''} (ef {{}}), {{}} candidates {how}"
     )
-    return Option(QUANTIZED_HNSW, walk[1] + table + rescoring, why, (walk_ef, candidates), ("quantized_graph", two_hop))
+    cost = walk[1] + code_query_ns(kind, dim) + rescoring
+    return Option(QUANTIZED_HNSW, cost, why, (walk_ef, candidates), ("quantized_graph", two_hop))
 
 
 def quantized_option(
@@ -200,9 +209,10 @@ def quantized_option(
     then an exact rescoring of the best ``k x oversampling``."""
     candidates = min(allowed_rows, math.ceil(k * oversampling))
     if kind == "binary":
-        scan = BINARY_ENCODE_NS_PER_DIM * dim + (BINARY_NS_PER_ROW + BINARY_NS_PER_WORD * code_width) * allowed_rows
+        scan = (BINARY_NS_PER_ROW + BINARY_NS_PER_WORD * code_width) * allowed_rows
     else:
-        scan = PQ_TABLE_NS_PER_DIM * PQ_CENTROIDS * dim + PQ_NS_PER_LOOKUP * code_width * allowed_rows
+        scan = PQ_NS_PER_LOOKUP * code_width * allowed_rows
+    scan += code_query_ns(kind, dim)
     rescoring = exact_cost(candidates, dim) if rescore else 0.0
     how = "{} candidates rescored" if rescore else "{} candidates by their estimates, not rescored"
     why = f"{kind} codes of {{}} rows, {how}"

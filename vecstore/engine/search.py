@@ -12,7 +12,7 @@ import pyarrow as pa
 from vecstore.core.exact import GEMM_MIN_QUERIES, exact_topk
 from vecstore.engine.allowed import Allowed, allowed_rows
 from vecstore.engine.filtering import cardinality
-from vecstore.engine.hits import Hits, found_hits, merge_hits, scan_rows
+from vecstore.engine.hits import Hits, found_hits, merge_hits, rescored, scan_rows
 from vecstore.engine.planner import (
     EMPTY,
     HNSW_TWO_HOP,
@@ -25,9 +25,8 @@ from vecstore.engine.planner import (
     quantized_option,
 )
 from vecstore.engine.views import SegmentView
-from vecstore.engine.window_search import run_tree_option, tree_options
+from vecstore.engine.window_search import run_tree_option, tree_options, tree_walk
 from vecstore.filters import Node
-from vecstore.index.quantization import rescore as rescore_candidates
 from vecstore.types import METRIC_CODES, SearchResult
 
 
@@ -97,15 +96,7 @@ def _quantized_search(
         found, distances = codes.estimates(queries, offsets, view.ids, k)  # type: ignore[union-attr]
         return found_hits(view, index, found, distances)
     candidates = codes.candidates(queries, offsets, view.ids, max(k, math.ceil(k * oversampling)))
-    return _rescored(view, index, queries, candidates, k, metric)
-
-
-def _rescored(view: SegmentView, index: int, queries: np.ndarray, candidates: np.ndarray, k: int, metric: int) -> Hits:
-    """Exact top-k of each query among its candidate rows (-1 entries are padding)."""
-    if queries.shape[0] == 1:  # one kernel call, as for any single scan
-        return scan_rows(view, index, candidates[0][candidates[0] >= 0], queries, k, metric)
-    found, distances = rescore_candidates(view.vectors, view.norms, queries, candidates, view.ids, k, metric)
-    return found_hits(view, index, found, distances)
+    return rescored(view, index, queries, candidates, k, metric)
 
 
 def _quantized_graph_search(
@@ -131,7 +122,7 @@ def _quantized_graph_search(
         if codes.metric == "cosine":
             estimates = np.where(found >= 0, estimates + np.float32(1.0), estimates)
         return found_hits(view, index, found, estimates)
-    return _rescored(view, index, queries, found, k, metric)
+    return rescored(view, index, queries, found, k, metric)
 
 
 def _quantized_graph(view: SegmentView, allowed_rows: int, ef: int, m: int, k: int, oversampling: float,
@@ -189,6 +180,7 @@ def search_views(
         allowed = allowed_rows(view, node)
         offsets = allowed.offsets
         search_ef = max(ef, k)
+        walk = None if exact or view.tree is None else tree_walk(view, k, oversampling, rescore)
         plan, option = plan_segment(
             view.name,
             int(offsets.shape[0]),
@@ -199,7 +191,7 @@ def search_views(
             ef=search_ef,
             m=m,
             dim=queries.shape[1],
-            tree_options=None if exact or view.graph is None else tree_options(view, allowed, search_ef, m),
+            tree_options=None if exact or view.graph is None else tree_options(view, allowed, search_ef, m, walk=walk),
             quantized=None
             if exact or view.codes is None
             else quantized_option(
@@ -228,7 +220,7 @@ def search_views(
                     view, index, allowed, queries, k, search_ef, oversampling, rescore, two_hop, metric_code
                 )
             elif option.detail is not None:
-                hits = run_tree_option(view, index, allowed, option, queries, k, ef, metric_code)
+                hits = run_tree_option(view, index, allowed, option, queries, k, ef, metric_code, walk)
             else:
                 hits = _graph_search(view, index, allowed, queries, k, ef, plan.strategy == HNSW_TWO_HOP)
             last = hits.ids[:, min(k, offsets.shape[0]) - 1]  # padding sorts last

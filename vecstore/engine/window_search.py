@@ -1,21 +1,33 @@
 """Searching a sorted segment through its window tree: pricing the tree's strategies for the rows a
-filter allows, and running the chosen one (see ``vecstore.index.window_tree`` and the planner)."""
+filter allows, and running the chosen one (see ``vecstore.index.window_tree`` and the planner).
+
+In a quantised collection whose codes are cheaper to compare than its float rows (high dimensions),
+the bucket graphs are walked over the segment's codes instead (a bucket's codes are a slice of the
+segment's, as its rows are): each bucket search yields ``k x oversampling`` candidates, and all of
+them are rescored exactly together.
+"""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 
+from vecstore.engine import planner
 from vecstore.engine.allowed import Allowed
-from vecstore.engine.hits import Hits, found_hits, merge_hits, scan_rows
+from vecstore.engine.hits import Hits, found_hits, merge_hits, rescored, scan_rows
 from vecstore.engine.planner import (
     EXACT_CALL_NS,
+    EXACT_NS_PER_ROW_DIM,
     HNSW_TWO_HOP,
     WINDOW_COVER,
     WINDOW_POSTFILTER,
     WINDOW_THREE_SPLIT,
     Option,
+    code_graph_scale,
+    code_query_ns,
     exact_cost,
-    float_distance_scale,
     masked_graph_option,
     unfiltered_graph_cost,
 )
@@ -23,18 +35,55 @@ from vecstore.engine.views import SegmentView
 from vecstore.index.window_tree import Bucket, bucket_bounds
 
 
-def _part_option(allowed: int, rows: int, has_graph: bool, ef: int, m: int, dim: int) -> tuple[float, bool | None]:
+@dataclass(frozen=True)
+class CodeWalk:
+    """Bucket graphs walked over codes: ``count`` candidates a bucket search (its ef at least that),
+    a code distance ``scale`` times the calibrated float one, and ``query_ns`` to prepare the query."""
+
+    kind: str
+    count: int
+    scale: float
+    query_ns: float
+
+    def rescoring_ns(self, dim: int) -> float:
+        """Rescoring one bucket search's candidates (the call itself is priced once per option)."""
+        return EXACT_NS_PER_ROW_DIM * dim * self.count
+
+
+def tree_walk(view: SegmentView, k: int, oversampling: float, rescore: bool) -> CodeWalk | None:
+    """How the window tree walks its buckets in ``view``: over its codes when it has them, the search
+    rescores, and a code distance costs less than a float one; else None (over the float rows)."""
+    codes = view.codes
+    if codes is None or not rescore:
+        return None
+    dim = view.vectors.shape[1]
+    scale = code_graph_scale(codes.kind, codes.codes.shape[1])
+    if scale >= planner.float_distance_scale(dim):
+        return None
+    return CodeWalk(codes.kind, max(k, math.ceil(k * oversampling)), scale, code_query_ns(codes.kind, dim))
+
+
+def _part_option(allowed: int, rows: int, has_graph: bool, ef: int, m: int, dim: int,
+                 walk: CodeWalk | None = None) -> tuple[float, bool | None]:  # fmt: skip
     """Cost of the part of a window inside a bucket of ``rows`` rows: (cost, two_hop) through its graph,
     or (cost, None) scanned exactly, whichever is cheaper."""
-    graph = masked_graph_option(allowed, rows, ef, m, float_distance_scale(dim)) if has_graph else None
-    if graph is not None and graph[1] < exact_cost(allowed, dim):
-        return graph[1], graph[0] == HNSW_TWO_HOP
+    graph = masked_graph_option(allowed, rows, ef, m, _scale(walk, dim)) if has_graph else None
+    extra = 0.0 if walk is None else walk.rescoring_ns(dim)
+    if graph is not None and graph[1] + extra < exact_cost(allowed, dim):
+        return graph[1] + extra, graph[0] == HNSW_TWO_HOP
     return exact_cost(allowed, dim), None
 
 
-def tree_options(view: SegmentView, allowed: Allowed, ef: int, m: int, prune: bool = True) -> list[Option]:
+def _scale(walk: CodeWalk | None, dim: int) -> float:
+    return planner.float_distance_scale(dim) if walk is None else walk.scale
+
+
+def tree_options(
+    view: SegmentView, allowed: Allowed, ef: int, m: int, prune: bool = True, walk: CodeWalk | None = None
+) -> list[Option]:
     """The window tree's ways to search ``allowed``, priced. Postfiltering applies to any filter whose
     rows lie close together in window order; cover and three-split to windows (a slice of that order).
+    With ``walk`` the bucket graphs are priced as walked over codes, candidates rescored.
 
     Runs for every query on a sorted segment, so it prices with integers only; the buckets are built
     when an option is run. ``prune=False`` prices every option, even those that cannot win.
@@ -42,7 +91,13 @@ def tree_options(view: SegmentView, allowed: Allowed, ef: int, m: int, prune: bo
     tree = view.tree
     count = int(allowed.offsets.shape[0])
     dim = view.vectors.shape[1]
-    scale = float_distance_scale(dim)
+    scale = _scale(walk, dim)
+    if walk is not None:
+        ef = max(ef, walk.count)
+    # per bucket search: rescoring its candidates; per option: preparing the query and one rescoring call
+    piece = 0.0 if walk is None else walk.rescoring_ns(dim)
+    once = 0.0 if walk is None else walk.query_ns + EXACT_CALL_NS
+    how = "" if walk is None else f", walked over {walk.kind} codes"
     if tree is None or count == 0 or (prune and exact_cost(count, dim) <= unfiltered_graph_cost(ef, m, scale=scale)):
         return []  # nothing to gain: a scan of these rows beats any graph search
     lo, hi = int(allowed.offsets[0]), int(allowed.offsets[-1]) + 1
@@ -53,10 +108,10 @@ def tree_options(view: SegmentView, allowed: Allowed, ef: int, m: int, prune: bo
         start, stop = bucket_bounds(n, beta, level, number)
         graph = masked_graph_option(count, stop - start, ef, m, scale)
         if graph is not None:
-            why = "a level-{} bucket of {} rows holds every allowed row ({:.1%})"
+            why = "a level-{} bucket of {} rows holds every allowed row ({:.1%})" + how
             args = (level, stop - start, count / (stop - start))
             detail = ("postfilter", level, number, graph[0] == HNSW_TWO_HOP)
-            options.append(Option(WINDOW_POSTFILTER, graph[1], why, args, detail))
+            options.append(Option(WINDOW_POSTFILTER, graph[1] + piece + once, why, args, detail))
     # cover and three-split search at least two pieces, one an unfiltered graph search: skip pricing them
     # when an option at hand is already cheaper than that floor
     at_hand = min([exact_cost(count, dim)] + [o.cost_ns for o in options])
@@ -68,14 +123,14 @@ def tree_options(view: SegmentView, allowed: Allowed, ef: int, m: int, prune: bo
     ):
         return options
     live_fraction = view.live_count / max(view.num_rows, 1)
-    unfiltered = unfiltered_graph_cost(ef, m, live_fraction, scale)
+    unfiltered = unfiltered_graph_cost(ef, m, live_fraction, scale) + piece
     buckets, ranges, ragged = tree.cover_size(lo, hi)
     if buckets > 1 or (buckets and ranges):
-        cost = buckets * unfiltered + ranges * EXACT_CALL_NS + exact_cost(ragged, dim) - EXACT_CALL_NS
-        why = "{} buckets inside the window and {} rows at its ends"
+        cost = buckets * unfiltered + ranges * EXACT_CALL_NS + exact_cost(ragged, dim) - EXACT_CALL_NS + once
+        why = "{} buckets inside the window and {} rows at its ends" + how
         options.append(Option(WINDOW_COVER, cost, why, (buckets, ragged), ("cover", lo, hi)))
     if level < tree.depth:
-        cost, whole, cut = 0.0, 0, 0
+        cost, whole, cut = once, 0, 0
         for child in range(number * beta, (number + 1) * beta):
             start, stop = bucket_bounds(n, beta, level + 1, child)
             first, last = max(lo, start), min(hi, stop)
@@ -84,18 +139,43 @@ def tree_options(view: SegmentView, allowed: Allowed, ef: int, m: int, prune: bo
             if first == start and last == stop:
                 cost, whole = cost + unfiltered, whole + 1
             else:
-                cost, cut = cost + _part_option(last - first, stop - start, True, ef, m, dim)[0], cut + 1
+                cost, cut = cost + _part_option(last - first, stop - start, True, ef, m, dim, walk)[0], cut + 1
         if whole + cut > 1:
-            why = "{} whole child buckets and {} cut ones"
+            why = "{} whole child buckets and {} cut ones" + how
             options.append(Option(WINDOW_THREE_SPLIT, cost, why, (whole, cut), ("three_split", lo, hi, ef, m)))
     return options
 
 
-def _bucket_search(
-    view: SegmentView, index: int, bucket: Bucket, queries: np.ndarray, k: int, ef: int, mask, two_hop: bool
-) -> Hits:
-    found, distances = bucket.index.search_validated(queries, k, max(ef, k), mask, two_hop=two_hop)
-    return found_hits(view, index, np.where(found >= 0, found + bucket.start, -1), distances)
+class _Pieces:
+    """The parts of one tree search: exact hits, and (walking over codes) candidates to rescore."""
+
+    def __init__(self, view: SegmentView, index: int, queries: np.ndarray, k: int, ef: int, walk: CodeWalk | None):
+        self.view, self.index, self.queries, self.k, self.walk = view, index, queries, k, walk
+        self.ef = ef if walk is None else max(ef, walk.count)
+        self.hits: list[Hits] = []
+        self.candidates: list[np.ndarray] = []
+        codes = view.codes
+        self.code_queries = None if walk is None or codes is None else codes.traversal_queries(queries)
+
+    def bucket(self, bucket: Bucket, mask, two_hop: bool) -> None:
+        if self.code_queries is None:
+            found, distances = bucket.index.search_validated(self.queries, self.k, max(self.ef, self.k), mask,
+                                                             two_hop=two_hop)  # fmt: skip
+            offsets = np.where(found >= 0, found + bucket.start, -1)
+            self.hits.append(found_hits(self.view, self.index, offsets, distances))
+            return
+        codes = self.view.codes.codes[bucket.start : bucket.stop]
+        found, _ = bucket.index.search_codes(codes, self.code_queries, self.walk.count, self.ef, mask, two_hop)
+        self.candidates.append(np.where(found >= 0, found + bucket.start, -1))
+
+    def scan(self, offsets: np.ndarray, metric_code: int) -> None:
+        self.hits.append(scan_rows(self.view, self.index, offsets, self.queries, self.k, metric_code))
+
+    def merged(self, metric_code: int) -> Hits:
+        if self.candidates:
+            self.hits.append(rescored(self.view, self.index, self.queries, np.concatenate(self.candidates, axis=1),
+                                      self.k, metric_code))  # fmt: skip
+        return merge_hits(self.hits, self.queries.shape[0], self.k)
 
 
 def _live_range(view: SegmentView, start: int, stop: int) -> np.ndarray:
@@ -112,36 +192,33 @@ def run_tree_option(
     k: int,
     ef: int,
     metric_code: int,
+    walk: CodeWalk | None = None,
 ) -> Hits:
-    """Run a window-tree option on one segment; the pieces cover disjoint rows and merge by distance."""
+    """Run a window-tree option on one segment (over codes with ``walk``, as it was priced); the pieces
+    cover disjoint rows and merge by distance."""
     kind = option.detail[0]
     live = view.live
-    nq = queries.shape[0]
-    pieces: list[Hits] = []
+    pieces = _Pieces(view, index, queries, k, ef, walk)
     if kind == "postfilter":
         _, level, number, two_hop = option.detail
         bucket = view.tree.bucket(level, number)
-        mask = allowed.mask(view.num_rows)[bucket.start : bucket.stop]
-        pieces.append(_bucket_search(view, index, bucket, queries, k, ef, mask, two_hop))
+        pieces.bucket(bucket, allowed.mask(view.num_rows)[bucket.start : bucket.stop], two_hop)
     elif kind == "cover":
         buckets, ranges = view.tree.cover(option.detail[1], option.detail[2])
         for bucket in buckets:
-            mask = None if live is None else live[bucket.start : bucket.stop]
-            pieces.append(_bucket_search(view, index, bucket, queries, k, ef, mask, False))
+            pieces.bucket(bucket, None if live is None else live[bucket.start : bucket.stop], False)
         for start, stop in ranges:
-            pieces.append(scan_rows(view, index, _live_range(view, start, stop), queries, k, metric_code))
+            pieces.scan(_live_range(view, start, stop), metric_code)
     else:
         _, lo, hi, priced_ef, m = option.detail
         whole, parts = view.tree.three_split(lo, hi)
         for bucket in whole:
-            mask = None if live is None else live[bucket.start : bucket.stop]
-            pieces.append(_bucket_search(view, index, bucket, queries, k, ef, mask, False))
+            pieces.bucket(bucket, None if live is None else live[bucket.start : bucket.stop], False)
         dim = view.vectors.shape[1]
         for child, start, stop in parts:
-            two_hop = _part_option(stop - start, child.rows, child.index is not None, priced_ef, m, dim)[1]
+            two_hop = _part_option(stop - start, child.rows, child.index is not None, priced_ef, m, dim, walk)[1]
             if two_hop is None:
-                pieces.append(scan_rows(view, index, _live_range(view, start, stop), queries, k, metric_code))
+                pieces.scan(_live_range(view, start, stop), metric_code)
             else:
-                mask = allowed.mask(view.num_rows)[child.start : child.stop]
-                pieces.append(_bucket_search(view, index, child, queries, k, ef, mask, two_hop))
-    return merge_hits(pieces, nq, k)
+                pieces.bucket(child, allowed.mask(view.num_rows)[child.start : child.stop], two_hop)
+    return pieces.merged(metric_code)

@@ -226,3 +226,28 @@ def test_pq_graph_walk_without_rescoring_returns_estimates(tmp_path, code_graphs
         assert (np.diff(result.distances, axis=1) >= 0).all()  # ascending estimates
         rescored = col.search(queries[:4], k=10)
         assert not np.array_equal(result.distances, rescored.distances)
+
+
+def test_close_cancels_a_codes_build_in_progress(tmp_path, monkeypatch):
+    """A codes build polls should_stop: closing the database ends it and leaves no codes file."""
+    from vecstore.index.quantization import BinaryQuantizer
+
+    started = []
+    real_fit = BinaryQuantizer.fit
+
+    def slow_fit(vectors, metric, should_stop=None):
+        started.append(True)
+        while not should_stop():  # a build that only ends when cancelled
+            pass
+        return real_fit(vectors, metric, should_stop)
+
+    monkeypatch.setattr(BinaryQuantizer, "fit", staticmethod(slow_fit))
+    vectors, _, _ = _data()
+    db = vecstore.connect(tmp_path / "db")
+    col = db.create_collection("b", dim=DIM, quantization={"kind": "binary"}, hnsw={"m": 8, "ef_construction": 40})
+    col.upsert(np.arange(N), vectors)
+    col.seal()
+    assert not col.wait_for_indexes(timeout=0.5)
+    assert started and col.describe()["segments"][0]["codes"] == "building"
+    db.close()  # returns: the build saw the stop request and raised BuildCancelled
+    assert list((tmp_path / "db").glob("collections/b/segments/*.codes")) == []

@@ -155,3 +155,26 @@ def test_graph_walk_over_codes_visiting_everything_finds_the_nearest_codes(kind)
     mask[::3] = True
     found, _ = index.search_codes(quantizer.codes, walk, 15, 700, mask)
     assert mask[found[found >= 0]].all() and (found >= 0).all()
+
+
+@pytest.mark.parametrize("kind", ["binary", "pq"])
+def test_a_build_polls_should_stop_and_cancels(kind):
+    """Closing a collection stops a codes build between chunks (PQ: between sub-spaces too)."""
+    from vecstore.index.hnsw import BuildCancelled
+    from vecstore.index.quantization import BinaryQuantizer, ProductQuantizer
+
+    vectors, _ = _clustered(700, 32, seed=3)
+    polls = []
+
+    def stop_on_second_poll() -> bool:
+        polls.append(1)
+        return len(polls) >= 2
+
+    with pytest.raises(BuildCancelled):
+        if kind == "binary":
+            BinaryQuantizer.fit(vectors, "l2", stop_on_second_poll)
+        else:
+            ProductQuantizer.train(vectors, "l2", 8, should_stop=stop_on_second_poll)
+    assert len(polls) == 2
+    built = BinaryQuantizer.fit(vectors, "l2", lambda: False) if kind == "binary" else None
+    assert built is None or built.codes.shape[0] == 700

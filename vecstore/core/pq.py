@@ -127,14 +127,17 @@ def kmeans(data, n_clusters, iterations, seed):
     return centroids, objective
 
 
-@njit(nogil=True, cache=True)
-def train_codebooks(sample, m, ksub, iterations, seed):
-    """Codebooks float32 [m, ksub, dim / m]: k-means in each sub-space of ``sample`` (seed + sub-space)."""
+def train_codebooks(sample, m, ksub, iterations, seed, checkpoint=None):
+    """Codebooks float32 [m, ksub, dim / m]: k-means in each sub-space of ``sample`` (seed + sub-space).
+    ``checkpoint()``, when given, runs before each sub-space (it may raise to stop a long training).
+    Plain Python around the compiled k-means: m calls cost nothing beside them, and a checkpoint can run."""
     dsub = sample.shape[1] // m
     codebooks = np.empty((m, ksub, dsub), dtype=np.float32)
     for s in range(m):
+        if checkpoint is not None:
+            checkpoint()
         part = np.ascontiguousarray(sample[:, s * dsub : (s + 1) * dsub])
-        centroids, _ = kmeans(part, ksub, iterations, seed + s)
+        centroids, _ = kmeans(part, ksub, iterations, np.int64(seed + s))
         codebooks[s] = centroids
     return codebooks
 

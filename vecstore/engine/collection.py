@@ -263,7 +263,7 @@ class Collection:
         assert params is not None
 
         def execute(should_stop: Any) -> tuple[dict[str, Any], Quantizer]:
-            return build_codes_file(self._segments_dir, segment_id, vectors, self.schema.metric, params)
+            return build_codes_file(self._segments_dir, segment_id, vectors, self.schema.metric, params, should_stop)
 
         def publish(result: tuple[dict[str, Any], Quantizer]) -> bool:
             current = self._sealed.get(segment_id)

@@ -8,7 +8,7 @@ merge, the planner uses them once they exist, and a damaged file is dropped and 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,17 +45,29 @@ class QuantizationParams:
         return QuantizationParams(kind, oversampling, pq_m)
 
 
-def build_codes(vectors: np.ndarray, metric: str, params: QuantizationParams, seed: int) -> Quantizer:
+def build_codes(
+    vectors: np.ndarray,
+    metric: str,
+    params: QuantizationParams,
+    seed: int,
+    should_stop: Callable[[], bool] | None = None,
+) -> Quantizer:
     if params.kind == "binary":
-        return BinaryQuantizer.fit(vectors, metric)
-    return ProductQuantizer.train(vectors, metric, params.pq_m, seed=seed)
+        return BinaryQuantizer.fit(vectors, metric, should_stop)
+    return ProductQuantizer.train(vectors, metric, params.pq_m, seed=seed, should_stop=should_stop)
 
 
 def build_codes_file(
-    directory: Path, segment_id: int, vectors: np.ndarray, metric: str, params: QuantizationParams
+    directory: Path,
+    segment_id: int,
+    vectors: np.ndarray,
+    metric: str,
+    params: QuantizationParams,
+    should_stop: Callable[[], bool] | None = None,
 ) -> tuple[dict[str, Any], Quantizer]:
-    """Encode a segment, write its codes, and return (manifest entry, quantiser served from the file)."""
-    quantizer = build_codes(vectors, metric, params, seed=segment_id)
+    """Encode a segment, write its codes, and return (manifest entry, quantiser served from the file).
+    ``should_stop`` is polled while encoding (raises BuildCancelled)."""
+    quantizer = build_codes(vectors, metric, params, seed=segment_id, should_stop=should_stop)
     meta, arrays = quantizer.to_arrays()
     name = f"seg-{segment_id:08d}-{uuid.uuid4().hex[:8]}{CODES_SUFFIX}"
     size, digest = write_array_file(directory / name, meta, arrays)

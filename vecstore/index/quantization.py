@@ -11,7 +11,7 @@ the stored vectors for l2 and ip.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 
 from vecstore.core import binary, exact, pq
 from vecstore.errors import DataCorruption, InvalidArgument
+from vecstore.index.hnsw import BuildCancelled
 
 PQ_NBITS = 8
 PQ_TRAIN_ROWS = 65_536
@@ -31,6 +32,16 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     wide = np.asarray(vectors, dtype=np.float64)
     norms = np.linalg.norm(wide, axis=1, keepdims=True)
     return np.ascontiguousarray(wide / np.where(norms > 0, norms, 1), dtype=np.float32)
+
+
+def _checkpoint(should_stop: Callable[[], bool] | None) -> Callable[[], None]:
+    """A function raising BuildCancelled once ``should_stop()`` says so (polled between chunks)."""
+
+    def check() -> None:
+        if should_stop is not None and should_stop():
+            raise BuildCancelled
+
+    return check
 
 
 def code_rows(vectors: np.ndarray, metric: str) -> np.ndarray:
@@ -50,14 +61,19 @@ class BinaryQuantizer:
     kind = "binary"
 
     @classmethod
-    def fit(cls, vectors: np.ndarray, metric: str) -> BinaryQuantizer:
+    def fit(cls, vectors: np.ndarray, metric: str, should_stop: Callable[[], bool] | None = None) -> BinaryQuantizer:
+        """Codes of every row about their mean; ``should_stop`` is polled between chunks of rows (raises
+        BuildCancelled)."""
+        check = _checkpoint(should_stop)
         n, dim = vectors.shape
         total = np.zeros(dim, dtype=np.float64)
         for start in range(0, n, CHUNK_ROWS):
+            check()
             total += code_rows(vectors[start : start + CHUNK_ROWS], metric).sum(axis=0, dtype=np.float64)
         centre = (total / max(n, 1)).astype(np.float32)
         codes = np.empty((n, binary.code_words(dim)), dtype=np.uint64)
         for start in range(0, n, CHUNK_ROWS):
+            check()
             codes[start : start + CHUNK_ROWS] = binary.pack_signs(
                 code_rows(vectors[start : start + CHUNK_ROWS], metric), centre
             )
@@ -113,8 +129,11 @@ class ProductQuantizer:
         train_rows: int = PQ_TRAIN_ROWS,
         iterations: int = PQ_ITERATIONS,
         seed: int = 0,
+        should_stop: Callable[[], bool] | None = None,
     ) -> ProductQuantizer:
-        """Codebooks learnt by k-means on a seeded sample of ``train_rows`` rows, then every row encoded."""
+        """Codebooks learnt by k-means on a seeded sample of ``train_rows`` rows, then every row encoded;
+        ``should_stop`` is polled between sub-spaces and chunks of rows (raises BuildCancelled)."""
+        check = _checkpoint(should_stop)
         n, dim = vectors.shape
         ksub = 1 << PQ_NBITS
         if m < 1 or dim % m:
@@ -125,9 +144,10 @@ class ProductQuantizer:
             np.arange(n) if n <= train_rows else np.random.default_rng(seed).choice(n, size=train_rows, replace=False)
         )
         sample = code_rows(vectors[np.sort(pick)], metric)
-        codebooks = pq.train_codebooks(sample, m, ksub, iterations, seed)
+        codebooks = pq.train_codebooks(sample, m, ksub, iterations, seed, check)
         codes = np.empty((n, m), dtype=np.uint8)
         for start in range(0, n, CHUNK_ROWS):  # chunks: the rows may be a memory map larger than memory
+            check()
             codes[start : start + CHUNK_ROWS] = pq.encode(
                 code_rows(vectors[start : start + CHUNK_ROWS], metric), codebooks
             )

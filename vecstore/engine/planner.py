@@ -25,6 +25,7 @@ not capture: below about 30 / (2m)^2 of a graph's rows (3% at m=16) even two-hop
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -230,14 +231,15 @@ def plan_segment(
     ef: int,
     m: int,
     dim: int,
-    tree_options: list[Option] | None = None,
+    tree_options: Callable[[], list[Option]] | None = None,
     quantized: Option | None = None,
     quantized_graph: Option | None = None,
 ) -> tuple[SegmentPlan, Option | None]:
     """Choose the strategy for one segment given how many of its rows the filter allows.
 
     ``graph_rows`` is the node count of the segment's graph, or None when it has none (yet);
-    ``tree_options`` are the window tree's priced options for this filter, ``quantized`` the scan of
+    ``tree_options`` prices the window tree's options for this filter (called only when graphs are
+    priced at all: most selective filters never pay for it), ``quantized`` the scan of
     the segment's codes when it has some. Returns the plan and the chosen option (None for exact and
     empty plans).
     """
@@ -260,7 +262,8 @@ def plan_segment(
         if root is not None:
             fraction = allowed_rows / graph_rows
             options.append(Option(root[0], root[1], "filter allows {:.1%} of the graph's rows", (fraction,)))
-        options += tree_options or []
+        if tree_options is not None:
+            options += tree_options()
         if quantized_graph is not None:
             options.append(quantized_graph)
     best = min(options, key=lambda o: o.cost_ns)

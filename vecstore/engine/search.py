@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 import pyarrow as pa
@@ -125,6 +126,11 @@ def _quantized_graph_search(
     return rescored(view, index, queries, found, k, metric)
 
 
+def _tree_options(view: SegmentView, allowed: Allowed, ef: int, m: int, k: int, oversampling: float,
+                  rescore: bool) -> list[Option]:  # fmt: skip
+    return tree_options(view, allowed, ef, m, walk=tree_walk(view, k, oversampling, rescore))
+
+
 def _quantized_graph(view: SegmentView, allowed_rows: int, ef: int, m: int, k: int, oversampling: float,
                      rescore: bool, dim: int) -> Option | None:  # fmt: skip
     if view.codes is None or view.graph is None:
@@ -180,7 +186,8 @@ def search_views(
         allowed = allowed_rows(view, node)
         offsets = allowed.offsets
         search_ef = max(ef, k)
-        walk = None if exact or view.tree is None else tree_walk(view, k, oversampling, rescore)
+        trees = None if exact or view.tree is None else partial(_tree_options, view, allowed, search_ef, m, k,
+                                                                oversampling, rescore)  # fmt: skip
         plan, option = plan_segment(
             view.name,
             int(offsets.shape[0]),
@@ -191,7 +198,7 @@ def search_views(
             ef=search_ef,
             m=m,
             dim=queries.shape[1],
-            tree_options=None if exact or view.graph is None else tree_options(view, allowed, search_ef, m, walk=walk),
+            tree_options=trees,
             quantized=None
             if exact or view.codes is None
             else quantized_option(
@@ -220,6 +227,7 @@ def search_views(
                     view, index, allowed, queries, k, search_ef, oversampling, rescore, two_hop, metric_code
                 )
             elif option.detail is not None:
+                walk = tree_walk(view, k, oversampling, rescore)  # as _tree_options priced it
                 hits = run_tree_option(view, index, allowed, option, queries, k, ef, metric_code, walk)
             else:
                 hits = _graph_search(view, index, allowed, queries, k, ef, plan.strategy == HNSW_TWO_HOP)

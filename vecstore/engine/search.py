@@ -128,6 +128,8 @@ def _quantized_graph_search(
 
 def _tree_options(view: SegmentView, allowed: Allowed, ef: int, m: int, k: int, oversampling: float,
                   rescore: bool) -> list[Option]:  # fmt: skip
+    if allowed.found_by == "all_live_rows":  # no filter: the segment's own graph is the tree's root
+        return []
     return tree_options(view, allowed, ef, m, walk=tree_walk(view, k, oversampling, rescore))
 
 

@@ -107,6 +107,17 @@ BAD_READS = [
     ("query dimension", lambda c: c.search(np.ones(5)), vecstore.InvalidArgument, "dim=4"),
     ("query NaN", lambda c: c.search([1, np.nan, 1, 1]), vecstore.InvalidArgument, "NaN"),
     ("zero query under cosine", lambda c: c.search(np.zeros(4)), vecstore.InvalidArgument, "all zeros"),
+    # float32 single queries take a shorter check: the same errors
+    ("float32 query NaN", lambda c: c.search(np.array([1, np.nan, 1, 1], np.float32)), vecstore.InvalidArgument, "NaN"),
+    ("float32 query inf", lambda c: c.search(np.array([1, np.inf, 1, 1], np.float32)), vecstore.InvalidArgument, "NaN"),
+    (
+        "float32 query overflowing norm",
+        lambda c: c.search(np.full(4, 3e38, np.float32)),
+        vecstore.InvalidArgument,
+        "too large",
+    ),
+    ("float32 zero query", lambda c: c.search(np.zeros(4, np.float32)), vecstore.InvalidArgument, "all zeros"),
+    ("float32 query dimension", lambda c: c.search(np.ones(5, np.float32)), vecstore.InvalidArgument, "dim=4"),
     ("no queries", lambda c: c.search(np.empty((0, 4))), vecstore.InvalidArgument, "empty"),
     ("k = 0", lambda c: c.search(np.ones(4), k=0), vecstore.InvalidArgument, "at least 1"),
     ("k negative", lambda c: c.search(np.ones(4), k=-3), vecstore.InvalidArgument, "at least 1"),

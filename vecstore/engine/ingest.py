@@ -126,6 +126,17 @@ def to_vectors(vectors: object, n: int, dim: int, metric: str) -> np.ndarray:
 
 def to_queries(queries: object, dim: int, metric: str, max_queries: int) -> np.ndarray:
     """Validated query vectors: [q, dim] float32, 1 <= q <= max_queries."""
+    if (
+        type(queries) is np.ndarray
+        and queries.dtype == np.float32
+        and queries.shape == (dim,)
+        and queries.flags.c_contiguous
+    ):
+        # the common single query, already float32: its squared norm checks it (NaN, inf or an overflow
+        # make it non-finite; einsum does not warn), and float_matrix says what is wrong otherwise
+        norm = float(np.einsum("i,i", queries, queries))
+        if math.isfinite(norm) and (norm > 0 or metric != "cosine"):
+            return queries.reshape(1, dim)
     array = float_matrix(queries, dim, metric, "query")
     if array.shape[0] == 0:
         raise InvalidArgument("queries is empty; pass at least one query vector")

@@ -248,6 +248,13 @@ def plan_segment(
     exact_ns = exact_cost(allowed_rows, dim)
     if exact_requested:
         return SegmentPlan(name, EXACT_SCAN, allowed_rows, live_rows, rows_found_by, "exact=True requested"), None
+    if quantized is None and quantized_graph is None:  # the common selective filter: nothing to weigh
+        if graph_rows is None:
+            why, args = "segment has no graph (too small, or still being built); exact scan of the allowed rows", ()
+            return SegmentPlan(name, EXACT_SCAN, allowed_rows, live_rows, rows_found_by, why, args, exact_ns), None
+        if exact_ns <= unfiltered_graph_cost(ef, m, scale=float_distance_scale(dim)):
+            why, args = "exact scan of {} rows is cheaper than any graph search", (allowed_rows,)
+            return SegmentPlan(name, EXACT_SCAN, allowed_rows, live_rows, rows_found_by, why, args, exact_ns), None
     options = [Option(EXACT_SCAN, exact_ns, "exact scan of {} rows", (allowed_rows,))]
     if quantized is not None:
         options.append(quantized)

@@ -121,3 +121,19 @@ def test_one_call_single_search_matches_numpy_and_the_batch_kernel(metric, mask)
         np.testing.assert_array_equal(source[0], np.where(off[0] >= 0, 7, -1))
         want_ids, want_d = exact_search(metric, queries[i : i + 1], vectors[offsets], keys[offsets], 12)
         assert_same_neighbours(ids, d, want_ids, want_d, rtol=2e-4, atol=2e-3)
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip", "cosine"])
+@pytest.mark.parametrize("mask", MASKS)
+def test_serial_small_batch_equals_the_threaded_batch_kernel(metric, mask):
+    """A few queries over few rows run on the calling thread: the same answers as one query per thread."""
+    vectors, queries, keys = _data(900, 48, metric, seed=12)
+    offsets = _offsets(mask, 900, seed=12)
+    norms = row_norms(vectors, METRIC_CODES[metric])
+    qnorms = query_norms(queries[:5], METRIC_CODES[metric])
+    args = (vectors, norms, queries[:5], qnorms, offsets, keys, 12, METRIC_CODES[metric])
+    serial_off, serial_d = exact.topk_scan_serial(*args)
+    threaded_off, threaded_d = exact.topk_scan_batch(*args)
+    np.testing.assert_array_equal(serial_off, threaded_off)
+    np.testing.assert_array_equal(serial_d, threaded_d)
+    _check(metric, vectors, queries[:3], keys, offsets[:30], k=12)  # the routed path, against numpy

@@ -160,6 +160,20 @@ def topk_scan_batch(vectors, norms, queries, qnorms, offsets, keys, k, metric):
     return out_offsets, out_distances
 
 
+@njit(nogil=True, cache=True)
+def topk_scan_serial(vectors, norms, queries, qnorms, offsets, keys, k, metric):
+    """``topk_scan_batch`` on the calling thread: for a few queries over few rows, waking the thread
+    pool costs more than the work (two queries over 20 rows: about 45 us a query against 15)."""
+    nq = queries.shape[0]
+    out_offsets = np.empty((nq, k), dtype=np.int64)
+    out_distances = np.empty((nq, k), dtype=np.float32)
+    for i in range(nq):
+        o, d = topk_scan(vectors, norms, queries[i], np.float32(qnorms[i]), offsets, keys, k, metric)
+        out_offsets[i] = o
+        out_distances[i] = d
+    return out_offsets, out_distances
+
+
 @njit(nogil=True, cache=True, parallel=True, fastmath=True)
 def _merge_scores(scores, block_offsets, block_norms, block_keys, qnorms, metric, hd, hk, ho, sizes):
     """Turn a [q, b] block of inner products into distances and offer them to each query's heap.
@@ -257,4 +271,6 @@ def exact_topk(
         return o[None, :], d[None, :]
     if nq >= GEMM_MIN_QUERIES and offsets.shape[0] >= GEMM_MIN_ROWS:
         return topk_gemm_batch(vectors, norms, queries, qnorms, offsets, keys, k, metric)
+    if nq * offsets.shape[0] < PARALLEL_SCAN_MIN_ROWS:
+        return topk_scan_serial(vectors, norms, queries, qnorms, offsets, keys, k, metric)
     return topk_scan_batch(vectors, norms, queries, qnorms, offsets, keys, k, metric)

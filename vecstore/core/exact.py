@@ -98,17 +98,25 @@ def topk_scan(vectors, norms, query, qnorm, offsets, keys, k, metric):
 
 
 @njit(nogil=True, cache=True)
-def topk_scan_one(vectors, norms, query, offsets, keys, k, metric, source):
-    """``topk_scan`` as a whole single search in one call: the query's norm term is computed here (in
-    float64, as ``query_norms`` does), and the result comes back as [1, k] rows of offsets, keys,
-    distances and ``source`` (the caller's tag for this segment), padded -1 / -1 / +inf / -1."""
-    qnorm = 0.0
-    if metric != IP:
-        sq = 0.0
-        for t in range(query.shape[0]):
-            sq += np.float64(query[t]) * np.float64(query[t])
-        qnorm = sq if metric == L2 else (1.0 / math.sqrt(sq) if sq > 0 else 0.0)
-    found, distances = topk_scan(vectors, norms, query, np.float32(qnorm), offsets, keys, k, metric)
+def _query_sq(query):
+    """The query's squared norm in float64 (as ``query_norms`` computes it): non-finite for a query
+    holding NaN or inf, which the callers turn into an error."""
+    sq = 0.0
+    for t in range(query.shape[0]):
+        sq += np.float64(query[t]) * np.float64(query[t])
+    return sq
+
+
+@njit(nogil=True, cache=True)
+def _norm_term(sq, metric):
+    if metric == IP:
+        return np.float32(0.0)
+    return np.float32(sq if metric == L2 else (1.0 / math.sqrt(sq) if sq > 0 else 0.0))
+
+
+@njit(nogil=True, cache=True)
+def _one_row_result(found, distances, keys, k, source):
+    """[1, k] rows of offsets, keys, distances and ``source``, padded -1 / -1 / +inf / -1."""
     out_keys = np.full((1, k), -1, dtype=np.int64)
     out_source = np.full((1, k), -1, dtype=np.int64)
     for i in range(k):
@@ -116,6 +124,66 @@ def topk_scan_one(vectors, norms, query, offsets, keys, k, metric, source):
             out_keys[0, i] = keys[found[i]]
             out_source[0, i] = source
     return found.reshape(1, k), out_keys, distances.reshape(1, k), out_source
+
+
+@njit(nogil=True, cache=True)
+def topk_scan_one(vectors, norms, query, offsets, keys, k, metric, source):
+    """``topk_scan`` as a whole single search in one call: the query's norm term is computed here (in
+    float64, as ``query_norms`` does), and the result comes back as [1, k] rows of offsets, keys,
+    distances and ``source`` (the caller's tag for this segment), padded -1 / -1 / +inf / -1."""
+    qnorm = _norm_term(_query_sq(query), metric)
+    found, distances = topk_scan(vectors, norms, query, qnorm, offsets, keys, k, metric)
+    return _one_row_result(found, distances, keys, k, source)
+
+
+@njit(nogil=True, cache=True)
+def bisect(values, bound, right):
+    """``np.searchsorted(values, bound, "right" if right else "left")`` over ascending ``values``."""
+    lo, hi = 0, values.shape[0]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if values[mid] < bound or (right and values[mid] == bound):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(nogil=True, cache=True)
+def window_topk_one(
+    values, low, low_open, has_low, high, high_open, has_high, live, max_rows,
+    vectors, norms, query, keys, k, metric, source,
+):  # fmt: skip
+    """One query's exact top-k over the live rows of a window on a segment sorted by ``values``.
+
+    The window is ``low <(=) values <(=) high`` (a side is unbounded without ``has_low`` /
+    ``has_high``; ``*_open`` excludes the bound itself). ``live`` is the segment's live mask, or
+    empty when every row is live. Returns ``(query_sq, rows, offsets, keys, distances, source)`` as
+    ``topk_scan_one`` does, with ``rows`` the live rows scanned; nothing is scanned (``rows`` = -1)
+    when the window spans more than ``max_rows`` rows or the query is not finite (``query_sq``).
+    """
+    sq = _query_sq(query)
+    lo = bisect(values, low, low_open) if has_low else 0
+    hi = bisect(values, high, not high_open) if has_high else values.shape[0]
+    hi = max(lo, hi)
+    if hi - lo > max_rows or not math.isfinite(sq):
+        found = np.full(k, -1, dtype=np.int64)
+        distances = np.full(k, np.inf, dtype=np.float32)
+        out_offsets, out_keys, out_distances, out_source = _one_row_result(found, distances, keys, k, source)
+        return sq, -1, out_offsets, out_keys, out_distances, out_source
+    if live.shape[0] == 0:
+        offsets = np.arange(lo, hi)
+    else:
+        offsets = np.empty(hi - lo, dtype=np.int64)
+        count = 0
+        for row in range(lo, hi):
+            if live[row]:
+                offsets[count] = row
+                count += 1
+        offsets = offsets[:count]
+    found, distances = topk_scan(vectors, norms, query, _norm_term(sq, metric), offsets, keys, k, metric)
+    out_offsets, out_keys, out_distances, out_source = _one_row_result(found, distances, keys, k, source)
+    return sq, offsets.shape[0], out_offsets, out_keys, out_distances, out_source
 
 
 @njit(nogil=True, cache=True, parallel=True)

@@ -34,6 +34,7 @@ from vecstore.engine.payloads import open_payload, write_payload
 from vecstore.engine.quantizers import MIN_CODE_ROWS, QuantizationParams, build_codes_file, open_codes
 from vecstore.engine.search import merge_query_groups, search_views
 from vecstore.engine.segments import SealedSegment, entry_files
+from vecstore.engine.single import search_one
 from vecstore.engine.views import Memtable, SegmentView
 from vecstore.errors import DataCorruption, FailedPrecondition, InvalidArgument, ResourceExhausted, VecstoreError
 from vecstore.filters import Node, to_filter
@@ -650,6 +651,36 @@ class Collection:
         ``rescore=False`` (PQ only) returns the best k by the codes' estimated distances instead: faster,
         approximate, and reported as such in the plan.
         """
+        if (
+            filter is not None
+            and type(queries) is np.ndarray
+            and queries.shape == (self.schema.dim,)
+            and queries.dtype == np.float32
+            and queries.flags.c_contiguous
+            and type(k) is int
+            and 0 < k <= MAX_K
+            and (ef is None or (type(ef) is int and 0 < ef <= MAX_K))
+            and not isinstance(filter, list | tuple)
+            and select is None
+            and not explain
+            and oversampling is None
+            and rescore is True
+            and exact in (False, True)
+        ):
+            result = search_one(
+                self._snapshot(),
+                queries,
+                k,
+                self._bound_filter(filter),
+                metric=self.schema.metric,
+                ef=self._graph_params.ef if ef is None else ef,
+                m=self._graph_params.m,
+                exact=bool(exact),
+                counters=self._counters,
+            )
+            if result is not None:
+                self._counters["queries"] += 1
+                return result
         query_array = to_queries(queries, self.schema.dim, self.schema.metric, MAX_QUERIES)
         k = self._check_k(k)
         if ef is not None and (isinstance(ef, bool) or not isinstance(ef, int | np.integer) or ef < 1):

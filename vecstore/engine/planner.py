@@ -149,6 +149,17 @@ def unfiltered_graph_cost(ef: int, m: int, live_fraction: float = 1.0, scale: fl
     return GRAPH_CALL_NS + TRAVERSE_NS_PER_DISTANCE * scale * work
 
 
+def scan_row_limit(dim: int, ef: int, m: int) -> int:
+    """The most allowed rows ``plan_segment`` scans exactly, without weighing any graph strategy, in a
+    segment with a graph and no codes: the rows whose scan costs no more than one plain graph search.
+    (Computed per call, not cached: it is a few float operations, and costs may be recalibrated.)"""
+    budget = unfiltered_graph_cost(ef, m, scale=float_distance_scale(dim))
+    rows = max(0, int((budget - EXACT_CALL_NS) / (EXACT_NS_PER_ROW_DIM * dim)))
+    if exact_cost(rows + 1, dim) <= budget:  # the division may round either way
+        return rows + 1
+    return rows - 1 if rows > 0 and exact_cost(rows, dim) > budget else rows
+
+
 def masked_graph_option(allowed: int, graph_rows: int, ef: int, m: int, scale: float = 1.0) -> tuple[str, float] | None:
     """The better of traversal and two-hop in a graph of ``graph_rows`` nodes of which ``allowed``
     pass, or None when too few pass for either to keep its recall."""

@@ -1,0 +1,210 @@
+"""The single-query lane (``engine/single.py``): its window kernel against numpy, its row limit against
+the planner, and its answers against the general path and the exact oracle over the allowed rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import vecstore
+from tests.oracles import assert_same_neighbours, exact_search, filter_mask
+from vecstore.core.exact import COSINE, IP, L2, exact_topk, row_norms, window_topk_one
+from vecstore.engine import planner
+from vecstore.engine.single import LANE_COUNTER
+from vecstore.errors import InvalidArgument
+from vecstore.filters import parse_filter
+
+DIM = 8
+NO_DELETES = np.zeros(0, dtype=np.bool_)
+
+
+@st.composite
+def window_cases(draw):
+    n = draw(st.integers(0, 60))
+    floats = draw(st.booleans())
+    raw = draw(st.lists(st.integers(-5, 25), min_size=n, max_size=n))
+    values = np.sort(np.asarray(raw, dtype=np.float64 if floats else np.int64))
+    bound = st.integers(-8, 28).map(float if floats else int)
+    low, high = draw(bound), draw(bound)
+    live = NO_DELETES if draw(st.booleans()) else np.asarray(draw(st.lists(st.booleans(), min_size=n, max_size=n)),
+                                                             dtype=np.bool_)  # fmt: skip
+    flags = draw(st.tuples(*[st.booleans()] * 4))
+    return values, low, high, flags, live, draw(st.integers(1, 12)), draw(st.sampled_from([L2, IP, COSINE]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(window_cases(), st.integers(0, 70))
+def test_window_kernel_equals_searchsorted_then_the_exact_scan(case, max_rows):
+    values, low, high, (low_open, has_low, high_open, has_high), live, k, metric = case
+    n = values.shape[0]
+    rng = np.random.default_rng(n)
+    vectors = rng.standard_normal((n, DIM)).astype(np.float32)
+    query = rng.standard_normal(DIM).astype(np.float32)
+    keys = rng.permutation(3 * n + 1)[:n].astype(np.int64)
+    norms = row_norms(vectors, metric)
+    sq, rows, offsets, ids, distances, source = window_topk_one(
+        values, low, low_open, has_low, high, high_open, has_high, live, max_rows,
+        vectors, norms, query, keys, k, metric, 3,
+    )  # fmt: skip
+    lo = int(np.searchsorted(values, low, "right" if low_open else "left")) if has_low else 0
+    hi = int(np.searchsorted(values, high, "left" if high_open else "right")) if has_high else n
+    hi = max(lo, hi)
+    assert sq == pytest.approx(float(np.dot(query.astype(np.float64), query.astype(np.float64))))
+    if hi - lo > max_rows:
+        assert rows == -1 and (ids == -1).all() and np.isinf(distances).all() and (source == -1).all()
+        return
+    want_offsets = np.arange(lo, hi, dtype=np.int64)
+    if live.shape[0]:
+        want_offsets = want_offsets[live[lo:hi]]
+    assert rows == want_offsets.shape[0]
+    batch_offsets, batch_distances = exact_topk(vectors, norms, query[None], want_offsets, keys, k, metric)
+    np.testing.assert_array_equal(offsets, batch_offsets)
+    np.testing.assert_array_equal(distances, batch_distances)
+    np.testing.assert_array_equal(ids, [[keys[o] if o >= 0 else -1 for o in offsets[0]]])
+    np.testing.assert_array_equal(source, np.where(offsets >= 0, 3, -1))
+    metric_name = {L2: "l2", IP: "ip", COSINE: "cosine"}[metric]
+    want_ids, want_d = exact_search(metric_name, query[None], vectors[want_offsets], keys[want_offsets], k)
+    assert_same_neighbours(ids, distances, want_ids, want_d, rtol=2e-4, atol=2e-3)
+
+
+def test_window_kernel_reports_a_query_that_is_not_finite():
+    values = np.arange(10, dtype=np.int64)
+    vectors = np.ones((10, DIM), dtype=np.float32)
+    query = np.full(DIM, np.nan, dtype=np.float32)
+    sq, rows, *_ = window_topk_one(values, 2, False, True, 4, False, True, NO_DELETES, 100,
+                                   vectors, row_norms(vectors, L2), query, np.arange(10), 3, L2, 0)  # fmt: skip
+    assert np.isnan(sq) and rows == -1
+
+
+@pytest.mark.parametrize("dim", [16, 128, 784, 1536])
+@pytest.mark.parametrize(("ef", "m"), [(10, 16), (64, 16), (200, 8)])
+def test_scan_row_limit_is_where_the_planner_stops_scanning_without_weighing_graphs(dim, ef, m):
+    limit = planner.scan_row_limit(dim, ef, m)
+    assert limit > 0
+    for rows in (1, limit - 1, limit, limit + 1, 2 * limit + 5):
+        plan, _ = planner.plan_segment("s", rows, 10**7, "window_slice", exact_requested=False,
+                                       graph_rows=10**7, ef=ef, m=m, dim=dim)  # fmt: skip
+        scanned_outright = (
+            plan.strategy == planner.EXACT_SCAN and plan.why == "exact scan of {} rows is cheaper than any graph search"
+        )
+        assert scanned_outright == (rows <= limit), (rows, limit, plan.reason)
+
+
+def _windowed(db, name: str, window_kind: str, metric: str, seed: int):
+    """Three sealed segments sorted by ``t`` (some rows deleted, some replaced) and appendable rows."""
+    rng = np.random.default_rng(seed)
+    col = db.create_collection(name, dim=DIM, metric=metric, attributes={"t": window_kind, "g": "int64"}, window="t")
+    rows = {}
+    for part in range(4):
+        ids = np.arange(part * 300, part * 300 + 300)
+        if window_kind == "timestamp":
+            t = np.datetime64("2024-03-01T00:00:00", "us") + rng.integers(0, 200, 300).astype("timedelta64[h]")
+        else:
+            t = rng.integers(0, 200, 300).astype(np.int64 if window_kind == "int64" else np.float64)
+            if window_kind == "float64":
+                t = t + 0.5
+        vectors = rng.standard_normal((300, DIM)).astype(np.float32)
+        col.upsert(ids, vectors, {"t": t, "g": ids % 7})
+        if part < 3:
+            col.seal()
+        rows.update({int(i): (v, tv, int(i) % 7) for i, v, tv in zip(ids, vectors, t, strict=True)})
+    replaced = np.arange(10, 900, 37)
+    new_vectors = rng.standard_normal((replaced.shape[0], DIM)).astype(np.float32)
+    t_new = {int(i): rows[int(i)][1] for i in replaced}
+    col.upsert(replaced, new_vectors, {"t": np.asarray([t_new[int(i)] for i in replaced]), "g": replaced % 7})
+    for i, v in zip(replaced, new_vectors, strict=True):
+        rows[int(i)] = (v, t_new[int(i)], int(i) % 7)
+    deleted = np.arange(3, 1200, 11)
+    col.delete(deleted)
+    for i in deleted:
+        rows.pop(int(i), None)
+    return col, rows
+
+
+def _bound(window_kind: str, hours: int) -> str:
+    if window_kind == "timestamp":
+        return repr(str(np.datetime64("2024-03-01T00:00:00", "us") + np.timedelta64(hours, "h")))
+    return str(hours + 0.5) if window_kind == "float64" else str(hours)
+
+
+FILTERS = [
+    "t between {a} and {b}",
+    "t >= {a} and t < {b}",
+    "t > {a} and t <= {b}",
+    "t = {a}",
+    "t < {a}",
+    "t > {b} and t < {a}",  # empty
+    "t between {a} and {b} and g = 3",  # the payload path inside the lane
+    "g = 5",
+]
+
+
+@pytest.mark.parametrize(("window_kind", "metric"), [("int64", "l2"), ("float64", "cosine"), ("timestamp", "ip")])
+def test_lane_answers_as_the_general_path_and_the_oracle(tmp_path, window_kind, metric):
+    rng = np.random.default_rng(5)
+    with vecstore.connect(tmp_path / "db") as db:
+        col, rows = _windowed(db, "w", window_kind, metric, seed=len(window_kind))
+        ids = np.asarray(sorted(rows))
+        vectors = np.stack([rows[i][0] for i in ids])
+        table = [{"t": rows[i][1].item(), "g": rows[i][2]} for i in ids]  # datetime64[us].item(): a datetime
+        before = col.stats().get(LANE_COUNTER, 0)
+        searches = 0
+        for template in FILTERS:
+            for _ in range(6):
+                a = int(rng.integers(-5, 200))
+                text = template.format(a=_bound(window_kind, a), b=_bound(window_kind, a + int(rng.integers(0, 12))))
+                query = rng.standard_normal(DIM).astype(np.float32)
+                k = int(rng.integers(1, 15))
+                lane = col.search(query, k=k, filter=text)
+                searches += 1
+                general = col.search(query, k=k, filter=text, explain=True)  # explain takes the general path
+                np.testing.assert_array_equal(lane.ids, general.ids, err_msg=text)
+                np.testing.assert_array_equal(lane.distances, general.distances, err_msg=text)
+                assert lane.strategy == general.strategy
+                allowed = filter_mask(parse_filter(text), table, {"t": window_kind, "g": "int64"})
+                want_ids, want_d = exact_search(metric, query[None], vectors[allowed], ids[allowed], k)
+                assert_same_neighbours(lane.ids, lane.distances, want_ids, want_d, rtol=2e-4, atol=2e-3)
+        assert col.stats()[LANE_COUNTER] - before == searches  # every one of them took the lane
+
+
+def test_lane_steps_aside_when_a_graph_may_be_cheaper(tmp_path, graphs_priced_in):
+    rng = np.random.default_rng(8)
+    with vecstore.connect(tmp_path / "db") as db:
+        col = db.create_collection("w", dim=DIM, attributes={"t": "int64"}, window="t", hnsw={"m": 8, "ef": 32})
+        vectors = rng.standard_normal((6000, DIM)).astype(np.float32)  # enough rows for a graph
+        col.upsert(np.arange(6000), vectors, {"t": np.arange(6000)})
+        col.seal()
+        assert col.wait_for_indexes(timeout=300)
+        query = vectors[7] + 0.01
+        wide = col.search(query, k=5, filter="t < 4000")
+        assert wide.strategy != planner.EXACT_SCAN and LANE_COUNTER not in col.stats()
+        assert wide.ids[0, 0] == 7
+        narrow = col.search(query, k=5, filter="t between 5 and 9")
+        assert narrow.strategy == planner.EXACT_SCAN and col.stats()[LANE_COUNTER] == 1
+        assert narrow.ids[0, 0] == 7 and set(narrow.ids[0]) == set(range(5, 10))
+
+
+def test_bad_input_through_the_lane_gets_the_general_errors_and_loses_nothing(tmp_path):
+    with vecstore.connect(tmp_path / "db") as db:
+        col = db.create_collection("w", dim=DIM, metric="cosine", attributes={"t": "int64"}, window="t")
+        col.upsert(np.arange(100), np.random.default_rng(1).standard_normal((100, DIM)), {"t": np.arange(100)})
+        col.seal()
+        window = "t between 3 and 9"
+        bad = np.ones(DIM, dtype=np.float32)
+        bad[2] = np.nan
+        with pytest.raises(InvalidArgument, match="NaN or infinity"):
+            col.search(bad, filter=window)
+        with pytest.raises(InvalidArgument, match="all zeros"):
+            col.search(np.zeros(DIM, dtype=np.float32), filter=window)
+        with pytest.raises(InvalidArgument, match="too large"):
+            col.search(np.full(DIM, 3e19, dtype=np.float32), filter=window)
+        with pytest.raises(InvalidArgument, match="unknown field"):
+            col.search(np.ones(DIM, dtype=np.float32), filter="nope between 1 and 2")
+        with pytest.raises(InvalidArgument):
+            col.search(np.ones(DIM, dtype=np.float32), filter="t between 'x' and 2")
+        assert LANE_COUNTER not in col.stats()
+        result = col.search(np.ones(DIM, dtype=np.float32), k=20, filter=window)
+        assert sorted(result.ids[0][result.ids[0] >= 0].tolist()) == list(range(3, 10))
+        assert col.count() == 100

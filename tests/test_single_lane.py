@@ -134,6 +134,8 @@ FILTERS = [
     "t >= {a} and t < {b}",
     "t > {a} and t <= {b}",
     "t = {a}",
+    "t >= {a} and t > {a} and t <= {b}",  # one bound twice: the strict one wins
+    "t < {b} and t >= {a} and t <= {b}",
     "t < {a}",
     "t > {b} and t < {a}",  # empty
     "t between {a} and {b} and g = 3",  # the payload path inside the lane

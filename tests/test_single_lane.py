@@ -210,3 +210,49 @@ def test_bad_input_through_the_lane_gets_the_general_errors_and_loses_nothing(tm
         result = col.search(np.ones(DIM, dtype=np.float32), k=20, filter=window)
         assert sorted(result.ids[0][result.ids[0] >= 0].tolist()) == list(range(3, 10))
         assert col.count() == 100
+
+
+@pytest.mark.parametrize("dim", [16, 784])
+@pytest.mark.parametrize("exact", [False, True])
+def test_whole_segment_strategy_is_the_planners_choice(dim, exact):
+    for live in (0, 1, 50, 4_000, 30_000, 200_000):
+        for graph_rows in (None, live, 2 * live + 1, 30 * live + 1):
+            for ef, m in ((10, 16), (64, 8), (400, 32)):
+                plan, _ = planner.plan_segment("s", live, live, "all_live_rows", exact_requested=exact,
+                                               graph_rows=graph_rows, ef=ef, m=m, dim=dim)  # fmt: skip
+                got = planner.whole_segment_strategy(live, graph_rows, ef, m, dim, exact)
+                assert got == plan.strategy, (live, graph_rows, ef, m, plan.reason)
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine", "ip"])
+def test_unfiltered_lane_walks_the_graph_as_the_general_path_does(tmp_path, metric, graphs_priced_in):
+    rng = np.random.default_rng(12)
+    with vecstore.connect(tmp_path / "db") as db:
+        col = db.create_collection("u", dim=DIM, metric=metric, hnsw={"m": 8, "ef_construction": 40, "ef": 16})
+        vectors = rng.standard_normal((6000, DIM)).astype(np.float32)
+        col.upsert(np.arange(6000), vectors)
+        col.seal()
+        assert col.wait_for_indexes(timeout=300)
+        col.delete(np.arange(0, 6000, 5))  # the walk masks deleted rows
+        col.upsert(np.arange(6000, 6050), rng.standard_normal((50, DIM)))  # appendable rows: scanned, merged
+        strategies = set()
+        for _ in range(30):
+            query = rng.standard_normal(DIM).astype(np.float32)
+            k = int(rng.integers(1, 20))
+            lane = col.search(query, k=k)
+            general = col.search(query, k=k, explain=True)
+            np.testing.assert_array_equal(lane.ids, general.ids)
+            np.testing.assert_array_equal(lane.distances, general.distances)
+            assert lane.strategy == general.strategy
+            assert not np.isin(lane.ids, np.arange(0, 6000, 5)).any()
+            strategies.add(lane.strategy)
+        assert strategies == {"mixed"}  # the graph segment walked, the appendable rows scanned
+        assert col.stats()[LANE_COUNTER] == 30
+        bad = np.ones(DIM, dtype=np.float32)
+        bad[0] = np.inf
+        with pytest.raises(InvalidArgument, match="NaN or infinity"):
+            col.search(bad)
+        if metric == "cosine":
+            with pytest.raises(InvalidArgument, match="all zeros"):
+                col.search(np.zeros(DIM, dtype=np.float32))
+        assert col.stats()[LANE_COUNTER] == 30

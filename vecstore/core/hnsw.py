@@ -515,6 +515,16 @@ def search_codes_single(codes, query_code, k, ef, entry, max_level, links0, coun
     return out_n, out_d
 
 
+@njit(inline="always")
+def _prepared_query(query, cosine):
+    q = query.astype(np.float32)
+    if cosine:
+        norm = np.float32(np.sqrt(np.sum(q * q)))
+        if norm > 0:
+            q = q / norm
+    return q
+
+
 @njit(nogil=True, cache=True)
 def search_single(vectors, query, metric, cosine, k, ef, entry, max_level, links0, counts0, links_up, counts_up,
                   upper_offset, mask, use_mask, visited, epoch_box, cand_d, cand_n, res_d, res_n):  # fmt: skip
@@ -525,11 +535,7 @@ def search_single(vectors, query, metric, cosine, k, ef, entry, max_level, links
     1 - cosine. Returns int64 offsets [1, k] and float32 distances [1, k].
     """
     epoch = _next_epoch(visited, epoch_box)
-    q = query.astype(np.float32)
-    if cosine:
-        norm = np.float32(np.sqrt(np.sum(q * q)))
-        if norm > 0:
-            q = q / norm
+    q = _prepared_query(query, cosine)
     one_n = np.empty(k, np.int32)
     one_d = np.empty(k, np.float32)
     search_one(vectors, q, metric, k, max(ef, k), entry, max_level, links0, counts0, links_up, counts_up,
@@ -540,3 +546,33 @@ def search_single(vectors, query, metric, cosine, k, ef, entry, max_level, links
         out_n[0, i] = one_n[i]
         out_d[0, i] = one_d[i] + np.float32(1.0) if cosine and one_n[i] >= 0 else one_d[i]
     return out_n, out_d
+
+
+@njit(nogil=True, cache=True)
+def search_single_keyed(vectors, keys, query, metric, cosine, k, ef, entry, max_level, links0, counts0, links_up,
+                        counts_up, upper_offset, mask, use_mask, visited, epoch_box, cand_d, cand_n, res_d,
+                        res_n):  # fmt: skip
+    """``search_single`` that also checks the query and names the hits: returns the query's squared norm
+    (float64; not finite for a query holding NaN or inf, and then nothing is searched), offsets
+    [1, k], ``keys`` of the hits [1, k] and distances [1, k], padded -1 / -1 / +inf."""
+    sq = 0.0
+    for t in range(query.shape[0]):
+        sq += np.float64(query[t]) * np.float64(query[t])
+    out_n = np.full((1, k), -1, np.int64)
+    out_keys = np.full((1, k), -1, np.int64)
+    out_d = np.full((1, k), np.inf, np.float32)
+    if not np.isfinite(sq):
+        return sq, out_n, out_keys, out_d
+    epoch = _next_epoch(visited, epoch_box)
+    q = _prepared_query(query, cosine)
+    one_n = np.empty(k, np.int32)
+    one_d = np.empty(k, np.float32)
+    search_one(vectors, q, metric, k, max(ef, k), entry, max_level, links0, counts0, links_up, counts_up,
+               upper_offset, visited, epoch, mask, use_mask, cand_d, cand_n, res_d, res_n, one_n, one_d)  # fmt: skip
+    for i in range(k):
+        node = one_n[i]
+        if node >= 0:
+            out_n[0, i] = node
+            out_keys[0, i] = keys[node]
+            out_d[0, i] = one_d[i] + np.float32(1.0) if cosine else one_d[i]
+    return sq, out_n, out_keys, out_d

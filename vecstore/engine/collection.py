@@ -652,8 +652,7 @@ class Collection:
         approximate, and reported as such in the plan.
         """
         if (
-            filter is not None
-            and type(queries) is np.ndarray
+            type(queries) is np.ndarray
             and queries.shape == (self.schema.dim,)
             and queries.dtype == np.float32
             and queries.flags.c_contiguous

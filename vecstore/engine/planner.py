@@ -160,6 +160,23 @@ def scan_row_limit(dim: int, ef: int, m: int) -> int:
     return rows - 1 if rows > 0 and exact_cost(rows, dim) > budget else rows
 
 
+def whole_segment_strategy(live_rows: int, graph_rows: int | None, ef: int, m: int, dim: int, exact: bool) -> str:
+    """``plan_segment``'s strategy for an unfiltered search of a segment without codes, without building
+    the plan: a single unfiltered query pays for every step it takes."""
+    if live_rows == 0:
+        return EMPTY
+    if exact or graph_rows is None:
+        return EXACT_SCAN
+    exact_ns = exact_cost(live_rows, dim)
+    scale = float_distance_scale(dim)
+    if exact_ns <= unfiltered_graph_cost(ef, m, scale=scale):
+        return EXACT_SCAN
+    root = masked_graph_option(live_rows, graph_rows, ef, m, scale)
+    if root is None or root[1] >= exact_ns:  # of equal costs plan_segment keeps the first: the scan
+        return EXACT_SCAN
+    return root[0]
+
+
 def masked_graph_option(allowed: int, graph_rows: int, ef: int, m: int, scale: float = 1.0) -> tuple[str, float] | None:
     """The better of traversal and two-hop in a graph of ``graph_rows`` nodes of which ``allowed``
     pass, or None when too few pass for either to keep its recall."""

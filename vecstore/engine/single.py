@@ -1,4 +1,4 @@
-"""The single-query lane: one query with a selective filter, answered by one compiled call a segment.
+"""The single-query lane: one query, no options, answered by one compiled call a segment.
 
 A selective single search is mostly per-call work, not distance work: checking the query, caching
 the filter's rows, planning, labelling and merging hits cost several times the scan of a few hundred
@@ -6,9 +6,11 @@ rows (a fresh 2-row window: 52 us through the general path, 9 us here, on the sa
 planner would scan every segment exactly (it has no codes to weigh, and too few rows are allowed for
 any graph search to be cheaper), this lane does only that. A window on a segment's sort column is
 bounded, cut to the live rows and scanned inside one kernel call; any other filter's rows come from
-the view's usual lookup and are scanned by one call. Results, tie-breaks and stats are the general
-path's; whenever the lane cannot tell that the planner would scan, it answers None and the general
-path runs (and repeats only the window's two binary searches).
+the view's usual lookup and are scanned by one call. Without a filter the planner's own rule chooses
+(no window tree or codes to weigh there) and the segment's graph is walked by one call that also
+checks the query and names the hits. Results, tie-breaks and stats are the general path's; whenever
+the lane cannot tell what the planner would do, it answers None and the general path runs (and
+repeats only the window's two binary searches).
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ import numpy as np
 
 from vecstore.core.exact import PARALLEL_SCAN_MIN_ROWS, window_topk_one
 from vecstore.engine.allowed import allowed_rows
-from vecstore.engine.hits import Hits, merge_hits, scan_rows
+from vecstore.engine.hits import Hits, found_hits, merge_hits, scan_rows
 from vecstore.engine.ingest import to_queries
-from vecstore.engine.planner import EMPTY, EXACT_SCAN, scan_row_limit
+from vecstore.engine.planner import EMPTY, EXACT_SCAN, HNSW, HNSW_TWO_HOP, scan_row_limit, whole_segment_strategy
 from vecstore.engine.views import SegmentView
 from vecstore.filters import Node, interval_on
 from vecstore.filters.bind import parse_timestamp
@@ -85,11 +87,45 @@ def _query_is_sound(query: np.ndarray, sq: float, metric: str) -> bool:
     return False
 
 
+def _whole_segment(
+    view: SegmentView, index: int, query: np.ndarray, k: int, ef: int, m: int, exact: bool, metric: str
+) -> tuple[str, Hits | None] | None:
+    """An unfiltered search of one segment as the planner would run it (scan or graph walk), or None
+    when the general path must run it (a parallel scan, or a walk that fell short of k rows). Checks
+    the query (raising the general path's errors)."""
+    rows = view.live_count
+    strategy = whole_segment_strategy(rows, None if view.graph is None else view.num_rows, ef, m, query.shape[0],
+                                      exact)  # fmt: skip
+    if strategy in (EMPTY, EXACT_SCAN):
+        to_queries(query, query.shape[0], metric, 1)
+        if strategy == EMPTY:
+            return EMPTY, None
+        if rows >= PARALLEL_SCAN_MIN_ROWS:
+            return None
+        return EXACT_SCAN, scan_rows(view, index, view.live_offsets, query[None], k, METRIC_CODES[metric])
+    graph = view.graph
+    assert graph is not None and strategy in (HNSW, HNSW_TWO_HOP)
+    two_hop = strategy == HNSW_TWO_HOP
+    keyed = graph.search_one_keyed(query, view.ids, k, ef, view.live, two_hop)
+    if keyed is None:  # an inner-product graph: the general call and labelling
+        to_queries(query, query.shape[0], metric, 1)
+        found, distances = graph.search_validated(query[None], k, ef, view.live, two_hop=two_hop)
+        hits = found_hits(view, index, found, distances)
+    else:
+        sq, found, ids, distances = keyed
+        if not _query_is_sound(query, sq, metric):
+            return None
+        hits = Hits(found, ids, found, distances)  # the lane never gathers columns: no source index needed
+    if found[0, min(k, rows) - 1] < 0:  # the walk could not reach k live rows: the general path rescans
+        return None
+    return strategy, hits
+
+
 def search_one(
     views: Sequence[SegmentView],
     query: np.ndarray,
     k: int,
-    node: Node,
+    node: Node | None,
     *,
     metric: str,
     ef: int,
@@ -97,8 +133,9 @@ def search_one(
     exact: bool,
     counters: Counter,
 ) -> SearchResult | None:
-    """The exact top-k of one float32 query [dim] over the rows ``node`` allows, when the planner would
-    scan every segment; None when it might not (the caller then takes the general path)."""
+    """The top-k of one float32 query [dim] over the rows ``node`` allows (every live row for None), when
+    the planner would scan every segment or, unfiltered, walk its graphs; None when it might do
+    something else (the caller then takes the general path)."""
     if not views:
         return None
     metric_code = METRIC_CODES[metric]
@@ -110,6 +147,15 @@ def search_one(
     for index, view in enumerate(views):
         if view.codes is not None and not exact:
             return None
+        if node is None:
+            outcome = _whole_segment(view, index, query, k, search_ef, m, exact, metric)
+            if outcome is None:
+                return None
+            strategy, found = outcome
+            strategies.append(strategy)
+            if found is not None:
+                hits.append(found)
+            continue
         limit = _row_limit(view, dim, search_ef, m, exact)
         values = view.sorted_values
         bounds = None if values is None else _window_bounds(values, node, view.sorted_by)  # type: ignore[arg-type]
@@ -145,4 +191,5 @@ def search_one(
         return SearchResult(np.full((1, k), -1, dtype=np.int64), np.full((1, k), np.inf, dtype=np.float32),
                             None, None, EMPTY)  # fmt: skip
     best = hits[0] if len(hits) == 1 else merge_hits(hits, 1, k)  # one segment's hits are k wide, in order
-    return SearchResult(best.ids, best.distances, None, None, EXACT_SCAN)
+    ran = {s for s in strategies if s != EMPTY}
+    return SearchResult(best.ids, best.distances, None, None, ran.pop() if len(ran) == 1 else "mixed")

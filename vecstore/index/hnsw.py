@@ -369,6 +369,23 @@ class HnswIndex:
             return self._inner_product_distances(ids, wanted)
         return ids, dists
 
+    def search_one_keyed(
+        self, query: np.ndarray, keys: np.ndarray, k: int, ef: int, mask: np.ndarray | None, two_hop: bool = False
+    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray] | None:
+        """One float32 query [dim] in one kernel call that also checks it and names its hits by ``keys``:
+        ``(query_sq, offsets [1, k], keys [1, k], distances [1, k])``, nothing searched when ``query_sq``
+        is not finite. None for an inner-product graph (its distances are recomputed after the walk:
+        use ``search_validated``). Same trust as ``search_validated`` for k, ef and the mask."""
+        g = self.graph
+        if g.metric == "ip":
+            return None
+        s = self._scratch_for(max(ef, k))
+        use_mask = 0 if mask is None else 2 if two_hop else 1
+        return hnsw.search_single_keyed(self.vectors, keys, query, self.code, g.metric == "cosine", k, ef, g.entry,
+                                        g.max_level, g.links0, g.counts0, g.links_up, g.counts_up, g.upper_offset,
+                                        self._no_mask if mask is None else mask, use_mask, s.visited, s.epoch,
+                                        s.cand_d, s.cand_n, s.res_d, s.res_n)  # fmt: skip
+
     def search_codes(
         self,
         codes: np.ndarray,

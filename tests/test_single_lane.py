@@ -171,21 +171,40 @@ def test_lane_answers_as_the_general_path_and_the_oracle(tmp_path, window_kind, 
         assert col.stats()[LANE_COUNTER] - before == searches  # every one of them took the lane
 
 
-def test_lane_steps_aside_when_a_graph_may_be_cheaper(tmp_path, graphs_priced_in):
+LANE_STRATEGIES = {planner.EXACT_SCAN, planner.EMPTY, planner.HNSW, planner.HNSW_TWO_HOP}
+
+
+def test_lane_runs_scans_and_graph_walks_and_leaves_the_window_tree_to_the_general_path(tmp_path, graphs_priced_in):
     rng = np.random.default_rng(8)
+    hnsw = {"m": 8, "ef_construction": 40, "ef": 32, "window_tree_beta": 4, "window_tree_leaf_rows": 700}
     with vecstore.connect(tmp_path / "db") as db:
-        col = db.create_collection("w", dim=DIM, attributes={"t": "int64"}, window="t", hnsw={"m": 8, "ef": 32})
-        vectors = rng.standard_normal((6000, DIM)).astype(np.float32)  # enough rows for a graph
-        col.upsert(np.arange(6000), vectors, {"t": np.arange(6000)})
+        col = db.create_collection("w", dim=DIM, attributes={"t": "int64", "g": "int64"}, window="t", hnsw=hnsw)
+        vectors = rng.standard_normal((6000, DIM)).astype(np.float32)  # enough rows for a graph and a tree
+        col.upsert(np.arange(6000), vectors, {"t": rng.permutation(6000), "g": np.arange(6000) % 10})
         col.seal()
         assert col.wait_for_indexes(timeout=300)
-        query = vectors[7] + 0.01
-        wide = col.search(query, k=5, filter="t < 4000")
-        assert wide.strategy != planner.EXACT_SCAN and LANE_COUNTER not in col.stats()
-        assert wide.ids[0, 0] == 7
-        narrow = col.search(query, k=5, filter="t between 5 and 9")
-        assert narrow.strategy == planner.EXACT_SCAN and col.stats()[LANE_COUNTER] == 1
-        assert narrow.ids[0, 0] == 7 and set(narrow.ids[0]) == set(range(5, 10))
+        assert col.describe()["segments"][0]["window_tree"].startswith("ready")
+        col.delete(np.arange(0, 6000, 13))
+        seen = set()
+        for width in (1, 30, 300, 1000, 2500, 4000, 5999):
+            for text in (f"t >= {int(rng.integers(0, 6000 - width))} and t < %d", "g in (1, 2, 3, 4, 5)", "g = 7"):
+                if "%d" in text:
+                    low = int(text.split(">= ")[1].split(" ")[0])
+                    text = text % (low + width)
+                query = rng.standard_normal(DIM).astype(np.float32)
+                before = col.stats().get(LANE_COUNTER, 0)
+                lane = col.search(query, k=10, filter=text)
+                took_lane = col.stats().get(LANE_COUNTER, 0) - before
+                general = col.search(query, k=10, filter=text, explain=True)
+                (segment,) = general.plan[0]["segments"]
+                np.testing.assert_array_equal(lane.ids, general.ids, err_msg=text)
+                np.testing.assert_array_equal(lane.distances, general.distances, err_msg=text)
+                assert lane.strategy == general.strategy
+                assert took_lane == (segment["strategy"] in LANE_STRATEGIES), (text, segment)
+                seen.add(segment["strategy"])
+                assert not np.isin(lane.ids, np.arange(0, 6000, 13)).any()
+        assert {planner.EXACT_SCAN, planner.HNSW} <= seen  # the lane's scans and walks ...
+        assert seen - LANE_STRATEGIES, seen  # ... and a window tree strategy it left alone
 
 
 def test_bad_input_through_the_lane_gets_the_general_errors_and_loses_nothing(tmp_path):

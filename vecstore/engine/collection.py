@@ -653,7 +653,7 @@ class Collection:
         """
         if (
             type(queries) is np.ndarray
-            and queries.shape == (self.schema.dim,)
+            and queries.shape in ((self.schema.dim,), (1, self.schema.dim))  # one query, as a vector or a row
             and queries.dtype == np.float32
             and queries.flags.c_contiguous
             and type(k) is int
@@ -668,7 +668,7 @@ class Collection:
         ):
             result = search_one(
                 self._snapshot(),
-                queries,
+                queries.reshape(self.schema.dim),
                 k,
                 self._bound_filter(filter),
                 metric=self.schema.metric,

@@ -162,6 +162,41 @@ def _gathered_scan(
     )
 
 
+def plan_view(
+    view: SegmentView,
+    allowed: Allowed,
+    *,
+    k: int,
+    ef: int,
+    m: int,
+    dim: int,
+    exact: bool,
+    oversampling: float,
+    rescore: bool,
+) -> tuple[SegmentPlan, Option | None]:
+    """The planner's choice for one view given the rows its filter allows (``ef`` already at least k)."""
+    rows = int(allowed.offsets.shape[0])
+    trees = None if exact or view.tree is None else partial(_tree_options, view, allowed, ef, m, k, oversampling,
+                                                            rescore)  # fmt: skip
+    codes = None if exact else view.codes
+    return plan_segment(
+        view.name,
+        rows,
+        view.live_count,
+        allowed.found_by,
+        exact_requested=exact,
+        graph_rows=None if view.graph is None else view.num_rows,
+        ef=ef,
+        m=m,
+        dim=dim,
+        tree_options=trees,
+        quantized=None
+        if codes is None
+        else quantized_option(rows, codes.kind, dim, codes.codes.shape[1], k, oversampling, rescore),
+        quantized_graph=None if exact else _quantized_graph(view, rows, ef, m, k, oversampling, rescore, dim),
+    )
+
+
 def search_views(
     views: Sequence[SegmentView],
     queries: np.ndarray,
@@ -188,36 +223,8 @@ def search_views(
         allowed = allowed_rows(view, node)
         offsets = allowed.offsets
         search_ef = max(ef, k)
-        trees = None if exact or view.tree is None else partial(_tree_options, view, allowed, search_ef, m, k,
-                                                                oversampling, rescore)  # fmt: skip
-        plan, option = plan_segment(
-            view.name,
-            int(offsets.shape[0]),
-            view.live_count,
-            allowed.found_by,
-            exact_requested=exact,
-            graph_rows=None if view.graph is None else view.num_rows,
-            ef=search_ef,
-            m=m,
-            dim=queries.shape[1],
-            tree_options=trees,
-            quantized=None
-            if exact or view.codes is None
-            else quantized_option(
-                int(offsets.shape[0]),
-                view.codes.kind,
-                queries.shape[1],
-                view.codes.codes.shape[1],
-                k,
-                oversampling,
-                rescore,
-            ),
-            quantized_graph=None
-            if exact
-            else _quantized_graph(
-                view, int(offsets.shape[0]), search_ef, m, k, oversampling, rescore, queries.shape[1]
-            ),
-        )
+        plan, option = plan_view(view, allowed, k=k, ef=search_ef, m=m, dim=queries.shape[1], exact=exact,
+                                 oversampling=oversampling, rescore=rescore)  # fmt: skip
         plans.append(plan)
         counters[plan.strategy] += nq
         if option is not None:

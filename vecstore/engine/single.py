@@ -1,16 +1,21 @@
-"""The single-query lane: one query, no options, answered by one compiled call a segment.
+"""The single-query lane: one query without options, answered by one compiled call a segment.
 
-A selective single search is mostly per-call work, not distance work: checking the query, caching
-the filter's rows, planning, labelling and merging hits cost several times the scan of a few hundred
-rows (a fresh 2-row window: 52 us through the general path, 9 us here, on the same machine). When the
-planner would scan every segment exactly (it has no codes to weigh, and too few rows are allowed for
-any graph search to be cheaper), this lane does only that. A window on a segment's sort column is
-bounded, cut to the live rows and scanned inside one kernel call; any other filter's rows come from
-the view's usual lookup and are scanned by one call. Without a filter the planner's own rule chooses
-(no window tree or codes to weigh there) and the segment's graph is walked by one call that also
-checks the query and names the hits. Results, tie-breaks and stats are the general path's; whenever
-the lane cannot tell what the planner would do, it answers None and the general path runs (and
-repeats only the window's two binary searches).
+A single search pays for per-call work beside its distances: checking the query, planning, labelling
+and merging hits. For a selective filter that work costs several times the scan (a fresh 2-row
+window: 52 us through the general path, 17 us here, on the same machine), and after a graph walk has
+evicted the caches each Python step costs about three times its isolated price. So, per segment:
+
+- a window on the sort column that the planner would scan outright is bounded, cut to the live rows
+  and scanned inside one kernel call; any other filter's rows come from the view's usual lookup and
+  are scanned by one call;
+- without a filter the planner's rule for whole segments chooses, and a graph walk is one call that
+  also checks the query and names the hits;
+- a filter allowing more rows is planned as the general path plans it, and a masked or two-hop walk
+  of the segment graph runs as one such call.
+
+Results, tie-breaks and stats are the general path's. Whenever the lane would do something else (the
+window tree, codes, a parallel scan, a walk that fell short of k rows), it answers None and the
+general path runs.
 """
 
 from __future__ import annotations
@@ -18,16 +23,19 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
 from vecstore.core.exact import PARALLEL_SCAN_MIN_ROWS, window_topk_one
-from vecstore.engine.allowed import allowed_rows
+from vecstore.engine.allowed import Allowed, allowed_rows
 from vecstore.engine.hits import Hits, found_hits, merge_hits, scan_rows
 from vecstore.engine.ingest import to_queries
 from vecstore.engine.planner import EMPTY, EXACT_SCAN, HNSW, HNSW_TWO_HOP, scan_row_limit, whole_segment_strategy
+from vecstore.engine.search import plan_view
 from vecstore.engine.views import SegmentView
 from vecstore.filters import Node, interval_on
+from vecstore.filters.ast import Value
 from vecstore.filters.bind import parse_timestamp
 from vecstore.types import METRIC_CODES, SearchResult
 
@@ -36,6 +44,12 @@ LANE_COUNTER = "single_query_lane"
 _EVERY_ROW_LIVE = np.zeros(0, dtype=np.bool_)
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+@lru_cache(maxsize=4096)
+def _timestamp_micros(text: Value, field: str) -> int:
+    """A bound on a timestamp column (datetime64[us]) as the integer its rows are compared as."""
+    return int(parse_timestamp(text, field).astype(np.int64))
 
 
 def _window_bounds(values: np.ndarray, node: Node, field: str) -> tuple | None:
@@ -54,7 +68,7 @@ def _window_bounds(values: np.ndarray, node: Node, field: str) -> tuple | None:
             if bound is None:
                 continue
             if kind == "M":
-                value = int(parse_timestamp(bound, field).astype(np.int64))  # the column is datetime64[us]
+                value = _timestamp_micros(bound, field)
             elif isinstance(bound, bool):
                 return None
             elif kind == "f" and isinstance(bound, int | float):
@@ -87,6 +101,27 @@ def _query_is_sound(query: np.ndarray, sq: float, metric: str) -> bool:
     return False
 
 
+def _walk(
+    view: SegmentView, index: int, query: np.ndarray, k: int, ef: int, mask: np.ndarray | None, two_hop: bool,
+    metric: str, rows: int,
+) -> Hits | None:  # fmt: skip
+    """The segment's graph walked for one query in one call that checks the query and names the hits;
+    None when the walk fell short of k of the ``rows`` allowed (the general path rescans those)."""
+    graph = view.graph
+    assert graph is not None
+    keyed = graph.search_one_keyed(query, view.ids, k, ef, mask, two_hop)
+    if keyed is None:  # an inner-product graph: the general call and labelling
+        to_queries(query, query.shape[0], metric, 1)
+        found, distances = graph.search_validated(query[None], k, ef, mask, two_hop=two_hop)
+        hits = found_hits(view, index, found, distances)
+    else:
+        sq, found, ids, distances = keyed
+        if not _query_is_sound(query, sq, metric):
+            return None
+        hits = Hits(found, ids, found, distances)  # the lane never gathers columns: no source index needed
+    return None if found[0, min(k, rows) - 1] < 0 else hits
+
+
 def _whole_segment(
     view: SegmentView, index: int, query: np.ndarray, k: int, ef: int, m: int, exact: bool, metric: str
 ) -> tuple[str, Hits | None] | None:
@@ -103,22 +138,25 @@ def _whole_segment(
         if rows >= PARALLEL_SCAN_MIN_ROWS:
             return None
         return EXACT_SCAN, scan_rows(view, index, view.live_offsets, query[None], k, METRIC_CODES[metric])
-    graph = view.graph
-    assert graph is not None and strategy in (HNSW, HNSW_TWO_HOP)
-    two_hop = strategy == HNSW_TWO_HOP
-    keyed = graph.search_one_keyed(query, view.ids, k, ef, view.live, two_hop)
-    if keyed is None:  # an inner-product graph: the general call and labelling
-        to_queries(query, query.shape[0], metric, 1)
-        found, distances = graph.search_validated(query[None], k, ef, view.live, two_hop=two_hop)
-        hits = found_hits(view, index, found, distances)
-    else:
-        sq, found, ids, distances = keyed
-        if not _query_is_sound(query, sq, metric):
-            return None
-        hits = Hits(found, ids, found, distances)  # the lane never gathers columns: no source index needed
-    if found[0, min(k, rows) - 1] < 0:  # the walk could not reach k live rows: the general path rescans
+    assert strategy in (HNSW, HNSW_TWO_HOP)
+    hits = _walk(view, index, query, k, ef, view.live, strategy == HNSW_TWO_HOP, metric, rows)
+    return None if hits is None else (strategy, hits)
+
+
+def _planned(
+    view: SegmentView, index: int, allowed: Allowed, query: np.ndarray, k: int, ef: int, m: int, metric: str
+) -> tuple[str, Hits] | None:
+    """A filter allowing more rows than an outright scan: the planner chooses, and the lane runs its
+    choice when that is a serial scan or a masked or two-hop walk of the segment graph."""
+    plan, option = plan_view(view, allowed, k=k, ef=ef, m=m, dim=query.shape[0], exact=False, oversampling=1.0,
+                             rescore=True)  # fmt: skip
+    rows = int(allowed.offsets.shape[0])
+    if plan.strategy == EXACT_SCAN and rows < PARALLEL_SCAN_MIN_ROWS:
+        return EXACT_SCAN, scan_rows(view, index, allowed.offsets, query[None], k, METRIC_CODES[metric])
+    if plan.strategy not in (HNSW, HNSW_TWO_HOP) or option is None or option.detail is not None:
         return None
-    return strategy, hits
+    hits = _walk(view, index, query, k, ef, allowed.mask(view.num_rows), plan.strategy == HNSW_TWO_HOP, metric, rows)
+    return None if hits is None else (plan.strategy, hits)
 
 
 def search_one(
@@ -134,8 +172,8 @@ def search_one(
     counters: Counter,
 ) -> SearchResult | None:
     """The top-k of one float32 query [dim] over the rows ``node`` allows (every live row for None), when
-    the planner would scan every segment or, unfiltered, walk its graphs; None when it might do
-    something else (the caller then takes the general path)."""
+    the planner would scan each segment serially or walk its graph; None when it might do something
+    else (the caller then takes the general path)."""
     if not views:
         return None
     metric_code = METRIC_CODES[metric]
@@ -169,21 +207,28 @@ def search_one(
                 if not _query_is_sound(query, sq, metric):
                     return None
                 checked = True
-            if rows < 0:
-                return None
+            if rows >= 0:  # scanned (a wider window is planned below)
+                if rows:
+                    hits.append(Hits(source, ids, offsets, distances))
+                strategies.append(EXACT_SCAN if rows else EMPTY)
+                continue
+        if not checked:
+            to_queries(query, dim, metric, 1)  # raises for a query the general path would refuse
+            checked = True
+        allowed = allowed_rows(view, node)
+        rows = allowed.offsets.shape[0]
+        if rows <= limit:
             if rows:
-                hits.append(Hits(source, ids, offsets, distances))
-        else:
-            if not checked:
-                to_queries(query, dim, metric, 1)  # raises for a query the general path would refuse
-                checked = True
-            offsets = allowed_rows(view, node).offsets
-            rows = offsets.shape[0]
-            if rows > limit:
-                return None
-            if rows:
-                hits.append(scan_rows(view, index, offsets, query.reshape(1, dim), k, metric_code))
-        strategies.append(EXACT_SCAN if rows else EMPTY)
+                hits.append(scan_rows(view, index, allowed.offsets, query.reshape(1, dim), k, metric_code))
+            strategies.append(EXACT_SCAN if rows else EMPTY)
+            continue
+        if exact:
+            return None  # a scan of this many rows runs on every core: the general path's
+        outcome = _planned(view, index, allowed, query, k, search_ef, m, metric)
+        if outcome is None:
+            return None
+        strategies.append(outcome[0])
+        hits.append(outcome[1])
     for strategy in strategies:
         counters[strategy] += 1
     counters[LANE_COUNTER] += 1

@@ -21,6 +21,10 @@ from bench.metrics import mean_recall, violations
 
 EXIT_LIBRARY_MISSING = 3
 WARMUP_QUERIES = 3
+#: Timed passes over the queries in single mode; the fastest counts (ann-benchmarks' run_count). On a
+#: shared machine one stall (another process, a page fault) in a 100-query pass cut a cell's mean by
+#: 6x while its median did not move.
+SINGLE_PASSES = 2
 SATURATED_RECALL = 0.999
 
 
@@ -51,17 +55,24 @@ def run_single(alg, dataset, workload, masks, k: int, budget_s: float) -> dict:
 
     for i in range(min(WARMUP_QUERIES, len(queries))):
         one(i)
-    latencies = []
-    for i in range(len(queries)):
-        started = time.perf_counter()
-        ids = one(i)
-        latencies.append(time.perf_counter() - started)
-        found[i, : min(k, len(ids))] = np.asarray(ids)[:k]
-        plan = alg.last_plan()
-        if plan is not None:
-            plans[plan] = plans.get(plan, 0) + 1
-        if sum(latencies) > budget_s:
-            break
+    latencies: list[float] = []
+    for first_pass in [True] + [False] * (SINGLE_PASSES - 1):
+        times: list[float] = []
+        elapsed = 0.0
+        for i in range(len(queries) if first_pass else len(latencies)):
+            started = time.perf_counter()
+            ids = one(i)
+            times.append(time.perf_counter() - started)
+            elapsed += times[-1]
+            found[i] = -1
+            found[i, : min(k, len(ids))] = np.asarray(ids)[:k]  # recall: the last pass's answers
+            plan = alg.last_plan()
+            if plan is not None and first_pass:
+                plans[plan] = plans.get(plan, 0) + 1
+            if first_pass and elapsed > budget_s:  # the first pass sets how many queries fit the budget
+                break
+        if first_pass or elapsed < sum(latencies):
+            latencies = times
     n = len(latencies)
     lat_ms = np.array(latencies) * 1000
     return {

@@ -98,7 +98,7 @@ def topk_scan(vectors, norms, query, qnorm, offsets, keys, k, metric):
 
 
 @njit(nogil=True, cache=True)
-def _query_sq(query):
+def query_sq(query):
     """The query's squared norm in float64 (as ``query_norms`` computes it): non-finite for a query
     holding NaN or inf, which the callers turn into an error."""
     sq = 0.0
@@ -131,7 +131,7 @@ def topk_scan_one(vectors, norms, query, offsets, keys, k, metric, source):
     """``topk_scan`` as a whole single search in one call: the query's norm term is computed here (in
     float64, as ``query_norms`` does), and the result comes back as [1, k] rows of offsets, keys,
     distances and ``source`` (the caller's tag for this segment), padded -1 / -1 / +inf / -1."""
-    qnorm = _norm_term(_query_sq(query), metric)
+    qnorm = _norm_term(query_sq(query), metric)
     found, distances = topk_scan(vectors, norms, query, qnorm, offsets, keys, k, metric)
     return _one_row_result(found, distances, keys, k, source)
 
@@ -162,7 +162,7 @@ def window_topk_one(
     ``topk_scan_one`` does, with ``rows`` the live rows scanned; nothing is scanned (``rows`` = -1)
     when the window spans more than ``max_rows`` rows or the query is not finite (``query_sq``).
     """
-    sq = _query_sq(query)
+    sq = query_sq(query)
     lo = bisect(values, low, low_open) if has_low else 0
     hi = bisect(values, high, not high_open) if has_high else values.shape[0]
     hi = max(lo, hi)

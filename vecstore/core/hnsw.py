@@ -22,6 +22,7 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 from vecstore.core.binary import planes_score
+from vecstore.core.exact import query_sq
 from vecstore.core.prefetch import prefetch_row
 
 L2, IP = 0, 1
@@ -525,6 +526,19 @@ def _prepared_query(query, cosine):
     return q
 
 
+@njit(inline="always")
+def _walk_single(vectors, query, metric, cosine, k, ef, entry, max_level, links0, counts0, links_up, counts_up,
+                 upper_offset, mask, use_mask, visited, epoch_box, cand_d, cand_n, res_d, res_n):  # fmt: skip
+    """One query's walk with the caller's scratch: the k nearest offsets (int32) and raw distances."""
+    epoch = _next_epoch(visited, epoch_box)
+    q = _prepared_query(query, cosine)
+    one_n = np.empty(k, np.int32)
+    one_d = np.empty(k, np.float32)
+    search_one(vectors, q, metric, k, max(ef, k), entry, max_level, links0, counts0, links_up, counts_up,
+               upper_offset, visited, epoch, mask, use_mask, cand_d, cand_n, res_d, res_n, one_n, one_d)  # fmt: skip
+    return one_n, one_d
+
+
 @njit(nogil=True, cache=True)
 def search_single(vectors, query, metric, cosine, k, ef, entry, max_level, links0, counts0, links_up, counts_up,
                   upper_offset, mask, use_mask, visited, epoch_box, cand_d, cand_n, res_d, res_n):  # fmt: skip
@@ -534,12 +548,9 @@ def search_single(vectors, query, metric, cosine, k, ef, entry, max_level, links
     array is cleared once. With ``cosine`` the query is normalised here and distances come back as
     1 - cosine. Returns int64 offsets [1, k] and float32 distances [1, k].
     """
-    epoch = _next_epoch(visited, epoch_box)
-    q = _prepared_query(query, cosine)
-    one_n = np.empty(k, np.int32)
-    one_d = np.empty(k, np.float32)
-    search_one(vectors, q, metric, k, max(ef, k), entry, max_level, links0, counts0, links_up, counts_up,
-               upper_offset, visited, epoch, mask, use_mask, cand_d, cand_n, res_d, res_n, one_n, one_d)  # fmt: skip
+    one_n, one_d = _walk_single(vectors, query, metric, cosine, k, ef, entry, max_level, links0, counts0, links_up,
+                                counts_up, upper_offset, mask, use_mask, visited, epoch_box, cand_d, cand_n, res_d,
+                                res_n)  # fmt: skip
     out_n = np.empty((1, k), np.int64)
     out_d = np.empty((1, k), np.float32)
     for i in range(k):
@@ -555,20 +566,15 @@ def search_single_keyed(vectors, keys, query, metric, cosine, k, ef, entry, max_
     """``search_single`` that also checks the query and names the hits: returns the query's squared norm
     (float64; not finite for a query holding NaN or inf, and then nothing is searched), offsets
     [1, k], ``keys`` of the hits [1, k] and distances [1, k], padded -1 / -1 / +inf."""
-    sq = 0.0
-    for t in range(query.shape[0]):
-        sq += np.float64(query[t]) * np.float64(query[t])
+    sq = query_sq(query)
     out_n = np.full((1, k), -1, np.int64)
     out_keys = np.full((1, k), -1, np.int64)
     out_d = np.full((1, k), np.inf, np.float32)
     if not np.isfinite(sq):
         return sq, out_n, out_keys, out_d
-    epoch = _next_epoch(visited, epoch_box)
-    q = _prepared_query(query, cosine)
-    one_n = np.empty(k, np.int32)
-    one_d = np.empty(k, np.float32)
-    search_one(vectors, q, metric, k, max(ef, k), entry, max_level, links0, counts0, links_up, counts_up,
-               upper_offset, visited, epoch, mask, use_mask, cand_d, cand_n, res_d, res_n, one_n, one_d)  # fmt: skip
+    one_n, one_d = _walk_single(vectors, query, metric, cosine, k, ef, entry, max_level, links0, counts0, links_up,
+                                counts_up, upper_offset, mask, use_mask, visited, epoch_box, cand_d, cand_n, res_d,
+                                res_n)  # fmt: skip
     for i in range(k):
         node = one_n[i]
         if node >= 0:

@@ -18,6 +18,8 @@ import pyarrow.compute as pc
 from vecstore.errors import InvalidArgument, ResourceExhausted
 from vecstore.types import ATTRIBUTE_TYPES, CollectionSchema, parse_iso_datetime
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 MAX_BATCH_BYTES = 1 << 31
 _INT64_MAX = np.iinfo(np.int64).max
 
@@ -63,6 +65,13 @@ def check_unique(ids: np.ndarray) -> None:
         )
 
 
+def squared_norm_accepted(sq: float, metric: str) -> bool:
+    """Whether one vector with squared norm ``sq`` passes ``float_matrix`` without a closer look: finite
+    within float32 (NaN, inf or an overflow anywhere makes it not), and non-zero under cosine. Summed
+    in float32 an overflow shows as inf; summed in float64, as a value beyond float32's range."""
+    return math.isfinite(sq) and sq <= FLOAT32_MAX and (sq > 0 or metric != "cosine")
+
+
 def float_matrix(values: object, dim: int, metric: str, what: str) -> np.ndarray:
     """Validate vectors or queries: float32 [rows, dim], finite, finite squared norm, non-zero for cosine.
 
@@ -85,7 +94,7 @@ def float_matrix(values: object, dim: int, metric: str, what: str) -> np.ndarray
     # one pass checks everything: NaN or inf anywhere, or a norm that overflows, makes the row's sum non-finite
     if array.shape[0] == 1:  # one query: plain floats are cheaper than array reductions
         norm = float(np.einsum("i,i", array[0], array[0]))  # einsum, unlike dot, does not warn on overflow
-        if math.isfinite(norm) and (norm > 0 or metric != "cosine"):
+        if squared_norm_accepted(norm, metric):
             return array
     sq = np.einsum("ij,ij->i", array, array)
     finite = np.isfinite(sq)
@@ -126,17 +135,16 @@ def to_vectors(vectors: object, n: int, dim: int, metric: str) -> np.ndarray:
 
 def to_queries(queries: object, dim: int, metric: str, max_queries: int) -> np.ndarray:
     """Validated query vectors: [q, dim] float32, 1 <= q <= max_queries."""
+    # the common single query, already float32: its squared norm checks it (NaN, inf or an overflow make
+    # it non-finite; einsum does not warn), and float_matrix says what is wrong otherwise
     if (
         type(queries) is np.ndarray
         and queries.dtype == np.float32
         and queries.shape == (dim,)
         and queries.flags.c_contiguous
+        and squared_norm_accepted(float(np.einsum("i,i", queries, queries)), metric)
     ):
-        # the common single query, already float32: its squared norm checks it (NaN, inf or an overflow
-        # make it non-finite; einsum does not warn), and float_matrix says what is wrong otherwise
-        norm = float(np.einsum("i,i", queries, queries))
-        if math.isfinite(norm) and (norm > 0 or metric != "cosine"):
-            return queries.reshape(1, dim)
+        return queries.reshape(1, dim)
     array = float_matrix(queries, dim, metric, "query")
     if array.shape[0] == 0:
         raise InvalidArgument("queries is empty; pass at least one query vector")

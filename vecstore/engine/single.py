@@ -20,7 +20,6 @@ general path runs.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
@@ -30,7 +29,7 @@ import numpy as np
 from vecstore.core.exact import PARALLEL_SCAN_MIN_ROWS, window_topk_one
 from vecstore.engine.allowed import Allowed, allowed_rows
 from vecstore.engine.hits import Hits, found_hits, merge_hits, scan_rows
-from vecstore.engine.ingest import to_queries
+from vecstore.engine.ingest import squared_norm_accepted, to_queries
 from vecstore.engine.planner import EMPTY, EXACT_SCAN, HNSW, HNSW_TWO_HOP, scan_row_limit, whole_segment_strategy
 from vecstore.engine.search import plan_view
 from vecstore.engine.views import SegmentView
@@ -42,7 +41,6 @@ from vecstore.types import METRIC_CODES, SearchResult
 #: Counted once per search the lane answers (beside the per-segment strategy counts).
 LANE_COUNTER = "single_query_lane"
 _EVERY_ROW_LIVE = np.zeros(0, dtype=np.bool_)
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
@@ -52,7 +50,7 @@ def _timestamp_micros(text: Value, field: str) -> int:
     return int(parse_timestamp(text, field).astype(np.int64))
 
 
-def _window_bounds(values: np.ndarray, node: Node, field: str) -> tuple | None:
+def _kernel_window(values: np.ndarray, node: Node, field: str) -> tuple | None:
     """``(low, low_open, has_low, high, high_open, has_high)`` for the kernel, in the sort column's own
     number type, when ``node`` only bounds ``field``; None otherwise (or for a bound the kernel could
     compare inexactly, such as 2.5 against integers)."""
@@ -95,7 +93,7 @@ def _row_limit(view: SegmentView, dim: int, ef: int, m: int, exact: bool) -> int
 def _query_is_sound(query: np.ndarray, sq: float, metric: str) -> bool:
     """Whether the kernel's squared norm shows a query the general checks accept; if it does not, those
     checks run (and raise, naming the fault)."""
-    if math.isfinite(sq) and sq <= _FLOAT32_MAX and (sq > 0 or metric != "cosine"):
+    if squared_norm_accepted(sq, metric):
         return True
     to_queries(query, query.shape[0], metric, 1)
     return False
@@ -196,7 +194,7 @@ def search_one(
             continue
         limit = _row_limit(view, dim, search_ef, m, exact)
         values = view.sorted_values
-        bounds = None if values is None else _window_bounds(values, node, view.sorted_by)  # type: ignore[arg-type]
+        bounds = None if values is None else _kernel_window(values, node, view.sorted_by)  # type: ignore[arg-type]
         if bounds is not None:
             keys = values.view(np.int64) if values.dtype.kind == "M" else values  # type: ignore[union-attr]
             live = _EVERY_ROW_LIVE if view.live is None else view.live

@@ -28,6 +28,16 @@ class BuildCancelled(Exception):
     """A build stopped early because its ``should_stop`` callback said so (e.g. the collection closed)."""
 
 
+def cancellation_check(should_stop: Callable[[], bool] | None) -> Callable[[], None]:
+    """A function raising BuildCancelled once ``should_stop()`` says so (builds call it between chunks)."""
+
+    def check() -> None:
+        if should_stop is not None and should_stop():
+            raise BuildCancelled
+
+    return check
+
+
 def search_vectors(vectors: np.ndarray, metric: str) -> np.ndarray:
     """The rows a graph is built and searched on: l2 uses the vectors as stored; cosine, unit vectors
     under inner product.
@@ -217,10 +227,9 @@ def build_prepared(
     code = METRICS[metric]
     threads = threads or numba.get_num_threads()
     prefix = n if threads <= 1 else min(n, SEQUENTIAL_PREFIX)
-    stop_requested = should_stop or (lambda: False)
+    check = cancellation_check(should_stop)
     for start in range(0, prefix, SEQUENTIAL_CHUNK):
-        if stop_requested():
-            raise BuildCancelled
+        check()
         hnsw.insert_range(data, code, m, ef_construction, levels, upper_offset, links0, counts0, links_up,
                           counts_up, state, start, min(prefix, start + SEQUENTIAL_CHUNK), visited)  # fmt: skip
     if 0 < prefix < n:
@@ -231,8 +240,7 @@ def build_prepared(
         out_d = np.empty((BATCH_NODES, top + 1, ef_construction), dtype=np.float32)
         out_count = np.zeros((BATCH_NODES, top + 1), dtype=np.int64)
         for start in range(prefix, n, BATCH_NODES):
-            if stop_requested():
-                raise BuildCancelled
+            check()
             stop = min(n, start + BATCH_NODES)
             entry, max_level = int(state[0]), int(state[1])
             hnsw_build.batch_candidates(data, code, ef_construction, levels, upper_offset, links0, counts0, links_up,

@@ -19,7 +19,7 @@ import numpy as np
 
 from vecstore.core import binary, exact, pq
 from vecstore.errors import DataCorruption, InvalidArgument
-from vecstore.index.hnsw import BuildCancelled
+from vecstore.index.hnsw import cancellation_check
 
 PQ_NBITS = 8
 PQ_TRAIN_ROWS = 65_536
@@ -32,16 +32,6 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     wide = np.asarray(vectors, dtype=np.float64)
     norms = np.linalg.norm(wide, axis=1, keepdims=True)
     return np.ascontiguousarray(wide / np.where(norms > 0, norms, 1), dtype=np.float32)
-
-
-def _checkpoint(should_stop: Callable[[], bool] | None) -> Callable[[], None]:
-    """A function raising BuildCancelled once ``should_stop()`` says so (polled between chunks)."""
-
-    def check() -> None:
-        if should_stop is not None and should_stop():
-            raise BuildCancelled
-
-    return check
 
 
 def code_rows(vectors: np.ndarray, metric: str) -> np.ndarray:
@@ -64,7 +54,7 @@ class BinaryQuantizer:
     def fit(cls, vectors: np.ndarray, metric: str, should_stop: Callable[[], bool] | None = None) -> BinaryQuantizer:
         """Codes of every row about their mean; ``should_stop`` is polled between chunks of rows (raises
         BuildCancelled)."""
-        check = _checkpoint(should_stop)
+        check = cancellation_check(should_stop)
         n, dim = vectors.shape
         total = np.zeros(dim, dtype=np.float64)
         for start in range(0, n, CHUNK_ROWS):
@@ -133,7 +123,7 @@ class ProductQuantizer:
     ) -> ProductQuantizer:
         """Codebooks learnt by k-means on a seeded sample of ``train_rows`` rows, then every row encoded;
         ``should_stop`` is polled between sub-spaces and chunks of rows (raises BuildCancelled)."""
-        check = _checkpoint(should_stop)
+        check = cancellation_check(should_stop)
         n, dim = vectors.shape
         ksub = 1 << PQ_NBITS
         if m < 1 or dim % m:

@@ -36,6 +36,12 @@ def _offsets(kind: str, n: int, seed: int) -> np.ndarray:
     return np.flatnonzero(mask).astype(np.int64)
 
 
+def _masked_case(metric: str, mask: str, seed: int):
+    """900 rows of 48-d, their queries and keys, the allowed offsets of ``mask`` and the rows' norm terms."""
+    vectors, queries, keys = _data(900, 48, metric, seed=seed)
+    return vectors, queries, keys, _offsets(mask, 900, seed=seed), row_norms(vectors, METRIC_CODES[metric])
+
+
 def _check(metric, vectors, queries, keys, offsets, k):
     norms = row_norms(vectors, METRIC_CODES[metric])
     got_off, got_d = exact_topk(vectors, norms, queries, offsets, keys, k, METRIC_CODES[metric])
@@ -106,9 +112,7 @@ def test_single_query_norms_equal_the_batch_path(metric):
 @pytest.mark.parametrize("mask", MASKS)
 def test_one_call_single_search_matches_numpy_and_the_batch_kernel(metric, mask):
     """``topk_scan_one`` (the engine's single-query scan) computes its own query norm and key lookup."""
-    vectors, queries, keys = _data(900, 48, metric, seed=11)
-    offsets = _offsets(mask, 900, seed=11)
-    norms = row_norms(vectors, METRIC_CODES[metric])
+    vectors, queries, keys, offsets, norms = _masked_case(metric, mask, seed=11)
     batch_off, batch_d = exact_topk(vectors, norms, queries, offsets, keys, 12, METRIC_CODES[metric])
     for i in range(queries.shape[0]):
         off, ids, d, source = exact.topk_scan_one(
@@ -127,9 +131,7 @@ def test_one_call_single_search_matches_numpy_and_the_batch_kernel(metric, mask)
 @pytest.mark.parametrize("mask", MASKS)
 def test_serial_small_batch_equals_the_threaded_batch_kernel(metric, mask):
     """A few queries over few rows run on the calling thread: the same answers as one query per thread."""
-    vectors, queries, keys = _data(900, 48, metric, seed=12)
-    offsets = _offsets(mask, 900, seed=12)
-    norms = row_norms(vectors, METRIC_CODES[metric])
+    vectors, queries, keys, offsets, norms = _masked_case(metric, mask, seed=12)
     qnorms = query_norms(queries[:5], METRIC_CODES[metric])
     args = (vectors, norms, queries[:5], qnorms, offsets, keys, 12, METRIC_CODES[metric])
     serial_off, serial_d = exact.topk_scan_serial(*args)

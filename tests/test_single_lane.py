@@ -18,6 +18,7 @@ from vecstore.filters import parse_filter
 
 DIM = 8
 NO_DELETES = np.zeros(0, dtype=np.bool_)
+NO_TERM = np.zeros(0, dtype=np.int64)
 
 
 @st.composite
@@ -31,13 +32,15 @@ def window_cases(draw):
     live = NO_DELETES if draw(st.booleans()) else np.asarray(draw(st.lists(st.booleans(), min_size=n, max_size=n)),
                                                              dtype=np.bool_)  # fmt: skip
     flags = draw(st.tuples(*[st.booleans()] * 4))
-    return values, low, high, flags, live, draw(st.integers(1, 12)), draw(st.sampled_from([L2, IP, COSINE]))
+    # one term's rows, as the payload index lists them (ascending), or None: the window alone
+    term = draw(st.none() | st.lists(st.booleans(), min_size=n, max_size=n).map(lambda b: np.flatnonzero(b)))
+    return values, low, high, flags, live, term, draw(st.integers(1, 12)), draw(st.sampled_from([L2, IP, COSINE]))
 
 
 @settings(max_examples=150, deadline=None)
 @given(window_cases(), st.integers(0, 70))
 def test_window_kernel_equals_searchsorted_then_the_exact_scan(case, max_rows):
-    values, low, high, (low_open, has_low, high_open, has_high), live, k, metric = case
+    values, low, high, (low_open, has_low, high_open, has_high), live, term, k, metric = case
     n = values.shape[0]
     rng = np.random.default_rng(n)
     vectors = rng.standard_normal((n, DIM)).astype(np.float32)
@@ -45,19 +48,21 @@ def test_window_kernel_equals_searchsorted_then_the_exact_scan(case, max_rows):
     keys = rng.permutation(3 * n + 1)[:n].astype(np.int64)
     norms = row_norms(vectors, metric)
     sq, rows, offsets, ids, distances, source = window_topk_one(
-        values, low, low_open, has_low, high, high_open, has_high, live, max_rows,
-        vectors, norms, query, keys, k, metric, 3,
+        values, low, low_open, has_low, high, high_open, has_high, NO_TERM if term is None else term,
+        term is not None, live, max_rows, vectors, norms, query, keys, k, metric, 3,
     )  # fmt: skip
     lo = int(np.searchsorted(values, low, "right" if low_open else "left")) if has_low else 0
     hi = int(np.searchsorted(values, high, "left" if high_open else "right")) if has_high else n
     hi = max(lo, hi)
+    want_offsets = np.arange(lo, hi, dtype=np.int64)
+    if term is not None:
+        want_offsets = want_offsets[np.isin(want_offsets, term)]
     assert sq == pytest.approx(float(np.dot(query.astype(np.float64), query.astype(np.float64))))
-    if hi - lo > max_rows:
+    if want_offsets.shape[0] > max_rows:  # too many rows (deleted ones count): nothing scanned
         assert rows == -1 and (ids == -1).all() and np.isinf(distances).all() and (source == -1).all()
         return
-    want_offsets = np.arange(lo, hi, dtype=np.int64)
     if live.shape[0]:
-        want_offsets = want_offsets[live[lo:hi]]
+        want_offsets = want_offsets[live[want_offsets]]
     assert rows == want_offsets.shape[0]
     batch_offsets, batch_distances = exact_topk(vectors, norms, query[None], want_offsets, keys, k, metric)
     np.testing.assert_array_equal(offsets, batch_offsets)
@@ -73,7 +78,7 @@ def test_window_kernel_reports_a_query_that_is_not_finite():
     values = np.arange(10, dtype=np.int64)
     vectors = np.ones((10, DIM), dtype=np.float32)
     query = np.full(DIM, np.nan, dtype=np.float32)
-    sq, rows, *_ = window_topk_one(values, 2, False, True, 4, False, True, NO_DELETES, 100,
+    sq, rows, *_ = window_topk_one(values, 2, False, True, 4, False, True, NO_TERM, False, NO_DELETES, 100,
                                    vectors, row_norms(vectors, L2), query, np.arange(10), 3, L2, 0)  # fmt: skip
     assert np.isnan(sq) and rows == -1
 
@@ -92,10 +97,18 @@ def test_scan_row_limit_is_where_the_planner_stops_scanning_without_weighing_gra
         assert scanned_outright == (rows <= limit), (rows, limit, plan.reason)
 
 
+def _strings(ids: np.ndarray) -> dict[str, list]:
+    """A string column (null every 11th row) and a tag list (empty every 9th, null every 13th)."""
+    c = [None if i % 11 == 0 else f"c{i % 5}" for i in ids]
+    tags = [None if i % 13 == 0 else [] if i % 9 == 0 else [f"x{i % 3}", f"y{i % 4}"] for i in ids]
+    return {"c": c, "tags": tags}
+
+
 def _windowed(db, name: str, window_kind: str, metric: str, seed: int):
     """Three sealed segments sorted by ``t`` (some rows deleted, some replaced) and appendable rows."""
     rng = np.random.default_rng(seed)
-    col = db.create_collection(name, dim=DIM, metric=metric, attributes={"t": window_kind, "g": "int64"}, window="t")
+    attributes = {"t": window_kind, "g": "int64", "c": "string", "tags": "list<string>"}
+    col = db.create_collection(name, dim=DIM, metric=metric, attributes=attributes, window="t")
     rows = {}
     for part in range(4):
         ids = np.arange(part * 300, part * 300 + 300)
@@ -106,14 +119,15 @@ def _windowed(db, name: str, window_kind: str, metric: str, seed: int):
             if window_kind == "float64":
                 t = t + 0.5
         vectors = rng.standard_normal((300, DIM)).astype(np.float32)
-        col.upsert(ids, vectors, {"t": t, "g": ids % 7})
+        col.upsert(ids, vectors, {"t": t, "g": ids % 7, **_strings(ids)})
         if part < 3:
             col.seal()
         rows.update({int(i): (v, tv, int(i) % 7) for i, v, tv in zip(ids, vectors, t, strict=True)})
     replaced = np.arange(10, 900, 37)
     new_vectors = rng.standard_normal((replaced.shape[0], DIM)).astype(np.float32)
     t_new = {int(i): rows[int(i)][1] for i in replaced}
-    col.upsert(replaced, new_vectors, {"t": np.asarray([t_new[int(i)] for i in replaced]), "g": replaced % 7})
+    col.upsert(replaced, new_vectors, {"t": np.asarray([t_new[int(i)] for i in replaced]), "g": replaced % 7,
+                                       **_strings(replaced)})  # fmt: skip
     for i, v in zip(replaced, new_vectors, strict=True):
         rows[int(i)] = (v, t_new[int(i)], int(i) % 7)
     deleted = np.arange(3, 1200, 11)
@@ -140,6 +154,11 @@ FILTERS = [
     "t > {b} and t < {a}",  # empty
     "t between {a} and {b} and g = 3",  # the payload path inside the lane
     "g = 5",
+    "t between {a} and {b} and c = 'c2'",  # a window and one term: one kernel call
+    "c in ('c4') and t >= {a} and t < {b}",
+    "t between {a} and {b} and tags contains 'y1'",
+    "t between {a} and {b} and c = 'absent'",
+    "t > {a} and c in ('c1', 'c3')",  # two terms: the rows come from the usual lookup
 ]
 
 
@@ -150,7 +169,9 @@ def test_lane_answers_as_the_general_path_and_the_oracle(tmp_path, window_kind, 
         col, rows = _windowed(db, "w", window_kind, metric, seed=len(window_kind))
         ids = np.asarray(sorted(rows))
         vectors = np.stack([rows[i][0] for i in ids])
-        table = [{"t": rows[i][1].item(), "g": rows[i][2]} for i in ids]  # datetime64[us].item(): a datetime
+        strings = _strings(ids)
+        table = [{"t": rows[i][1].item(), "g": rows[i][2], "c": c, "tags": tags}  # datetime64[us].item(): a datetime
+                 for i, c, tags in zip(ids, strings["c"], strings["tags"], strict=True)]  # fmt: skip
         before = col.stats().get(LANE_COUNTER, 0)
         searches = 0
         for template in FILTERS:
@@ -165,7 +186,8 @@ def test_lane_answers_as_the_general_path_and_the_oracle(tmp_path, window_kind, 
                 np.testing.assert_array_equal(lane.ids, general.ids, err_msg=text)
                 np.testing.assert_array_equal(lane.distances, general.distances, err_msg=text)
                 assert lane.strategy == general.strategy
-                allowed = filter_mask(parse_filter(text), table, {"t": window_kind, "g": "int64"})
+                types = {"t": window_kind, "g": "int64", "c": "string", "tags": "list<string>"}
+                allowed = filter_mask(parse_filter(text), table, types)
                 want_ids, want_d = exact_search(metric, query[None], vectors[allowed], ids[allowed], k)
                 assert_same_neighbours(lane.ids, lane.distances, want_ids, want_d, rtol=2e-4, atol=2e-3)
         assert col.stats()[LANE_COUNTER] - before == searches  # every one of them took the lane
@@ -275,3 +297,32 @@ def test_unfiltered_lane_walks_the_graph_as_the_general_path_does(tmp_path, metr
             with pytest.raises(InvalidArgument, match="all zeros"):
                 col.search(np.zeros(DIM, dtype=np.float32))
         assert col.stats()[LANE_COUNTER] == 30
+
+
+def test_a_window_and_one_term_is_one_kernel_call_per_sealed_segment(tmp_path, monkeypatch):
+    from vecstore.engine import single
+
+    rng = np.random.default_rng(21)
+    with vecstore.connect(tmp_path / "db") as db:
+        attributes = {"t": "int64", "g": "int64", "c": "string", "tags": "list<string>"}
+        col = db.create_collection("w", dim=DIM, attributes=attributes, window="t")
+        for part in range(2):
+            ids = np.arange(part * 500, part * 500 + 500)
+            col.upsert(ids, rng.standard_normal((500, DIM)), {"t": rng.integers(0, 100, 500), "g": ids % 7,
+                                                               **_strings(ids)})  # fmt: skip
+            col.seal()
+        col.delete(np.arange(0, 1000, 6))
+        filters = ["t between 20 and 30 and c = 'c1'", "tags contains 'x2' and t < 9", "t >= 50 and c = 'nowhere'"]
+        want = [col.search(np.ones(DIM, dtype=np.float32), k=7, filter=f, explain=True) for f in filters]
+
+        def no_lookup(view, node):
+            raise AssertionError(f"the lane looked up the rows of {node} instead of slicing the term's list")
+
+        monkeypatch.setattr(single, "allowed_rows", no_lookup)
+        before = col.stats().get(LANE_COUNTER, 0)
+        for text, general in zip(filters, want, strict=True):
+            lane = col.search(np.ones(DIM, dtype=np.float32), k=7, filter=text)
+            np.testing.assert_array_equal(lane.ids, general.ids, err_msg=text)
+            np.testing.assert_array_equal(lane.distances, general.distances, err_msg=text)
+            assert not np.isin(lane.ids, np.arange(0, 1000, 6)).any()
+        assert col.stats()[LANE_COUNTER] - before == len(filters)

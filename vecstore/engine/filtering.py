@@ -162,12 +162,20 @@ def _single_term(node: Node) -> bool:
     return isinstance(node, Contains) and len(set(node.values)) == 1
 
 
+def single_term_rows(node: Node, payload: PayloadIndex) -> np.ndarray | None:
+    """The ascending rows (deleted ones included) where ``node`` is true, when it holds exactly on the
+    rows of one term of a string or list column: a slice of the index, nothing computed. Else None."""
+    index = payload.columns.get(getattr(node, "field", None))  # type: ignore[arg-type]
+    if not isinstance(index, TermIndex) or not _single_term(node):
+        return None
+    start, stop = _term_spans(node, index)[0]
+    return index.rows[start:stop]
+
+
 def matching_rows(node: Node, payload: PayloadIndex, live: np.ndarray | None) -> np.ndarray:
     """Ascending int64 offsets of the live rows where ``node`` is true, read from the payload index."""
-    index = payload.columns.get(getattr(node, "field", None))  # type: ignore[arg-type]
-    if isinstance(index, TermIndex) and _single_term(node):
-        start, stop = _term_spans(node, index)[0]
-        rows = index.rows[start:stop]  # one term's rows: already ascending, no mask needed
+    rows = single_term_rows(node, payload)
+    if rows is not None:  # one term's rows: already ascending, no mask needed
         return np.asarray(rows if live is None else rows[live[rows]], dtype=np.int64)
     true = _evaluate(node, payload).true
     if live is not None:

@@ -28,12 +28,13 @@ import numpy as np
 
 from vecstore.core.exact import PARALLEL_SCAN_MIN_ROWS, window_topk_one
 from vecstore.engine.allowed import Allowed, allowed_rows
+from vecstore.engine.filtering import single_term_rows
 from vecstore.engine.hits import Hits, found_hits, merge_hits, scan_rows
 from vecstore.engine.ingest import squared_norm_accepted, to_queries
 from vecstore.engine.planner import EMPTY, EXACT_SCAN, HNSW, HNSW_TWO_HOP, scan_row_limit, whole_segment_strategy
 from vecstore.engine.search import plan_view
 from vecstore.engine.views import SegmentView
-from vecstore.filters import Node, interval_on
+from vecstore.filters import And, Node, interval_on
 from vecstore.filters.ast import Value
 from vecstore.filters.bind import parse_timestamp
 from vecstore.types import METRIC_CODES, SearchResult
@@ -50,14 +51,13 @@ def _timestamp_micros(text: Value, field: str) -> int:
     return int(parse_timestamp(text, field).astype(np.int64))
 
 
-def _kernel_window(values: np.ndarray, node: Node, field: str) -> tuple | None:
-    """``(low, low_open, has_low, high, high_open, has_high)`` for the kernel, in the sort column's own
-    number type, when ``node`` only bounds ``field``; None otherwise (or for a bound the kernel could
-    compare inexactly, such as 2.5 against integers)."""
+def _kernel_bounds(kind: str, node: Node, field: str) -> tuple | None:
+    """``(low, low_open, has_low, high, high_open, has_high)`` for the kernel, in the number type of a
+    sort column of dtype ``kind``, when ``node`` only bounds ``field``; None otherwise (or for a bound
+    the kernel could compare inexactly, such as 2.5 against integers)."""
     intervals = interval_on(node, field)
     if intervals is None:
         return None
-    kind = values.dtype.kind
     low, low_open, has_low = 0, False, False
     high, high_open, has_high = 0, False, False
     for interval in intervals:
@@ -82,6 +82,50 @@ def _kernel_window(values: np.ndarray, node: Node, field: str) -> tuple | None:
     if kind == "f":
         low, high = float(low), float(high)  # one number type for the kernel's two bounds
     return low, low_open, has_low, high, high_open, has_high
+
+
+@lru_cache(maxsize=4096)
+def _kernel_window(kind: str, node: Node, field: str) -> tuple[tuple, Node | None] | None:
+    """The kernel's bounds for a filter that is a window on the sort column ``field`` (of dtype
+    ``kind``), alone or AND one other predicate, with that predicate (None when alone); None for any
+    other filter. Whether the other predicate is one term's rows is for each segment's index to say."""
+    bounds = _kernel_bounds(kind, node, field)
+    if bounds is not None:
+        return bounds, None
+    if not isinstance(node, And):
+        return None
+    window = [c for c in node.children if interval_on(c, field) is not None]
+    rest = [c for c in node.children if interval_on(c, field) is None]
+    if not window or len(rest) != 1:
+        return None
+    bounds = _kernel_bounds(kind, And.of(*window), field)
+    return None if bounds is None else (bounds, rest[0])
+
+
+_NO_TERM = np.zeros(0, dtype=np.int64)
+
+
+def _window_scan(view: SegmentView, node: Node, limit: int, query: np.ndarray, k: int, metric_code: int,
+                 index: int) -> tuple | None:  # fmt: skip
+    """``window_topk_one``'s answer for a window on the view's sort column, or a window AND one term
+    (its rows read straight from the payload index); None for any other filter."""
+    values = view.sorted_values
+    if values is None:
+        return None
+    window = _kernel_window(values.dtype.kind, node, view.sorted_by)  # type: ignore[arg-type]
+    if window is None:
+        return None
+    bounds, rest = window
+    term_rows = _NO_TERM
+    if rest is not None:
+        rows = None if view.payload is None else single_term_rows(rest, view.payload)
+        if rows is None:
+            return None
+        term_rows = rows
+    keys = values.view(np.int64) if values.dtype.kind == "M" else values
+    live = _EVERY_ROW_LIVE if view.live is None else view.live
+    return window_topk_one(keys, *bounds, term_rows, rest is not None, live, limit, view.vectors, view.norms, query,
+                           view.ids, k, metric_code, index)  # fmt: skip
 
 
 def _row_limit(view: SegmentView, dim: int, ef: int, m: int, exact: bool) -> int:
@@ -193,14 +237,9 @@ def search_one(
                 hits.append(found)
             continue
         limit = _row_limit(view, dim, search_ef, m, exact)
-        values = view.sorted_values
-        bounds = None if values is None else _kernel_window(values, node, view.sorted_by)  # type: ignore[arg-type]
-        if bounds is not None:
-            keys = values.view(np.int64) if values.dtype.kind == "M" else values  # type: ignore[union-attr]
-            live = _EVERY_ROW_LIVE if view.live is None else view.live
-            sq, rows, offsets, ids, distances, source = window_topk_one(
-                keys, *bounds, live, limit, view.vectors, view.norms, query, view.ids, k, metric_code, index
-            )
+        scanned = _window_scan(view, node, limit, query, k, metric_code, index)
+        if scanned is not None:
+            sq, rows, offsets, ids, distances, source = scanned
             if not checked:
                 if not _query_is_sound(query, sq, metric):
                     return None

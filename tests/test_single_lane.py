@@ -200,19 +200,20 @@ def test_lane_runs_scans_and_graph_walks_and_leaves_the_window_tree_to_the_gener
     rng = np.random.default_rng(8)
     hnsw = {"m": 8, "ef_construction": 40, "ef": 32, "window_tree_beta": 4, "window_tree_leaf_rows": 700}
     with vecstore.connect(tmp_path / "db") as db:
-        col = db.create_collection("w", dim=DIM, attributes={"t": "int64", "g": "int64"}, window="t", hnsw=hnsw)
+        attributes = {"t": "int64", "g": "int64", "c": "string"}
+        col = db.create_collection("w", dim=DIM, attributes=attributes, window="t", hnsw=hnsw)
         vectors = rng.standard_normal((6000, DIM)).astype(np.float32)  # enough rows for a graph and a tree
-        col.upsert(np.arange(6000), vectors, {"t": rng.permutation(6000), "g": np.arange(6000) % 10})
+        c = [f"c{i % 3}" for i in range(6000)]
+        col.upsert(np.arange(6000), vectors, {"t": rng.permutation(6000), "g": np.arange(6000) % 10, "c": c})
         col.seal()
         assert col.wait_for_indexes(timeout=300)
         assert col.describe()["segments"][0]["window_tree"].startswith("ready")
         col.delete(np.arange(0, 6000, 13))
         seen = set()
         for width in (1, 30, 300, 1000, 2500, 4000, 5999):
-            for text in (f"t >= {int(rng.integers(0, 6000 - width))} and t < %d", "g in (1, 2, 3, 4, 5)", "g = 7"):
-                if "%d" in text:
-                    low = int(text.split(">= ")[1].split(" ")[0])
-                    text = text % (low + width)
+            low = int(rng.integers(0, 6000 - width))
+            window = f"t >= {low} and t < {low + width}"
+            for text in (window, f"{window} and c = 'c1'", "g in (1, 2, 3, 4, 5)", "g = 7"):
                 query = rng.standard_normal(DIM).astype(np.float32)
                 before = col.stats().get(LANE_COUNTER, 0)
                 lane = col.search(query, k=10, filter=text)

@@ -161,21 +161,16 @@ def bisect(values, bound, right):
 
 
 @njit(nogil=True, cache=True)
-def window_topk_one(
-    values, low, low_open, has_low, high, high_open, has_high, term_rows, by_term, live, max_rows,
-    vectors, norms, query, keys, k, metric, source,
-):  # fmt: skip
-    """One query's exact top-k over the live rows of a window on a segment sorted by ``values``.
+def window_rows(values, low, low_open, has_low, high, high_open, has_high, term_rows, by_term, live, max_rows):
+    """The live rows of a window on a segment sorted by ``values``, ascending, and how many rows (live
+    or not) the window holds; no rows when that count exceeds ``max_rows``.
 
     The window is ``low <(=) values <(=) high`` (a side is unbounded without ``has_low`` /
     ``has_high``; ``*_open`` excludes the bound itself). With ``by_term`` only the rows listed in
     ``term_rows`` count (ascending offsets: one term's rows from the payload index), so a window AND a
     term costs two more binary searches, not a pass over either. ``live`` is the segment's live mask,
-    or empty when every row is live. Returns ``(query_sq, rows, offsets, keys, distances, source)`` as
-    ``topk_scan_one`` does, with ``rows`` the live rows scanned; nothing is scanned (``rows`` = -1)
-    when more than ``max_rows`` rows (live or not) qualify or the query is not finite (``query_sq``).
+    or empty when every row is live.
     """
-    sq = query_sq(query)
     lo = bisect(values, low, low_open) if has_low else 0
     hi = bisect(values, high, not high_open) if has_high else values.shape[0]
     hi = max(lo, hi)
@@ -183,11 +178,8 @@ def window_topk_one(
     if by_term:  # the term's rows inside [lo, hi): a run of its ascending list
         first = bisect(term_rows, lo, False)
         last = max(first, bisect(term_rows, hi, False))
-    if last - first > max_rows or not math.isfinite(sq):
-        found = np.full(k, -1, dtype=np.int64)
-        distances = np.full(k, np.inf, dtype=np.float32)
-        out_offsets, out_keys, out_distances, out_source = _one_row_result(found, distances, keys, k, source)
-        return sq, -1, out_offsets, out_keys, out_distances, out_source
+    if last - first > max_rows:
+        return last - first, np.empty(0, dtype=np.int64)
     offsets = np.empty(last - first, dtype=np.int64)
     count = 0
     every_row_live = live.shape[0] == 0
@@ -196,10 +188,29 @@ def window_topk_one(
         if every_row_live or live[row]:
             offsets[count] = row
             count += 1
-    offsets = offsets[:count]
+    return last - first, offsets[:count]
+
+
+@njit(nogil=True, cache=True)
+def window_topk_one(
+    values, low, low_open, has_low, high, high_open, has_high, term_rows, by_term, live, max_rows,
+    vectors, norms, query, keys, k, metric, source,
+):  # fmt: skip
+    """One query's exact top-k over ``window_rows``: returns ``(query_sq, rows, offsets, keys,
+    distances, source)`` as ``topk_scan_one`` does, with ``rows`` the live rows scanned; nothing is
+    scanned (``rows`` = -1) when the window holds more than ``max_rows`` rows or the query is not
+    finite (``query_sq``)."""
+    sq = query_sq(query)
+    span, offsets = window_rows(values, low, low_open, has_low, high, high_open, has_high, term_rows, by_term, live,
+                                max_rows)  # fmt: skip
+    if span > max_rows or not math.isfinite(sq):
+        found = np.full(k, -1, dtype=np.int64)
+        distances = np.full(k, np.inf, dtype=np.float32)
+        out_offsets, out_keys, out_distances, out_source = _one_row_result(found, distances, keys, k, source)
+        return sq, -1, out_offsets, out_keys, out_distances, out_source
     found, distances = topk_scan(vectors, norms, query, _norm_term(sq, metric), offsets, keys, k, metric)
     out_offsets, out_keys, out_distances, out_source = _one_row_result(found, distances, keys, k, source)
-    return sq, count, out_offsets, out_keys, out_distances, out_source
+    return sq, offsets.shape[0], out_offsets, out_keys, out_distances, out_source
 
 
 @njit(nogil=True, cache=True, parallel=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vecstore.engine.filtering import matching_rows
+from vecstore.engine.filtering import matching_rows, single_term_rows
 from vecstore.engine.views import SegmentView
 from vecstore.filters import And, Node, evaluate, interval_on
 from vecstore.filters.bind import parse_timestamp
@@ -87,6 +87,10 @@ def _find_allowed(view: SegmentView, node: Node) -> Allowed:
             # a window and something else: the rest's rows (often one term's list, read directly) cut to
             # the window's slice by two binary searches, instead of a mask over every row per predicate
             (lo, hi), rest = split
+            term_rows = single_term_rows(rest, view.payload)
+            if term_rows is not None:  # one term's list: cut to the window first, then to the live rows
+                rows = np.asarray(term_rows[term_rows.searchsorted(lo) : term_rows.searchsorted(hi)], dtype=np.int64)
+                return Allowed(rows if view.live is None else rows[view.live[rows]], "payload_index")
             rows = matching_rows(rest, view.payload, view.live)
             return Allowed(rows[rows.searchsorted(lo) : rows.searchsorted(hi)], "payload_index")
     if view.payload is not None:

@@ -26,7 +26,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from vecstore.core.exact import PARALLEL_SCAN_MIN_ROWS, window_topk_one
+from vecstore.core.exact import PARALLEL_SCAN_MIN_ROWS, window_rows, window_topk_one
 from vecstore.engine.allowed import Allowed, allowed_rows
 from vecstore.engine.filtering import single_term_rows
 from vecstore.engine.hits import Hits, found_hits, merge_hits, scan_rows
@@ -105,10 +105,9 @@ def _kernel_window(kind: str, node: Node, field: str) -> tuple[tuple, Node | Non
 _NO_TERM = np.zeros(0, dtype=np.int64)
 
 
-def _window_scan(view: SegmentView, node: Node, limit: int, query: np.ndarray, k: int, metric_code: int,
-                 index: int) -> tuple | None:  # fmt: skip
-    """``window_topk_one``'s answer for a window on the view's sort column, or a window AND one term
-    (its rows read straight from the payload index); None for any other filter."""
+def _window_args(view: SegmentView, node: Node) -> tuple | None:
+    """``window_rows``' arguments before ``max_rows`` for a window on the view's sort column, or a
+    window AND one term (its rows read straight from the payload index); None for any other filter."""
     values = view.sorted_values
     if values is None:
         return None
@@ -123,9 +122,13 @@ def _window_scan(view: SegmentView, node: Node, limit: int, query: np.ndarray, k
             return None
         term_rows = rows
     keys = values.view(np.int64) if values.dtype.kind == "M" else values
-    live = _EVERY_ROW_LIVE if view.live is None else view.live
-    return window_topk_one(keys, *bounds, term_rows, rest is not None, live, limit, view.vectors, view.norms, query,
-                           view.ids, k, metric_code, index)  # fmt: skip
+    return (keys, *bounds, term_rows, rest is not None, _EVERY_ROW_LIVE if view.live is None else view.live)
+
+
+def _window_allowed(view: SegmentView, args: tuple) -> Allowed:
+    """The rows ``_window_args`` describe, as ``allowed_rows`` finds them (and says how)."""
+    _, offsets = window_rows(*args, view.num_rows)
+    return Allowed(offsets, "payload_index" if args[-2] else "window_slice")
 
 
 def _row_limit(view: SegmentView, dim: int, ef: int, m: int, exact: bool) -> int:
@@ -237,22 +240,27 @@ def search_one(
                 hits.append(found)
             continue
         limit = _row_limit(view, dim, search_ef, m, exact)
-        scanned = _window_scan(view, node, limit, query, k, metric_code, index)
-        if scanned is not None:
-            sq, rows, offsets, ids, distances, source = scanned
+        window = _window_args(view, node)
+        allowed = None
+        if window is not None:
+            sq, rows, offsets, ids, distances, source = window_topk_one(
+                *window, limit, view.vectors, view.norms, query, view.ids, k, metric_code, index
+            )
             if not checked:
                 if not _query_is_sound(query, sq, metric):
                     return None
                 checked = True
-            if rows >= 0:  # scanned (a wider window is planned below)
+            if rows >= 0:  # scanned
                 if rows:
                     hits.append(Hits(source, ids, offsets, distances))
                 strategies.append(EXACT_SCAN if rows else EMPTY)
                 continue
+            allowed = _window_allowed(view, window)  # too many rows to scan outright: planned below
         if not checked:
             to_queries(query, dim, metric, 1)  # raises for a query the general path would refuse
             checked = True
-        allowed = allowed_rows(view, node)
+        if allowed is None:
+            allowed = allowed_rows(view, node)
         rows = allowed.offsets.shape[0]
         if rows <= limit:
             if rows:

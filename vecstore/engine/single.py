@@ -31,9 +31,18 @@ from vecstore.engine.allowed import Allowed, allowed_rows
 from vecstore.engine.filtering import single_term_rows
 from vecstore.engine.hits import Hits, found_hits, merge_hits, scan_rows
 from vecstore.engine.ingest import squared_norm_accepted, to_queries
-from vecstore.engine.planner import EMPTY, EXACT_SCAN, HNSW, HNSW_TWO_HOP, scan_row_limit, whole_segment_strategy
+from vecstore.engine.planner import (
+    EMPTY,
+    EXACT_SCAN,
+    HNSW,
+    HNSW_TWO_HOP,
+    WINDOW_STRATEGIES,
+    scan_row_limit,
+    whole_segment_strategy,
+)
 from vecstore.engine.search import plan_view
 from vecstore.engine.views import SegmentView
+from vecstore.engine.window_search import run_tree_option
 from vecstore.filters import And, Node, interval_on
 from vecstore.filters.ast import Value
 from vecstore.filters.bind import parse_timestamp
@@ -192,12 +201,16 @@ def _planned(
     view: SegmentView, index: int, allowed: Allowed, query: np.ndarray, k: int, ef: int, m: int, metric: str
 ) -> tuple[str, Hits] | None:
     """A filter allowing more rows than an outright scan: the planner chooses, and the lane runs its
-    choice when that is a serial scan or a masked or two-hop walk of the segment graph."""
+    choice when that is a serial scan, a masked or two-hop walk of the segment graph, or a window-tree
+    search (the general path would only plan it again)."""
     plan, option = plan_view(view, allowed, k=k, ef=ef, m=m, dim=query.shape[0], exact=False, oversampling=1.0,
                              rescore=True)  # fmt: skip
     rows = int(allowed.offsets.shape[0])
     if plan.strategy == EXACT_SCAN and rows < PARALLEL_SCAN_MIN_ROWS:
         return EXACT_SCAN, scan_rows(view, index, allowed.offsets, query[None], k, METRIC_CODES[metric])
+    if option is not None and plan.strategy in WINDOW_STRATEGIES:  # the lane never runs on codes
+        hits = run_tree_option(view, index, allowed, option, query[None], k, ef, METRIC_CODES[metric])
+        return None if hits.ids[0, min(k, rows) - 1] < 0 else (plan.strategy, hits)
     if plan.strategy not in (HNSW, HNSW_TWO_HOP) or option is None or option.detail is not None:
         return None
     hits = _walk(view, index, query, k, ef, allowed.mask(view.num_rows), plan.strategy == HNSW_TWO_HOP, metric, rows)

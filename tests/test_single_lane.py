@@ -324,3 +324,23 @@ def test_a_window_and_one_term_is_one_kernel_call_per_sealed_segment(tmp_path, m
             np.testing.assert_array_equal(lane.distances, general.distances, err_msg=text)
             assert not np.isin(lane.ids, np.arange(0, 1000, 6)).any()
         assert col.stats()[LANE_COUNTER] - before == len(filters)
+
+
+def test_a_batch_sends_each_query_alone_with_its_filter_through_the_lane(tmp_path):
+    rng = np.random.default_rng(31)
+    with vecstore.connect(tmp_path / "db") as db:
+        col, _ = _windowed(db, "w", "int64", "l2", seed=4)
+        queries = rng.standard_normal((12, DIM)).astype(np.float32)
+        filters = [f"t between {a} and {a + 9}" for a in range(0, 80, 10)]  # eight queries alone with a filter
+        filters += ["g = 5", "g = 5", None, "t between 3 and 9 and c = 'c2'"]  # two share one
+        before = col.stats().get(LANE_COUNTER, 0)
+        batch = col.search(queries, k=6, filter=filters)
+        assert col.stats()[LANE_COUNTER] - before == 10
+        for i, text in enumerate(filters):
+            alone = col.search(queries[i], k=6, filter=text, explain=True)  # the general path, one by one
+            np.testing.assert_array_equal(batch.ids[i], alone.ids[0], err_msg=str(text))
+            np.testing.assert_array_equal(batch.distances[i], alone.distances[0], err_msg=str(text))
+        explained = col.search(queries, k=6, filter=filters, explain=True)  # explain keeps the general path
+        np.testing.assert_array_equal(explained.ids, batch.ids)
+        assert all(entry["segments"] for entry in explained.plan)
+        assert col.stats()[LANE_COUNTER] - before == 10

@@ -681,6 +681,7 @@ class Collection:
                 self._counters["queries"] += 1
                 return result
         query_array = to_queries(queries, self.schema.dim, self.schema.metric, MAX_QUERIES)
+        lane_applies = select is None and not explain and oversampling is None and rescore is True
         k = self._check_k(k)
         if ef is not None and (isinstance(ef, bool) or not isinstance(ef, int | np.integer) or ef < 1):
             raise InvalidArgument(f"ef must be a positive integer or None, got {ef!r}")
@@ -709,7 +710,12 @@ class Collection:
                     f"got {len(filter)} filters for {query_array.shape[0]} queries; pass one filter per query"
                 )
             nodes = [self._bound_filter(f) for f in filter]
-            result = merge_query_groups(query_array, nodes, run)
+            lane = None
+            if lane_applies and exact in (False, True):  # a query alone with its filter: the single lane
+                lane = partial(search_one, views, k=k, metric=self.schema.metric,
+                               ef=self._graph_params.ef if ef is None else int(ef), m=self._graph_params.m,
+                               exact=bool(exact), counters=self._counters)  # fmt: skip
+            result = merge_query_groups(query_array, nodes, run, lane)
         else:
             result = run(query_array, node=self._bound_filter(filter))
         self._counters["queries"] += query_array.shape[0]

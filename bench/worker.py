@@ -25,6 +25,8 @@ WARMUP_QUERIES = 3
 #: shared machine one stall (another process, a page fault) in a 100-query pass cut a cell's mean by
 #: 6x while its median did not move.
 SINGLE_PASSES = 2
+#: Batch mode times this many calls of the whole batch and keeps the fastest, as single mode does.
+BATCH_PASSES = 2
 SATURATED_RECALL = 0.999
 
 
@@ -95,12 +97,14 @@ def run_batch(alg, dataset, workload, masks, k: int, n: int) -> dict:
         alg.filtered_batch_query(queries[warm], k, predicates[warm], masks[warm])
     else:
         alg.batch_query(queries[warm], k)
-    started = time.perf_counter()
-    if filtered:
-        found = alg.filtered_batch_query(queries, k, predicates, masks[:n])
-    else:
-        found = alg.batch_query(queries, k)
-    elapsed = time.perf_counter() - started
+    elapsed = float("inf")
+    for _ in range(BATCH_PASSES):  # the faster call: one stall in a single timed call moved cells 2x
+        started = time.perf_counter()
+        if filtered:
+            found = alg.filtered_batch_query(queries, k, predicates, masks[:n])
+        else:
+            found = alg.batch_query(queries, k)
+        elapsed = min(elapsed, time.perf_counter() - started)
     found = np.asarray(found, dtype=np.int64)
     plan = alg.last_plan()
     return {

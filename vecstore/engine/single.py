@@ -5,17 +5,18 @@ and merging hits. For a selective filter that work costs several times the scan 
 window: 52 us through the general path, 17 us here, on the same machine), and after a graph walk has
 evicted the caches each Python step costs about three times its isolated price. So, per segment:
 
-- a window on the sort column that the planner would scan outright is bounded, cut to the live rows
-  and scanned inside one kernel call; any other filter's rows come from the view's usual lookup and
-  are scanned by one call;
+- a window on the sort column (alone, or AND one term of a string or list column) that the planner
+  would scan outright is bounded, cut to the term's rows and the live rows, and scanned inside one
+  kernel call; any other filter's rows come from the view's usual lookup and are scanned by one call;
 - without a filter the planner's rule for whole segments chooses, and a graph walk is one call that
   also checks the query and names the hits;
-- a filter allowing more rows is planned as the general path plans it, and a masked or two-hop walk
-  of the segment graph runs as one such call.
+- a filter allowing more rows is planned as the general path plans it (a window's rows come from the
+  same kernel), and a masked or two-hop walk of the segment graph runs as one such call, a window-tree
+  option as the general path runs it.
 
-Results, tie-breaks and stats are the general path's. Whenever the lane would do something else (the
-window tree, codes, a parallel scan, a walk that fell short of k rows), it answers None and the
-general path runs.
+Results, tie-breaks and stats are the general path's. Whenever the lane would do something else
+(codes, a parallel scan, a walk that fell short of k rows), it answers None and the general path
+runs.
 """
 
 from __future__ import annotations

@@ -651,8 +651,13 @@ class Collection:
         ``rescore=False`` (PQ only) returns the best k by the codes' estimated distances instead: faster,
         approximate, and reported as such in the plan.
         """
+        # the single-query lane serves searches without options beyond k, filter, ef and exact
+        lane_applies = (
+            select is None and not explain and oversampling is None and rescore is True and exact in (False, True)
+        )
         if (
-            type(queries) is np.ndarray
+            lane_applies
+            and type(queries) is np.ndarray
             and queries.shape in ((self.schema.dim,), (1, self.schema.dim))  # one query, as a vector or a row
             and queries.dtype == np.float32
             and queries.flags.c_contiguous
@@ -660,11 +665,6 @@ class Collection:
             and 0 < k <= MAX_K
             and (ef is None or (type(ef) is int and 0 < ef <= MAX_K))
             and not isinstance(filter, list | tuple)
-            and select is None
-            and not explain
-            and oversampling is None
-            and rescore is True
-            and exact in (False, True)
         ):
             result = search_one(
                 self._snapshot(),
@@ -681,7 +681,6 @@ class Collection:
                 self._counters["queries"] += 1
                 return result
         query_array = to_queries(queries, self.schema.dim, self.schema.metric, MAX_QUERIES)
-        lane_applies = select is None and not explain and oversampling is None and rescore is True
         k = self._check_k(k)
         if ef is not None and (isinstance(ef, bool) or not isinstance(ef, int | np.integer) or ef < 1):
             raise InvalidArgument(f"ef must be a positive integer or None, got {ef!r}")
@@ -711,7 +710,7 @@ class Collection:
                 )
             nodes = [self._bound_filter(f) for f in filter]
             lane = None
-            if lane_applies and exact in (False, True):  # a query alone with its filter: the single lane
+            if lane_applies:  # a query alone with its filter: the single lane
                 lane = partial(search_one, views, k=k, metric=self.schema.metric,
                                ef=self._graph_params.ef if ef is None else int(ef), m=self._graph_params.m,
                                exact=bool(exact), counters=self._counters)  # fmt: skip

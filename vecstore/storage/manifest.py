@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import struct
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -62,14 +64,12 @@ class WalRecord:
 class CollectionStore:
     """Typed access to a collection's LMDB environment; writes are single synced transactions."""
 
-    def __init__(self, path: Path, *, create: bool = False) -> None:
+    def __init__(self, path: Path, *, create: bool = False, map_bytes: int = _INITIAL_MAP_BYTES) -> None:
         self.path = path
         if not create and not (path / "data.mdb").exists():
             raise DataCorruption(f"collection manifest {path / 'data.mdb'} is missing")
         try:
-            self.env = lmdb.open(
-                str(path), map_size=_INITIAL_MAP_BYTES, max_dbs=8, sync=True, metasync=True, create=create
-            )
+            self.env = lmdb.open(str(path), map_size=map_bytes, max_dbs=8, sync=True, metasync=True, create=create)
         except lmdb.Error as exc:
             raise DataCorruption(f"collection manifest in {path} cannot be opened: {exc}") from None
         self._meta = self.env.open_db(b"meta")
@@ -77,21 +77,36 @@ class CollectionStore:
         self._tombstones = self.env.open_db(b"tombstones")
         self._idmap = self.env.open_db(b"idmap")
         self._wal = self.env.open_db(b"wal")
+        # Growing the map closes every transaction this process has open, so no transaction may run
+        # beside it: every one (a background build allocating a segment id, say) takes this lock.
+        self._txn_lock = threading.RLock()
 
     def close(self) -> None:
-        self.env.close()
+        with self._txn_lock:
+            self.env.close()
 
     # -- transactions ----------------------------------------------------------------------
     def _write(self, body: Callable[[lmdb.Transaction], T]) -> T:
         """Run ``body`` in one synced write transaction, growing the map when it is full."""
-        while True:
-            try:
-                with self.env.begin(write=True) as txn:
-                    return body(txn)
-            except lmdb.MapFullError:
-                self.env.set_mapsize(self.env.info()["map_size"] * 2)
-            except lmdb.Error as exc:
-                raise FailedPrecondition(f"write to {self.path} failed: {exc}") from None
+        with self._txn_lock:
+            while True:
+                try:
+                    with self.env.begin(write=True) as txn:
+                        return body(txn)
+                except lmdb.MapFullError:
+                    pass
+                except lmdb.Error as exc:
+                    raise FailedPrecondition(f"write to {self.path} failed: {exc}") from None
+                try:
+                    self.env.set_mapsize(self.env.info()["map_size"] * 2)
+                except lmdb.Error as exc:
+                    raise FailedPrecondition(f"{self.path} is full and cannot grow: {exc}") from None
+
+    @contextmanager
+    def _read(self) -> Iterator[lmdb.Transaction]:
+        """A read transaction, held under the same lock as writes and map growth."""
+        with self._txn_lock, self.env.begin() as txn:
+            yield txn
 
     # -- meta ------------------------------------------------------------------------------
     def initialise(self, meta: dict[str, Any]) -> None:
@@ -103,7 +118,7 @@ class CollectionStore:
         self._write(body)
 
     def config(self) -> dict[str, Any]:
-        with self.env.begin() as txn:
+        with self._read() as txn:
             raw = txn.get(b"config", db=self._meta)
         if raw is None:
             raise DataCorruption(f"collection manifest in {self.path} has no configuration")
@@ -119,23 +134,23 @@ class CollectionStore:
 
     # -- reads -----------------------------------------------------------------------------
     def segments(self) -> dict[int, dict[str, Any]]:
-        with self.env.begin() as txn:
+        with self._read() as txn:
             return {_U64.unpack(k)[0]: json.loads(v) for k, v in txn.cursor(db=self._segments).iternext()}
 
     def deleted_mask(self, segment_id: int, num_rows: int) -> np.ndarray:
-        with self.env.begin() as txn:
+        with self._read() as txn:
             raw = txn.get(_u64(segment_id), db=self._tombstones)
         return _unpack_deleted(raw, num_rows)
 
     def wal_records(self) -> Iterator[WalRecord]:
-        with self.env.begin() as txn:
+        with self._read() as txn:
             for key, value in txn.cursor(db=self._wal).iternext():
                 yield WalRecord(_U64.unpack(key)[0], value[:1], value[1:])
 
     def locate(self, ids: np.ndarray) -> dict[int, tuple[int, int]]:
         """Sealed location (segment, offset) of each id that has one."""
         found: dict[int, tuple[int, int]] = {}
-        with self.env.begin() as txn:
+        with self._read() as txn:
             cursor = txn.cursor(db=self._idmap)
             for key, value in cursor.getmulti(id_keys(ids)):
                 loc = np.frombuffer(value, dtype=_LOCATION)[0]
@@ -143,7 +158,7 @@ class CollectionStore:
         return found
 
     def idmap_size(self) -> int:
-        with self.env.begin() as txn:
+        with self._read() as txn:
             return txn.stat(self._idmap)["entries"]
 
     # -- writes ----------------------------------------------------------------------------

@@ -32,13 +32,30 @@ def model_after(last_op: int) -> dict[int, tuple[np.ndarray, int]]:
     return state
 
 
+def live_rows_report(col, returned: set[int]) -> str:
+    """Where the live rows that ``get`` did not return are (a failure message, so a rare one explains
+    itself): per segment, its live rows, the ids ``get`` missed, and ids live in more than one place."""
+    lines = [f"count() {col.count()} != get() {len(returned)}"]
+    seen: dict[int, int] = {}
+    for view in col._snapshot():
+        ids = np.asarray(view.ids)
+        live = ids if view.live is None else ids[view.live]
+        missed = sorted(set(live.tolist()) - returned)
+        lines.append(f"segment {view.segment_id}: {live.shape[0]} live of {ids.shape[0]}, missed by get: {missed[:25]}")
+        for i in live.tolist():
+            seen[i] = seen.get(i, 0) + 1
+    lines.append(f"live in more than one segment: {sorted(i for i, n in seen.items() if n > 1)[:25]}")
+    lines.append(f"WAL records: {[record.seq for record in col._store.wal_records()]}")
+    return "\n".join(lines)
+
+
 def stored_state(path: Path, last_op: int) -> dict[int, tuple[np.ndarray, int]]:
     db, col = open_collection(path)
     try:
         table = col.get(np.arange(0, (last_op + 2) * NEW_ROWS_PER_OP))
         vectors = table.column("vector").to_pylist()
         ops = table.column("op").to_pylist()
-        assert col.count() == table.num_rows
+        assert col.count() == table.num_rows, live_rows_report(col, set(table.column("id").to_pylist()))
         return {
             i: (np.asarray(v, dtype=np.float32), o)
             for i, v, o in zip(table.column("id").to_pylist(), vectors, ops, strict=True)

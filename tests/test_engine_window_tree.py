@@ -10,7 +10,7 @@ import pytest
 import vecstore
 from tests.oracles import exact_search
 from tests.test_engine_graphs import clustered, recall
-from vecstore.engine import planner
+from vecstore.engine import planner, search
 from vecstore.engine.allowed import allowed_rows
 from vecstore.engine.graphs import TREE_SUFFIX
 from vecstore.engine.window_search import run_tree_option, tree_options
@@ -106,6 +106,28 @@ def test_every_tree_strategy_passes_the_subset_test(sorted_collection, low, high
         assert np.isin(got[got >= 0], ids[inside]).all(), option.strategy  # never outside, never deleted
         assert np.all(np.diff(np.where(got >= 0, hits.distances, np.inf), axis=1) >= 0)
         assert recall(got, want) >= 0.95, (option.strategy, option.reason)
+
+
+def test_searches_in_several_pieces_pay_their_python_work_once_per_plan(sorted_collection, monkeypatch):
+    col, *_ = sorted_collection
+    (view,) = col._snapshot()
+    allowed = allowed_rows(view, parse_filter("t >= 2990 and t < 6020"))
+    free = {o.strategy: o.cost_ns for o in tree_options(view, allowed, 64, HNSW["m"], prune=False)}
+    paid = {o.strategy: o.cost_ns for o in tree_options(view, allowed, 64, HNSW["m"], prune=False, split_ns=5e4)}
+    assert free.keys() == paid.keys() >= {planner.WINDOW_COVER, planner.WINDOW_THREE_SPLIT}
+    for strategy, cost in free.items():
+        assert paid[strategy] == cost + (5e4 if strategy in (planner.WINDOW_COVER, planner.WINDOW_THREE_SPLIT) else 0)
+    # pruned: no option of several pieces is priced once the root walk is cheaper than their floor
+    pruned = tree_options(view, allowed, 64, HNSW["m"], split_ns=1e9)
+    assert {o.strategy for o in pruned} <= {planner.WINDOW_POSTFILTER}
+    # the planner shares the work among the queries of one plan: a batch of 20 pays 1/20 a query
+    seen: list[float] = []
+    real = search.tree_options
+    monkeypatch.setattr(search, "tree_options", lambda *a, **kw: seen.append(kw["split_ns"]) or real(*a, **kw))
+    queries = clustered(20, seed=26, dim=DIM)
+    col.search(queries, k=10, filter="t >= 2990 and t < 6020", explain=True)
+    col.search(queries[0], k=10, filter="t >= 2990 and t < 6020", ef=64)
+    assert seen == [planner.TREE_SPLIT_CALL_NS / 20, planner.TREE_SPLIT_CALL_NS]
 
 
 def test_the_planner_takes_a_tree_strategy_where_it_is_cheapest(sorted_collection, monkeypatch):

@@ -83,6 +83,13 @@ TRAVERSE_FRACTION_EXPONENT = 0.7
 #: (2m)^2 x the allowed share: 3% at m=16 measured (movies 50k, ef=64), and at m=8, ef=32 a share of
 #: 3.9% gave recall@10 0.73 in the tests. Below that share no graph strategy is offered.
 TWO_HOP_MIN_REACHABLE = 30.0
+#: A single query's window-tree search in two or more pieces (cover, three-split) costs beyond its
+#: kernels: the pieces are found, each is run and labelled, and their hits merged, all in Python. One
+#: thread, 20k rows, 100 queries per window 2^-2 .. 2^-5, ef 10 and 40: a three-split ran 20-80 us
+#: further above its modelled cost than a one-piece search (root walk, postfilter) did (fashion-mnist
+#: 60-70, git-commits 20-65). A batch shares that work among its queries, so only the single-query
+#: lane prices it.
+TREE_SPLIT_CALL_NS = 50_000.0
 
 
 def two_hop_floor(m: int) -> float:

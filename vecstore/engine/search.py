@@ -19,6 +19,7 @@ from vecstore.engine.planner import (
     HNSW_TWO_HOP,
     QUANTIZED_HNSW,
     QUANTIZED_SCAN,
+    TREE_SPLIT_CALL_NS,
     Option,
     SegmentPlan,
     plan_segment,
@@ -127,10 +128,12 @@ def _quantized_graph_search(
 
 
 def _tree_options(view: SegmentView, allowed: Allowed, ef: int, m: int, k: int, oversampling: float,
-                  rescore: bool) -> list[Option]:  # fmt: skip
+                  rescore: bool, queries: int) -> list[Option]:  # fmt: skip
     if allowed.found_by == "all_live_rows":  # no filter: the segment's own graph is the tree's root
         return []
-    return tree_options(view, allowed, ef, m, walk=tree_walk(view, k, oversampling, rescore))
+    # a search in several pieces pays its Python work once for all the queries that share the plan
+    return tree_options(view, allowed, ef, m, walk=tree_walk(view, k, oversampling, rescore),
+                        split_ns=TREE_SPLIT_CALL_NS / queries)  # fmt: skip
 
 
 def _quantized_graph(view: SegmentView, allowed_rows: int, ef: int, m: int, k: int, oversampling: float,
@@ -173,11 +176,13 @@ def plan_view(
     exact: bool,
     oversampling: float,
     rescore: bool,
+    queries: int,
 ) -> tuple[SegmentPlan, Option | None]:
-    """The planner's choice for one view given the rows its filter allows (``ef`` already at least k)."""
+    """The planner's choice for one view given the rows its filter allows (``ef`` already at least k),
+    for ``queries`` queries sharing the plan."""
     rows = int(allowed.offsets.shape[0])
     trees = None if exact or view.tree is None else partial(_tree_options, view, allowed, ef, m, k, oversampling,
-                                                            rescore)  # fmt: skip
+                                                            rescore, queries)  # fmt: skip
     codes = None if exact else view.codes
     return plan_segment(
         view.name,
@@ -224,7 +229,7 @@ def search_views(
         offsets = allowed.offsets
         search_ef = max(ef, k)
         plan, option = plan_view(view, allowed, k=k, ef=search_ef, m=m, dim=queries.shape[1], exact=exact,
-                                 oversampling=oversampling, rescore=rescore)  # fmt: skip
+                                 oversampling=oversampling, rescore=rescore, queries=nq)  # fmt: skip
         plans.append(plan)
         counters[plan.strategy] += nq
         if option is not None:

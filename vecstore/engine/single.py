@@ -205,7 +205,7 @@ def _planned(
     choice when that is a serial scan, a masked or two-hop walk of the segment graph, or a window-tree
     search (the general path would only plan it again)."""
     plan, option = plan_view(view, allowed, k=k, ef=ef, m=m, dim=query.shape[0], exact=False, oversampling=1.0,
-                             rescore=True)  # fmt: skip
+                             rescore=True, queries=1)  # fmt: skip
     rows = int(allowed.offsets.shape[0])
     if plan.strategy == EXACT_SCAN and rows < PARALLEL_SCAN_MIN_ROWS:
         return EXACT_SCAN, scan_rows(view, index, allowed.offsets, query[None], k, METRIC_CODES[metric])

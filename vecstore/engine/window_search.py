@@ -79,11 +79,18 @@ def _scale(walk: CodeWalk | None, dim: int) -> float:
 
 
 def tree_options(
-    view: SegmentView, allowed: Allowed, ef: int, m: int, prune: bool = True, walk: CodeWalk | None = None
+    view: SegmentView,
+    allowed: Allowed,
+    ef: int,
+    m: int,
+    prune: bool = True,
+    walk: CodeWalk | None = None,
+    split_ns: float = 0.0,
 ) -> list[Option]:
     """The window tree's ways to search ``allowed``, priced. Postfiltering applies to any filter whose
     rows lie close together in window order; cover and three-split to windows (a slice of that order).
-    With ``walk`` the bucket graphs are priced as walked over codes, candidates rescored.
+    With ``walk`` the bucket graphs are priced as walked over codes, candidates rescored. ``split_ns``
+    is added to options of several pieces (cover, three-split): their Python work for one query.
 
     Runs for every query on a sorted segment, so it prices with integers only; the buckets are built
     when an option is run. ``prune=False`` prices every option, even those that cannot win.
@@ -112,25 +119,25 @@ def tree_options(
             args = (level, stop - start, count / (stop - start))
             detail = ("postfilter", level, number, graph[0] == HNSW_TWO_HOP)
             options.append(Option(WINDOW_POSTFILTER, graph[1] + piece + once, why, args, detail))
-    # cover and three-split search at least two pieces, one an unfiltered graph search: skip pricing them
-    # when an option at hand is already cheaper than that floor
+    # cover and three-split search at least two pieces, one an unfiltered graph search, and pay
+    # ``split_ns``: skip pricing them when an option at hand is already cheaper than that floor
     at_hand = min([exact_cost(count, dim)] + [o.cost_ns for o in options])
     root = masked_graph_option(count, view.num_rows, ef, m, scale)
     if root is not None:
         at_hand = min(at_hand, root[1])
     if allowed.found_by != "window_slice" or (
-        prune and at_hand <= unfiltered_graph_cost(ef, m, scale=scale) + EXACT_CALL_NS
+        prune and at_hand <= unfiltered_graph_cost(ef, m, scale=scale) + EXACT_CALL_NS + split_ns
     ):
         return options
     live_fraction = view.live_count / max(view.num_rows, 1)
     unfiltered = unfiltered_graph_cost(ef, m, live_fraction, scale) + piece
     buckets, ranges, ragged = tree.cover_size(lo, hi)
     if buckets > 1 or (buckets and ranges):
-        cost = buckets * unfiltered + ranges * EXACT_CALL_NS + exact_cost(ragged, dim) - EXACT_CALL_NS + once
+        cost = buckets * unfiltered + ranges * EXACT_CALL_NS + exact_cost(ragged, dim) - EXACT_CALL_NS + once + split_ns
         why = "{} buckets inside the window and {} rows at its ends" + how
         options.append(Option(WINDOW_COVER, cost, why, (buckets, ragged), ("cover", lo, hi)))
     if level < tree.depth:
-        cost, whole, cut = once, 0, 0
+        cost, whole, cut = once + split_ns, 0, 0
         for child in range(number * beta, (number + 1) * beta):
             start, stop = bucket_bounds(n, beta, level + 1, child)
             first, last = max(lo, start), min(hi, stop)

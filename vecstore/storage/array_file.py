@@ -53,7 +53,9 @@ def write_array_file(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndar
 def open_array_file(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """(metadata, read-only arrays mapped from ``path``); DataCorruption naming the file if unreadable."""
     try:
-        mapped = np.memmap(path, dtype=np.uint8, mode="r")
+        # a plain ndarray over the mapping (the memmap stays alive as its base): Numba types a memmap
+        # argument on its slow path, about 0.7 us per array per call, and a graph walk passes five
+        mapped = np.memmap(path, dtype=np.uint8, mode="r").view(np.ndarray)
         if bytes(mapped[: len(MAGIC)]) != MAGIC:
             raise ValueError("not a vecstore array file (bad magic)")
         (length,) = _LENGTH.unpack(bytes(mapped[len(MAGIC) : len(MAGIC) + _LENGTH.size]))

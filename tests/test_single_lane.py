@@ -344,3 +344,53 @@ def test_a_batch_sends_each_query_alone_with_its_filter_through_the_lane(tmp_pat
         np.testing.assert_array_equal(explained.ids, batch.ids)
         assert all(entry["segments"] for entry in explained.plan)
         assert col.stats()[LANE_COUNTER] - before == 10
+
+
+def test_rows_no_graph_option_can_undercut_are_scanned_without_planning(tmp_path, monkeypatch, graphs_priced_in):
+    """``outright_scan_limit``: for every window and window-and-term filter allowing at most that many
+    rows, the planner (tree options included, one query) scans; the lane scans them without asking it.
+    Above the limit some filters do get a graph, so the bound is not vacuous."""
+    from vecstore.engine import single
+    from vecstore.engine.allowed import allowed_rows
+    from vecstore.engine.search import plan_view
+
+    rng = np.random.default_rng(41)
+    hnsw = {"m": 8, "ef_construction": 40, "ef": 10, "window_tree_beta": 4, "window_tree_leaf_rows": 700}
+    with vecstore.connect(tmp_path / "db") as db:
+        col = db.create_collection("w", dim=DIM, attributes={"t": "int64", "c": "string"}, window="t", hnsw=hnsw)
+        terms = [f"c{i % 3}" for i in range(6000)]
+        col.upsert(np.arange(6000), rng.standard_normal((6000, DIM)), {"t": rng.permutation(6000), "c": terms})
+        col.seal()
+        assert col.wait_for_indexes(timeout=300)
+        col.delete(np.arange(0, 6000, 17))
+        (view,) = col._snapshot()
+        assert view.tree is not None and view.tree.smallest_graph_rows == 1500
+        ef, m = 10, hnsw["m"]
+        limit = single._wider_row_limit(view, DIM, ef, m, exact=False)
+        assert limit > single._row_limit(view, DIM, ef, m, exact=False)  # wider than the quick limit here
+        filters = []
+        for width in sorted({1, limit // 2, limit - 8, limit, limit + 8, limit + 40, 2 * limit, 3 * limit, 1400}):
+            low = int(rng.integers(0, 6000 - width))
+            filters += [f"t >= {low} and t < {low + width}", f"t >= {low} and t < {low + 3 * width} and c = 'c1'"]
+        graphs_above = 0
+        for text in filters:
+            node = parse_filter(text)
+            rows = allowed_rows(view, node).offsets.shape[0]
+            plan, _ = plan_view(view, allowed_rows(view, node), k=10, ef=ef, m=m, dim=DIM, exact=False,
+                                oversampling=1.0, rescore=True, queries=1)  # fmt: skip
+            if rows <= limit:
+                assert plan.strategy in (planner.EXACT_SCAN, planner.EMPTY), (text, rows, limit, plan.to_dict())
+            graphs_above += rows > limit and plan.strategy != planner.EXACT_SCAN
+        assert graphs_above, "no filter above the limit got a graph: the test does not probe the bound"
+
+        def no_planning(*args, **kwargs):
+            raise AssertionError("the lane planned rows no graph option could undercut")
+
+        monkeypatch.setattr(single, "plan_view", no_planning)
+        for text in filters:
+            if allowed_rows(view, parse_filter(text)).offsets.shape[0] <= limit:
+                query = rng.standard_normal(DIM).astype(np.float32)
+                lane = col.search(query, k=10, filter=text, ef=ef)
+                assert lane.strategy in (planner.EXACT_SCAN, planner.EMPTY)
+                want = col.search(query, k=10, filter=text, exact=True)
+                np.testing.assert_array_equal(lane.ids, want.ids, err_msg=text)

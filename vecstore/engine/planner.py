@@ -173,6 +173,53 @@ def scan_row_limit(dim: int, ef: int, m: int) -> int:
     return rows - 1 if rows > 0 and exact_cost(rows, dim) > budget else rows
 
 
+def _rows_within(budget_ns: float, dim: int) -> int:
+    """The most rows whose exact scan costs at most ``budget_ns``."""
+    rows = max(0, int((budget_ns - EXACT_CALL_NS) / (EXACT_NS_PER_ROW_DIM * dim)))
+    while rows > 0 and exact_cost(rows, dim) > budget_ns:  # the division may round either way
+        rows -= 1
+    while exact_cost(rows + 1, dim) <= budget_ns:
+        rows += 1
+    return rows
+
+
+def _fewest_rows(fraction: float, graph_rows: int) -> int:
+    """The fewest allowed rows that are at least ``fraction`` of a graph of ``graph_rows`` (as
+    ``masked_graph_option`` compares them)."""
+    graph_rows = max(graph_rows, 1)
+    rows = max(0, math.ceil(fraction * graph_rows))
+    while rows > 0 and (rows - 1) / graph_rows >= fraction:
+        rows -= 1
+    while rows / graph_rows < fraction:
+        rows += 1
+    return rows
+
+
+def outright_scan_limit(dim: int, ef: int, m: int, smallest_graph_rows: int, split_ns: float) -> int:
+    """The most allowed rows ``plan_segment`` scans however it weighs the float graphs of a segment
+    (no codes) whose smallest graph, a window-tree bucket or the segment graph itself, has
+    ``smallest_graph_rows`` nodes; at least ``scan_row_limit``. Every graph option costs at least:
+
+    - a traversal, an unfiltered search, and it is offered only where the allowed rows are at least
+      ``TRAVERSE_MIN_ALLOWED_FRACTION`` of its graph;
+    - a two-hop walk, its call and distances at the smallest share it is offered for
+      (``two_hop_floor``), below which no graph is walked at all;
+    - a cover or three-split with a graph piece, an unfiltered search and ``split_ns`` (without one,
+      the same rows scanned in two calls, dearer than one)."""
+    scale = float_distance_scale(dim)
+    unfiltered = unfiltered_graph_cost(ef, m, scale=scale)
+    floor = two_hop_floor(m)
+    two_hop = GRAPH_CALL_NS + TWO_HOP_NS_PER_DISTANCE * scale * TWO_HOP_WORK_PER_EF_LINK * 2 * m * ef * (1 + 2 * floor)
+    pieces = unfiltered + split_ns
+    walked_from = _fewest_rows(floor, smallest_graph_rows)
+    traversed_from = _fewest_rows(TRAVERSE_MIN_ALLOWED_FRACTION, smallest_graph_rows)
+    return max(
+        scan_row_limit(dim, ef, m),  # past it a traversal might win, wherever it is offered
+        min(_rows_within(min(two_hop, pieces), dim), traversed_from - 1),  # no traversal: two-hop or pieces
+        min(_rows_within(pieces, dim), walked_from - 1),  # no walk of a masked graph: pieces only
+    )
+
+
 def whole_segment_strategy(live_rows: int, graph_rows: int | None, ef: int, m: int, dim: int, exact: bool) -> str:
     """``plan_segment``'s strategy for an unfiltered search of a segment without codes, without building
     the plan: a single unfiltered query pays for every step it takes."""

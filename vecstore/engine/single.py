@@ -37,7 +37,9 @@ from vecstore.engine.planner import (
     EXACT_SCAN,
     HNSW,
     HNSW_TWO_HOP,
+    TREE_SPLIT_CALL_NS,
     WINDOW_STRATEGIES,
+    outright_scan_limit,
     scan_row_limit,
     whole_segment_strategy,
 )
@@ -145,6 +147,16 @@ def _row_limit(view: SegmentView, dim: int, ef: int, m: int, exact: bool) -> int
     """The most rows the planner would scan in ``view`` that one kernel call on this thread scans."""
     serial = PARALLEL_SCAN_MIN_ROWS - 1
     return serial if exact or view.graph is None else min(serial, scan_row_limit(dim, ef, m))
+
+
+def _wider_row_limit(view: SegmentView, dim: int, ef: int, m: int, exact: bool) -> int:
+    """The most rows the planner would scan on this thread however it weighed the view's graphs, for
+    one query (``outright_scan_limit``): at least ``_row_limit``, computed only past it."""
+    serial = PARALLEL_SCAN_MIN_ROWS - 1
+    if exact or view.graph is None:
+        return serial
+    smallest = view.num_rows if view.tree is None else view.tree.smallest_graph_rows
+    return min(serial, outright_scan_limit(dim, ef, m, smallest, TREE_SPLIT_CALL_NS))
 
 
 def _query_is_sound(query: np.ndarray, sq: float, metric: str) -> bool:
@@ -276,7 +288,8 @@ def search_one(
         if allowed is None:
             allowed = allowed_rows(view, node)
         rows = allowed.offsets.shape[0]
-        if rows <= limit:
+        # past the quick limit, rows no graph option could undercut are still scanned without planning
+        if rows <= limit or rows <= _wider_row_limit(view, dim, search_ef, m, exact):
             if rows:
                 hits.append(scan_rows(view, index, allowed.offsets, query.reshape(1, dim), k, metric_code))
             strategies.append(EXACT_SCAN if rows else EMPTY)

@@ -78,6 +78,9 @@ class WindowTree:
         self.leaf_rows = leaf_rows
         self.depth = tree_depth(self.n, beta, leaf_rows)
         self.graphs = graphs
+        deepest = [bucket_bounds(self.n, beta, self.depth, i) for i in range(beta**self.depth)]
+        #: rows of the smallest bucket with a graph (the deepest level's; sizes differ by rounding only)
+        self.smallest_graph_rows = min(stop - start for start, stop in deepest)
         expected = {(lv, i) for lv in range(1, self.depth + 1) for i in range(beta**lv)}
         if set(graphs) != expected:
             raise InvalidArgument(

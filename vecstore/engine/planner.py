@@ -162,17 +162,6 @@ def unfiltered_graph_cost(ef: int, m: int, live_fraction: float = 1.0, scale: fl
     return GRAPH_CALL_NS + TRAVERSE_NS_PER_DISTANCE * scale * work
 
 
-def scan_row_limit(dim: int, ef: int, m: int) -> int:
-    """The most allowed rows ``plan_segment`` scans exactly, without weighing any graph strategy, in a
-    segment with a graph and no codes: the rows whose scan costs no more than one plain graph search.
-    (Computed per call, not cached: it is a few float operations, and costs may be recalibrated.)"""
-    budget = unfiltered_graph_cost(ef, m, scale=float_distance_scale(dim))
-    rows = max(0, int((budget - EXACT_CALL_NS) / (EXACT_NS_PER_ROW_DIM * dim)))
-    if exact_cost(rows + 1, dim) <= budget:  # the division may round either way
-        return rows + 1
-    return rows - 1 if rows > 0 and exact_cost(rows, dim) > budget else rows
-
-
 def _rows_within(budget_ns: float, dim: int) -> int:
     """The most rows whose exact scan costs at most ``budget_ns``."""
     rows = max(0, int((budget_ns - EXACT_CALL_NS) / (EXACT_NS_PER_ROW_DIM * dim)))
@@ -181,6 +170,13 @@ def _rows_within(budget_ns: float, dim: int) -> int:
     while exact_cost(rows + 1, dim) <= budget_ns:
         rows += 1
     return rows
+
+
+def scan_row_limit(dim: int, ef: int, m: int) -> int:
+    """The most allowed rows ``plan_segment`` scans exactly, without weighing any graph strategy, in a
+    segment with a graph and no codes: the rows whose scan costs no more than one plain graph search.
+    (Computed per call, not cached: it is a few float operations, and costs may be recalibrated.)"""
+    return _rows_within(unfiltered_graph_cost(ef, m, scale=float_distance_scale(dim)), dim)
 
 
 def _fewest_rows(fraction: float, graph_rows: int) -> int:

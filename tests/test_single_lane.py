@@ -366,8 +366,11 @@ def test_rows_no_graph_option_can_undercut_are_scanned_without_planning(tmp_path
         (view,) = col._snapshot()
         assert view.tree is not None and view.tree.smallest_graph_rows == 1500
         ef, m = 10, hnsw["m"]
-        limit = single._wider_row_limit(view, DIM, ef, m, exact=False)
-        assert limit > single._row_limit(view, DIM, ef, m, exact=False)  # wider than the quick limit here
+        limit = planner.outright_scan_limit(DIM, ef, m, view.tree.smallest_graph_rows, planner.TREE_SPLIT_CALL_NS)
+        quick = single._row_limit(view, DIM, ef, m, exact=False)
+        assert limit > quick  # wider than the quick limit here
+        for rows in range(quick + 1, view.tree.smallest_graph_rows // 2):  # past a traversal's share too
+            assert single._scanned_outright(view, rows, DIM, ef, m) == (rows <= limit)
         filters = []
         for width in sorted({1, limit // 2, limit - 8, limit, limit + 8, limit + 40, 2 * limit, 3 * limit, 1400}):
             low = int(rng.integers(0, 6000 - width))

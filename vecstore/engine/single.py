@@ -37,6 +37,7 @@ from vecstore.engine.planner import (
     EXACT_SCAN,
     HNSW,
     HNSW_TWO_HOP,
+    TRAVERSE_MIN_ALLOWED_FRACTION,
     TREE_SPLIT_CALL_NS,
     WINDOW_STRATEGIES,
     outright_scan_limit,
@@ -149,14 +150,16 @@ def _row_limit(view: SegmentView, dim: int, ef: int, m: int, exact: bool) -> int
     return serial if exact or view.graph is None else min(serial, scan_row_limit(dim, ef, m))
 
 
-def _wider_row_limit(view: SegmentView, dim: int, ef: int, m: int, exact: bool) -> int:
-    """The most rows the planner would scan on this thread however it weighed the view's graphs, for
-    one query (``outright_scan_limit``): at least ``_row_limit``, computed only past it."""
-    serial = PARALLEL_SCAN_MIN_ROWS - 1
-    if exact or view.graph is None:
-        return serial
+def _scanned_outright(view: SegmentView, rows: int, dim: int, ef: int, m: int) -> bool:
+    """Whether the planner would scan ``rows`` allowed rows (more than ``_row_limit``) however it
+    weighed the view's graphs, for one query: ``outright_scan_limit``, priced only for fewer rows than
+    a traversal of the smallest graph needs (it never reaches that many)."""
+    if view.graph is None:
+        return False  # _row_limit already allowed every row one thread scans
     smallest = view.num_rows if view.tree is None else view.tree.smallest_graph_rows
-    return min(serial, outright_scan_limit(dim, ef, m, smallest, TREE_SPLIT_CALL_NS))
+    if rows / max(smallest, 1) >= TRAVERSE_MIN_ALLOWED_FRACTION:
+        return False
+    return rows <= min(PARALLEL_SCAN_MIN_ROWS - 1, outright_scan_limit(dim, ef, m, smallest, TREE_SPLIT_CALL_NS))
 
 
 def _query_is_sound(query: np.ndarray, sq: float, metric: str) -> bool:
@@ -289,7 +292,7 @@ def search_one(
             allowed = allowed_rows(view, node)
         rows = allowed.offsets.shape[0]
         # past the quick limit, rows no graph option could undercut are still scanned without planning
-        if rows <= limit or rows <= _wider_row_limit(view, dim, search_ef, m, exact):
+        if rows <= limit or (not exact and _scanned_outright(view, rows, dim, search_ef, m)):
             if rows:
                 hits.append(scan_rows(view, index, allowed.offsets, query.reshape(1, dim), k, metric_code))
             strategies.append(EXACT_SCAN if rows else EMPTY)

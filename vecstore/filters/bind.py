@@ -79,7 +79,7 @@ def _field_type(types: Mapping[str, str], field: str) -> str:
     if field in types:
         return types[field]
     close = difflib.get_close_matches(field, list(types), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    hint = f"; did you mean {close[0]!r}?" if close else "."
     raise InvalidArgument(f"unknown field {field!r} in filter{hint} The collection's fields are: {', '.join(types)}")
 
 

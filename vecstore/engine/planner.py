@@ -205,7 +205,7 @@ def outright_scan_limit(dim: int, ef: int, m: int, smallest_graph_rows: int, spl
     scale = float_distance_scale(dim)
     unfiltered = unfiltered_graph_cost(ef, m, scale=scale)
     floor = two_hop_floor(m)
-    two_hop = GRAPH_CALL_NS + TWO_HOP_NS_PER_DISTANCE * scale * TWO_HOP_WORK_PER_EF_LINK * 2 * m * ef * (1 + 2 * floor)
+    two_hop = two_hop_cost(floor, ef, m, scale)
     pieces = unfiltered + split_ns
     walked_from = _fewest_rows(floor, smallest_graph_rows)
     traversed_from = _fewest_rows(TRAVERSE_MIN_ALLOWED_FRACTION, smallest_graph_rows)
@@ -233,6 +233,12 @@ def whole_segment_strategy(live_rows: int, graph_rows: int | None, ef: int, m: i
     return root[0]
 
 
+def two_hop_cost(fraction: float, ef: int, m: int, scale: float = 1.0) -> float:
+    """A two-hop walk of a graph whose allowed rows are ``fraction`` of its nodes."""
+    work = TWO_HOP_WORK_PER_EF_LINK * 2 * m * ef * (1 + 2 * fraction)
+    return GRAPH_CALL_NS + TWO_HOP_NS_PER_DISTANCE * scale * work
+
+
 def masked_graph_option(allowed: int, graph_rows: int, ef: int, m: int, scale: float = 1.0) -> tuple[str, float] | None:
     """The better of traversal and two-hop in a graph of ``graph_rows`` nodes of which ``allowed``
     pass, or None when too few pass for either to keep its recall."""
@@ -240,8 +246,7 @@ def masked_graph_option(allowed: int, graph_rows: int, ef: int, m: int, scale: f
     if fraction < two_hop_floor(m):
         return None
     if fraction < TRAVERSE_MIN_ALLOWED_FRACTION:
-        work = TWO_HOP_WORK_PER_EF_LINK * 2 * m * ef * (1 + 2 * fraction)
-        return HNSW_TWO_HOP, GRAPH_CALL_NS + TWO_HOP_NS_PER_DISTANCE * scale * work
+        return HNSW_TWO_HOP, two_hop_cost(fraction, ef, m, scale)
     work = TRAVERSE_WORK_PER_EF_LINK * 2 * m * ef * fraction**-TRAVERSE_FRACTION_EXPONENT
     return HNSW, GRAPH_CALL_NS + TRAVERSE_NS_PER_DISTANCE * scale * work
 

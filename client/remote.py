@@ -176,10 +176,10 @@ def _quantization_from_proto(config: pb.QuantizationConfig) -> dict[str, Any] | 
     return out
 
 
-def _check_rescore(rescore: Any) -> bool:
-    if not isinstance(rescore, bool | np.bool_):
-        raise InvalidArgument(f"rescore must be True or False, got {rescore!r}")
-    return bool(rescore)
+def _check_flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        raise InvalidArgument(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def _float_rows(values: Any, plural: str) -> np.ndarray:
@@ -279,10 +279,10 @@ class RemoteCollection:
             "dim": array.shape[1],
             "k": int(k),
             "ef": ef or 0,
-            "exact": exact,
+            "exact": _check_flag(exact, "exact"),
             "select": [select] if isinstance(select, str) else list(select or []),
             "oversampling": 0.0 if oversampling is None else check_oversampling(oversampling, "oversampling"),
-            "no_rescore": not _check_rescore(rescore),
+            "no_rescore": not _check_flag(rescore, "rescore"),
         }
         if isinstance(filter, list | tuple):
             request = pb.SearchBatchRequest(filters=[convert.filter_to_proto(f) for f in filter], **common)

@@ -134,6 +134,13 @@ BAD_READS = [
     ("filter of wrong kind", lambda c: c.search(np.ones(4), filter=5), vecstore.InvalidArgument, "filter must be"),
     ("select unknown", lambda c: c.search(np.ones(4), select=["nope"]), vecstore.InvalidArgument, "cannot select"),
     ("bad ef", lambda c: c.search(np.ones(4), ef=0), vecstore.InvalidArgument, "ef"),
+    ("exact not a bool", lambda c: c.search(np.ones(4), exact="yes"), vecstore.InvalidArgument, "exact must be"),
+    (
+        "exact not a bool, float32 query",
+        lambda c: c.search(np.ones(4, np.float32), filter="year > 1", exact=1),
+        vecstore.InvalidArgument,
+        "exact must be",
+    ),
     ("count bad filter", lambda c: c.count("cat = 5"), vecstore.InvalidArgument, "quote"),
     ("get float ids", lambda c: c.get([1.5]), vecstore.InvalidArgument, "integers"),
     ("delete string ids", lambda c: c.delete(["x"]), vecstore.InvalidArgument, "integers"),

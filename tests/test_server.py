@@ -133,7 +133,11 @@ def _quantized_workload(db_like) -> list:
     for kwargs in ({}, {"oversampling": 10}, {"rescore": False}, {"filter": "y = 3", "oversampling": 2}):
         res = col.search(queries, k=5, explain=True, **kwargs)
         out += [res.ids.tolist(), res.distances.tolist(), res.strategy, res.plan[0]["segments"][0]["reason"]]
-    for kwargs, match in [({"oversampling": 0.5}, "oversampling must be"), ({"rescore": "no"}, "rescore must be")]:
+    for kwargs, match in [
+        ({"oversampling": 0.5}, "oversampling must be"),
+        ({"rescore": "no"}, "rescore must be"),
+        ({"exact": "yes"}, "exact must be"),
+    ]:
         with pytest.raises(vecstore.InvalidArgument, match=match):
             col.search(queries, k=5, **kwargs)
     with pytest.raises(vecstore.InvalidArgument, match="pq_nbits must be 8"):

@@ -60,6 +60,11 @@ SEGMENTS_DIR = "segments"
 
 
 @lru_cache(maxsize=1024)
+def _check_flag(value: Any, name: str) -> None:
+    if not isinstance(value, bool | np.bool_):
+        raise InvalidArgument(f"{name} must be True or False, got {value!r}")
+
+
 def _parsed_filter(spec: str | Node, attributes: tuple[tuple[str, str], ...]) -> Node | None:
     return to_filter(spec, dict(attributes))  # a bad filter raises, and nothing is cached
 
@@ -653,7 +658,7 @@ class Collection:
         """
         # the single-query lane serves searches without options beyond k, filter, ef and exact
         lane_applies = (
-            select is None and not explain and oversampling is None and rescore is True and exact in (False, True)
+            select is None and not explain and oversampling is None and rescore is True and type(exact) is bool
         )
         if (
             lane_applies
@@ -686,6 +691,7 @@ class Collection:
             raise InvalidArgument(f"ef must be a positive integer or None, got {ef!r}")
         if ef is not None and ef > MAX_K:
             raise ResourceExhausted(f"ef={ef} is larger than the maximum {MAX_K}")
+        _check_flag(exact, "exact")
         select = self._check_select(select)
         oversampling = self._check_quantized_search(oversampling, rescore)
         views = self._snapshot()
@@ -730,8 +736,7 @@ class Collection:
     def _check_quantized_search(self, oversampling: Any, rescore: Any) -> float:
         """The oversampling a search uses (its own, else the collection's); errors for settings that
         cannot apply."""
-        if not isinstance(rescore, bool | np.bool_):
-            raise InvalidArgument(f"rescore must be True or False, got {rescore!r}")
+        _check_flag(rescore, "rescore")
         params = self._quantization
         if params is None:
             if oversampling is not None or not rescore:

@@ -135,6 +135,7 @@ BAD_READS = [
     ("select unknown", lambda c: c.search(np.ones(4), select=["nope"]), vecstore.InvalidArgument, "cannot select"),
     ("bad ef", lambda c: c.search(np.ones(4), ef=0), vecstore.InvalidArgument, "ef"),
     ("exact not a bool", lambda c: c.search(np.ones(4), exact="yes"), vecstore.InvalidArgument, "exact must be"),
+    ("exact a list", lambda c: c.search(np.ones(4), exact=[True]), vecstore.InvalidArgument, "exact must be"),
     (
         "exact not a bool, float32 query",
         lambda c: c.search(np.ones(4, np.float32), filter="year > 1", exact=1),

@@ -59,12 +59,12 @@ DEFAULT_COMPACT_DEAD_FRACTION = 0.25
 SEGMENTS_DIR = "segments"
 
 
-@lru_cache(maxsize=1024)
 def _check_flag(value: Any, name: str) -> None:
     if not isinstance(value, bool | np.bool_):
         raise InvalidArgument(f"{name} must be True or False, got {value!r}")
 
 
+@lru_cache(maxsize=1024)
 def _parsed_filter(spec: str | Node, attributes: tuple[tuple[str, str], ...]) -> Node | None:
     return to_filter(spec, dict(attributes))  # a bad filter raises, and nothing is cached
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 THRESHOLDS = (0.90, 0.95, 0.99)
 HEADLINE_RECALL = 0.95
-OURS = ("vecstore", "vecstore-grpc", "vecstore-hnsw-index")
+OURS = ("vecstore", "vecstore-sq8", "vecstore-grpc", "vecstore-hnsw-index")
 
 
 def load_results(path: Path) -> list[dict]:
@@ -88,22 +88,28 @@ def summary_rows(tree: dict, mode: str = "single") -> list[dict]:
                      if alg not in OURS}  # fmt: skip
             reached = {a: q for a, q in peers.items() if q is not None}
             best_peer = max(reached, key=reached.get) if reached else None
+            sq8 = best_qps(by_alg.get("vecstore-sq8", {}).get(mode, []), HEADLINE_RECALL)
             rows.append({
                 "dataset": dataset, "workload": name, "fraction": _fraction(by_alg), "ours": ours,
                 "best_peer": best_peer, "peer_qps": reached.get(best_peer) if best_peer else None,
+                "sq8": sq8, "has_sq8": "vecstore-sq8" in by_alg,
             })  # fmt: skip
     return rows
 
 
 def summary_table(tree: dict, mode: str = "single") -> str:
+    rows = summary_rows(tree, mode)
+    sq8 = any(row["has_sq8"] for row in rows)  # the sq8 columns when the run had vecstore-sq8
     lines = [
-        "| dataset | workload | rows allowed | vecstore QPS | best peer | peer QPS | vecstore / best peer |",
-        "|---|---|---|---|---|---|---|",
+        "| dataset | workload | rows allowed | vecstore QPS | best peer | peer QPS | vecstore / best peer |"
+        + (" vecstore-sq8 QPS | sq8 / best peer |" if sq8 else ""),
+        "|---|---|---|---|---|---|---|" + ("---|---|" if sq8 else ""),
     ]
-    for row in summary_rows(tree, mode):
+    for row in rows:
         lines.append(
             f"| {row['dataset']} | {row['workload']} | {row['fraction']:.3%} | {_fmt(row['ours'])} | "
             f"{row['best_peer'] or '-'} | {_fmt(row['peer_qps'])} | {_ratio(row['ours'], row['peer_qps'])} |"
+            + (f" {_fmt(row['sq8'])} | {_ratio(row['sq8'], row['peer_qps'])} |" if sq8 else "")
         )
     return "\n".join(lines)
 

@@ -45,10 +45,14 @@ def _collection(db, name: str, quantization: dict, metric: str = "cosine"):
     return col, vectors, queries, attrs
 
 
-SPECS = {"binary": {"kind": "binary", "oversampling": 20}, "pq": {"kind": "pq", "pq_m": 32, "oversampling": 20}}
+SPECS = {
+    "binary": {"kind": "binary", "oversampling": 20},
+    "pq": {"kind": "pq", "pq_m": 32, "oversampling": 20},
+    "sq8": {"kind": "sq8"},
+}
 
 
-@pytest.mark.parametrize("kind", ["binary", "pq"])
+@pytest.mark.parametrize("kind", ["binary", "pq", "sq8"])
 def test_filtered_quantized_search_passes_the_subset_test(tmp_path, quantized_priced_in, kind):
     """Every filter: results only from allowed live rows, recall@10 >= 0.95 against exact search over
     only those rows, and the plan says the codes ran."""
@@ -101,13 +105,17 @@ def test_pq_without_rescoring_returns_its_estimates_and_says_so(tmp_path, quanti
         assert overlap >= 0.3  # isotropic noise is PQ's worst case; chance would be 10 / 6000
 
 
-def test_codes_are_described_persisted_and_rebuilt_when_damaged(tmp_path):
+@pytest.mark.parametrize(
+    ("kind", "code_bytes"),
+    [("binary", N * 16 + DIM * 4), ("sq8", N * DIM + 2 * DIM * 4)],  # words a row and the centre; bytes and ranges
+)
+def test_codes_are_described_persisted_and_rebuilt_when_damaged(tmp_path, kind, code_bytes):
     path = tmp_path / "db"
     with vecstore.connect(path) as db:
-        col, *_ = _collection(db, "b", SPECS["binary"])
+        col, *_ = _collection(db, "b", SPECS[kind])
         segment = col.describe()["segments"][0]
-        assert segment["codes"] == "ready (binary)"
-        assert segment["code_bytes"] == N * 16 + DIM * 4  # two uint64 words per row, and the centre
+        assert segment["codes"] == f"ready ({kind})"
+        assert segment["code_bytes"] == code_bytes
         assert col.describe()["memory"]["code_bytes"] == segment["code_bytes"]
         assert col.stats()["codes_built"] == 1
         before = col.search(_data()[1], k=10, oversampling=3).ids
@@ -140,13 +148,14 @@ def test_segments_too_small_for_codes_are_scanned_exactly(tmp_path):
 @pytest.mark.parametrize(
     ("quantization", "message"),
     [
-        ({"kind": "opq"}, "kind 'binary' or 'pq'"),
+        ({"kind": "opq"}, "kind 'binary', 'sq8' or 'pq'"),
+        ({"kind": "sq8", "pq_m": 4}, "unknown sq8 quantization parameter 'pq_m'"),
         ({"kind": "binary", "pq_m": 4}, "unknown binary quantization parameter 'pq_m'"),
         ({"kind": "pq", "pq_m": 5}, "pq_m must be a positive integer that divides dim=48"),
         ({"kind": "pq", "pq_nbits": 4}, "4-bit codes are not supported yet"),
         ({"kind": "binary", "oversampling": 0.5}, "oversampling must be a number between 1 and 100"),
         ({"kind": "binary", "oversampling": float("nan")}, "oversampling must be a number between 1 and 100"),
-        ("binary", "kind 'binary' or 'pq'"),
+        ("binary", "kind 'binary', 'sq8' or 'pq'"),
     ],
 )
 def test_bad_quantization_settings_are_refused_and_create_nothing(tmp_path, quantization, message):
@@ -173,6 +182,11 @@ def test_search_settings_that_cannot_apply_are_refused(tmp_path):
         with pytest.raises(InvalidArgument, match="rescore must be True or False"):
             binary.search([1, 2, 3, 4], rescore="no")
         assert binary.search([1, 2, 3, 4], k=1).ids.tolist() == [[1]]  # still serving
+        scalar = db.create_collection("sq", dim=4, metric="l2", quantization={"kind": "sq8"})
+        scalar.upsert([1], [[1, 2, 3, 4]])
+        with pytest.raises(InvalidArgument, match="sq8 searches always rescore"):
+            scalar.search([1, 2, 3, 4], rescore=False)
+        assert scalar.search([1, 2, 3, 4], k=1).ids.tolist() == [[1]]
 
 
 @pytest.fixture
@@ -186,7 +200,7 @@ def code_graphs_priced_in(monkeypatch):
     monkeypatch.setattr(planner, "float_distance_scale", lambda dim: 100.0)
 
 
-@pytest.mark.parametrize("kind", ["binary", "pq"])
+@pytest.mark.parametrize("kind", ["binary", "pq", "sq8"])
 def test_graph_walked_over_codes_passes_the_subset_test(tmp_path, code_graphs_priced_in, kind):
     """Unfiltered, masked and two-hop walks over codes: only allowed live rows, recall@10 >= 0.95
     against exact search over those rows, and k results."""
@@ -196,9 +210,11 @@ def test_graph_walked_over_codes_passes_the_subset_test(tmp_path, code_graphs_pr
         live = np.ones(N, dtype=bool)
         live[::10] = False
         kinds = np.array(attrs["kind"])
+        # k x oversampling candidates raise the walk's ef; sq8 rescores all of the default ef's results
+        wide = "(ef 64), 64 candidates" if kind == "sq8" else "(ef 200), 200 candidates"
         for text, allowed, walk in [
-            (None, live, "(ef 200)"),
-            ("kind in ('a', 'b', 'c')", live & np.isin(kinds, ["a", "b", "c"]), "(ef 200)"),
+            (None, live, wide),
+            ("kind in ('a', 'b', 'c')", live & np.isin(kinds, ["a", "b", "c"]), wide),
             ("kind = 'b' and t < 4200", live & (kinds == "b") & (attrs["t"] < 4200), "through two-hop edges"),
             ("t < 1000", live & (attrs["t"] < 1000), "through two-hop edges"),
         ]:
@@ -251,3 +267,18 @@ def test_close_cancels_a_codes_build_in_progress(tmp_path, monkeypatch):
     assert started and col.describe()["segments"][0]["codes"] == "building"
     db.close()  # returns: the build saw the stop request and raised BuildCancelled
     assert list((tmp_path / "db").glob("collections/b/segments/*.codes")) == []
+
+
+def test_sq8_walks_are_priced_below_float_walks_only_where_codes_are_cheaper():
+    from vecstore.engine import planner
+
+    assert planner.code_graph_scale("sq8", 784) < planner.float_distance_scale(784)
+    assert planner.code_graph_scale("sq8", 384) < planner.float_distance_scale(384)
+    assert planner.code_graph_scale("sq8", 64) == planner.float_distance_scale(64)  # small rows: no saving
+    # an sq8 walk rescores every one of its ef results; binary and PQ walks their k x oversampling
+    assert planner.quantized_graph_option(20_000, 20_000, 40, 16, "sq8", 784, 784, 10, 1.0, True).args == (40, 40)
+    assert planner.quantized_graph_option(20_000, 20_000, 10, 16, "sq8", 784, 784, 10, 3.0, True).args == (30, 30)
+    assert planner.quantized_graph_option(20_000, 20_000, 40, 16, "pq", 784, 98, 10, 3.0, True).args == (40, 30)
+    walk = planner.quantized_graph_option(20_000, 20_000, 40, 16, "sq8", 784, 784, 10, 1.0, True)
+    floats = planner.masked_graph_option(20_000, 20_000, 40, 16, planner.float_distance_scale(784))
+    assert walk.cost_ns < floats[1]

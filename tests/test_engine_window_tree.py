@@ -161,7 +161,7 @@ def spread(n: int, seed: int, dim: int = CODE_DIM) -> np.ndarray:
     return (centres[rng.integers(0, 30, n)] + rng.standard_normal((n, dim))).astype(np.float32)
 
 
-@pytest.fixture(scope="module", params=[("binary", 20), ("pq", 10)], ids=["binary", "pq"])
+@pytest.fixture(scope="module", params=[("binary", 20), ("pq", 10), ("sq8", 1)], ids=["binary", "pq", "sq8"])
 def quantized_tree(request, tmp_path_factory):
     """A sorted, quantised segment with a window tree and 10% of its rows deleted."""
     kind, oversampling = request.param
@@ -191,6 +191,7 @@ def test_tree_strategies_walked_over_codes_pass_the_subset_test(quantized_tree, 
     (view,) = col._snapshot()
     assert tree_walk(view, 10, oversampling, True) is None  # at 64-d a code distance saves nothing
     monkeypatch.setattr(planner, "float_distance_scale", lambda dim: 100.0)  # as on high-dimensional rows
+    monkeypatch.setattr(planner, "SQ8_FROM_DIM", CODE_DIM)
     walk = tree_walk(view, 10, oversampling, True)
     assert walk is not None and walk.count == 10 * oversampling and tree_walk(view, 10, oversampling, False) is None
     allowed = allowed_rows(view, parse_filter(f"t >= {low} and t < {high}"))
@@ -211,6 +212,7 @@ def test_tree_strategies_walked_over_codes_pass_the_subset_test(quantized_tree, 
 def test_the_planner_walks_the_tree_over_codes_where_float_distances_cost_more(quantized_tree, monkeypatch):
     col, ids, vectors, ts, deleted, _ = quantized_tree
     monkeypatch.setattr(planner, "float_distance_scale", lambda dim: 100.0)
+    monkeypatch.setattr(planner, "SQ8_FROM_DIM", CODE_DIM)
     monkeypatch.setattr(planner, "QUANTIZED_CALL_NS", 1e9)  # flat code scans out of the way
     queries = spread(10, seed=35)
     res = col.search(queries, k=10, filter="t >= 2990 and t < 6020", explain=True)

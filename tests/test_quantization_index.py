@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from tests.oracles import exact_search
+from vecstore.core import scalar
 from vecstore.core.exact import row_norms
 from vecstore.errors import DataCorruption, InvalidArgument
-from vecstore.index.quantization import BinaryQuantizer, ProductQuantizer, code_rows, rescore
+from vecstore.index.quantization import BinaryQuantizer, ProductQuantizer, ScalarQuantizer, code_rows, rescore
 from vecstore.types import METRIC_CODES
 
 
@@ -23,6 +24,8 @@ def _clustered(n: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def _quantizer(kind: str, vectors: np.ndarray, metric: str):
     if kind == "binary":
         return BinaryQuantizer.fit(vectors, metric)
+    if kind == "sq8":
+        return ScalarQuantizer.fit(vectors, metric, seed=3)
     return ProductQuantizer.train(vectors, metric, 8, train_rows=1500, iterations=8, seed=3)
 
 
@@ -33,7 +36,7 @@ def _search(quantizer, vectors, metric, queries, offsets, keys, k, oversampling)
     return np.where(found >= 0, keys[np.maximum(found, 0)], -1), distances
 
 
-@pytest.mark.parametrize("kind", ["binary", "pq"])
+@pytest.mark.parametrize("kind", ["binary", "pq", "sq8"])
 @pytest.mark.parametrize("metric", ["l2", "ip", "cosine"])
 def test_rescoring_is_exact_when_every_row_is_a_candidate(kind, metric):
     vectors, queries = _clustered(600, 32, seed=1)
@@ -46,7 +49,7 @@ def test_rescoring_is_exact_when_every_row_is_a_candidate(kind, metric):
     np.testing.assert_allclose(distances, want_d, rtol=1e-4, atol=1e-3)
 
 
-@pytest.mark.parametrize("kind", ["binary", "pq"])
+@pytest.mark.parametrize("kind", ["binary", "pq", "sq8"])
 def test_filtered_candidates_only_come_from_allowed_rows_and_keep_recall(kind):
     """The subset test: candidates and results lie in the allowed rows; recall against exact search
     over only those rows stays above the floor at moderate oversampling."""
@@ -89,7 +92,7 @@ def test_pq_estimates_are_distances_to_the_decoded_rows():
         np.testing.assert_allclose(estimates[i], want, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("kind", ["binary", "pq"])
+@pytest.mark.parametrize("kind", ["binary", "pq", "sq8"])
 def test_persistence_round_trip_and_damage(kind):
     vectors, queries = _clustered(500, 16, seed=8)
     quantizer = _quantizer(kind, vectors, "l2")
@@ -125,7 +128,7 @@ def test_pq_training_is_seed_deterministic_and_samples_when_asked():
     assert not np.array_equal(a.codebooks, c.codebooks)
 
 
-@pytest.mark.parametrize("kind", ["binary", "pq"])
+@pytest.mark.parametrize("kind", ["binary", "pq", "sq8"])
 def test_graph_walk_over_codes_visiting_everything_finds_the_nearest_codes(kind):
     """With ef as large as the graph the walk is exhaustive: its candidates are the codes' exact top
     by code distance (the 4-bit query's estimate, or PQ's table estimate), as a flat scan finds them."""
@@ -142,26 +145,29 @@ def test_graph_walk_over_codes_visiting_everything_finds_the_nearest_codes(kind)
             levels = weights @ np.unpackbits(walk[i].view(np.uint8), axis=1, bitorder="little").astype(np.int64)
             bits = np.unpackbits(quantizer.codes.view(np.uint8), axis=1, bitorder="little").astype(np.int64)
             return (-(bits @ levels)).astype(np.float32)
+        if kind == "sq8":  # squared l2 to the decoded rows
+            decoded = scalar.decode(quantizer.codes, quantizer.offset, quantizer.step)
+            return ((decoded - queries[i]) ** 2).sum(axis=1).astype(np.float32)
         return walk[i][np.arange(8), quantizer.codes].sum(axis=1).astype(np.float32)
 
-    batch = index.search_codes(quantizer.codes, walk, 15, 700)
+    code_metric = quantizer.code_metric
+    batch = index.search_codes(quantizer.codes, walk, 15, 700, code_metric=code_metric)
     for i in range(6):
-        single = index.search_codes(quantizer.codes, walk[i : i + 1], 15, 700)
+        single = index.search_codes(quantizer.codes, walk[i : i + 1], 15, 700, code_metric=code_metric)
         flat = code_distances(i)
         for found, found_d in ((batch[0][i], batch[1][i]), (single[0][0], single[1][0])):
-            np.testing.assert_allclose(found_d, np.sort(flat)[:15], rtol=1e-5, atol=1e-5)
-            np.testing.assert_allclose(flat[found], found_d, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(found_d, np.sort(flat)[:15], rtol=1e-5, atol=1e-4)
+            np.testing.assert_allclose(flat[found], found_d, rtol=1e-5, atol=1e-4)
     mask = np.zeros(700, dtype=bool)
     mask[::3] = True
-    found, _ = index.search_codes(quantizer.codes, walk, 15, 700, mask)
+    found, _ = index.search_codes(quantizer.codes, walk, 15, 700, mask, code_metric=code_metric)
     assert mask[found[found >= 0]].all() and (found >= 0).all()
 
 
-@pytest.mark.parametrize("kind", ["binary", "pq"])
+@pytest.mark.parametrize("kind", ["binary", "pq", "sq8"])
 def test_a_build_polls_should_stop_and_cancels(kind):
     """Closing a collection stops a codes build between chunks (PQ: between sub-spaces too)."""
     from vecstore.index.hnsw import BuildCancelled
-    from vecstore.index.quantization import BinaryQuantizer, ProductQuantizer
 
     vectors, _ = _clustered(700, 32, seed=3)
     polls = []
@@ -173,8 +179,48 @@ def test_a_build_polls_should_stop_and_cancels(kind):
     with pytest.raises(BuildCancelled):
         if kind == "binary":
             BinaryQuantizer.fit(vectors, "l2", stop_on_second_poll)
+        elif kind == "sq8":
+            ScalarQuantizer.fit(vectors, "l2", should_stop=stop_on_second_poll)
         else:
             ProductQuantizer.train(vectors, "l2", 8, should_stop=stop_on_second_poll)
     assert len(polls) == 2
     built = BinaryQuantizer.fit(vectors, "l2", lambda: False) if kind == "binary" else None
     assert built is None or built.codes.shape[0] == 700
+
+
+def test_scalar_codes_match_their_numpy_oracle():
+    """Codes, ranges and the kernels' distances against plain numpy: each value the nearest of 256
+    steps over its dimension's range (clipped outside it); the prepared query's distance equals the
+    decoded row's squared l2, and for ip the negative dot less the query's constant."""
+    rng = np.random.default_rng(12)
+    vectors = (rng.standard_normal((900, 24)) * rng.uniform(0.1, 5, 24)).astype(np.float32)
+    vectors[:, 5] = 2.5  # a constant dimension
+    queries = rng.standard_normal((4, 24)).astype(np.float32)
+    offset, step = scalar.fit_range(vectors)
+    low = np.quantile(vectors, scalar.RANGE_QUANTILE, axis=0)
+    high = np.quantile(vectors, 1 - scalar.RANGE_QUANTILE, axis=0)
+    want_step = np.where(high > low, (high - low) / 255, 1.0)
+    np.testing.assert_allclose(step, want_step, rtol=1e-6)
+    np.testing.assert_allclose(offset + step * -128, low, rtol=1e-5, atol=1e-5)
+    codes = scalar.encode(vectors, offset, step)
+    want_codes = np.clip(np.rint((vectors.astype(np.float64) - offset) / step), -128, 127)
+    assert np.abs(codes.astype(np.int64) - want_codes).max() <= 1  # float32 rounding at a half step
+    decoded = scalar.decode(codes, offset, step)
+    inside = (vectors >= low) & (vectors <= high)
+    assert (np.abs(decoded - vectors)[inside] <= step.repeat(900).reshape(24, 900).T[inside] * 0.51).all()
+    np.testing.assert_array_equal(decoded[:, 5], 2.5)
+    for metric in (scalar.L2, scalar.IP):
+        prepared = scalar.prepare_queries(queries, offset, step, metric)
+        for i in range(4):
+            got = np.array([scalar.code_distance(codes[r], prepared[i], metric) for r in range(900)])
+            if metric == scalar.L2:
+                want = ((decoded - queries[i]) ** 2).sum(axis=1)
+            else:
+                want = -(decoded @ queries[i]) + queries[i] @ offset
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-2)
+            rows = np.flatnonzero(rng.random(900) < 0.3).astype(np.int64)
+            keys = rng.permutation(900).astype(np.int64)
+            found, estimates = scalar.estimate_topk(codes, prepared[i], metric, rows, keys, 7)
+            order = np.lexsort((keys[rows], got[rows]))[:7]
+            np.testing.assert_array_equal(found, rows[order])
+            np.testing.assert_allclose(estimates, got[rows][order], rtol=1e-6)

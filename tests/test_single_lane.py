@@ -397,3 +397,59 @@ def test_rows_no_graph_option_can_undercut_are_scanned_without_planning(tmp_path
                 assert lane.strategy in (planner.EXACT_SCAN, planner.EMPTY)
                 want = col.search(query, k=10, filter=text, exact=True)
                 np.testing.assert_array_equal(lane.ids, want.ids, err_msg=text)
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine", "ip"])
+def test_lane_walks_sq8_codes_as_the_general_path_does(tmp_path, metric, monkeypatch):
+    """A collection with sq8 codes: unfiltered, masked and two-hop walks over the codes (and any scan the
+    planner prefers) answer in the lane exactly as in the general path, only allowed live rows come
+    back, and recall@10 against exact search over the allowed rows stays above 0.95."""
+    dim, n = 160, 6000  # wide enough that a walk over codes beats one over floats
+    monkeypatch.setattr(planner, "EXACT_NS_PER_ROW_DIM", 1.0)  # scans priced as on a larger segment
+    rng = np.random.default_rng(13)
+    centres = rng.standard_normal((25, dim)).astype(np.float32) * 2
+    vectors = (centres[rng.integers(0, 25, n)] + rng.standard_normal((n, dim))).astype(np.float32)
+    deleted = np.arange(0, n, 11)
+    with vecstore.connect(tmp_path / "db") as db:
+        col = db.create_collection("q", dim=dim, metric=metric, attributes={"t": "int64", "g": "int64"}, window="t",
+                                   quantization={"kind": "sq8"},
+                                   hnsw={"m": 8, "ef_construction": 60, "ef": 40, "window_tree_beta": 0})  # fmt: skip
+        t = rng.permutation(n)
+        col.upsert(np.arange(n), vectors, {"t": t, "g": np.arange(n) % 10})
+        col.seal()
+        assert col.wait_for_indexes(timeout=300)
+        assert col.describe()["segments"][0]["codes"] == "ready (sq8)"
+        col.delete(deleted)
+        live = ~np.isin(np.arange(n), deleted)
+        g = np.arange(n) % 10
+        seen, recalls = set(), []
+        for text, allowed in [
+            (None, live),
+            ("g in (1, 2, 3, 4, 5, 6)", live & np.isin(g, [1, 2, 3, 4, 5, 6])),
+            ("g = 7", live & (g == 7)),
+            ("t < 900", live & (t < 900)),
+        ]:
+            rows = np.flatnonzero(allowed)
+            for _ in range(12):
+                query = (centres[rng.integers(0, 25)] + rng.standard_normal(dim)).astype(np.float32)
+                before = col.stats().get(LANE_COUNTER, 0)
+                lane = col.search(query, k=10, filter=text)
+                assert col.stats().get(LANE_COUNTER, 0) - before == 1, text
+                general = col.search(query, k=10, filter=text, explain=True)
+                np.testing.assert_array_equal(lane.ids, general.ids, err_msg=str(text))
+                np.testing.assert_array_equal(lane.distances, general.distances, err_msg=str(text))
+                assert lane.strategy == general.strategy
+                seen.add(general.plan[0]["segments"][0]["strategy"])
+                assert np.isin(lane.ids[0], rows).all(), text  # k allowed live rows, never another
+                want, _ = exact_search(metric, query[None], vectors[rows], rows.astype(np.int64), 10)
+                recalls.append(len(set(lane.ids[0]) & set(want[0])) / 10)
+        assert {planner.QUANTIZED_HNSW, planner.QUANTIZED_SCAN} <= seen, seen
+        assert np.mean(recalls) >= 0.95, np.mean(recalls)
+        assert col.stats()[planner.QUANTIZED_HNSW] > 0
+        bad = np.ones(dim, dtype=np.float32)
+        bad[3] = np.nan
+        with pytest.raises(InvalidArgument, match="NaN or infinity"):
+            col.search(bad)
+        with pytest.raises(InvalidArgument, match="NaN or infinity"):
+            col.search(bad, filter="g = 7")
+        assert col.count() == n - deleted.shape[0]

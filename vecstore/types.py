@@ -45,7 +45,11 @@ MAX_DIM = 65_536
 MAX_NAME_LENGTH = 128
 
 
-QUANTIZATION_KEYS = {"binary": ("kind", "oversampling"), "pq": ("kind", "oversampling", "pq_m", "pq_nbits")}
+QUANTIZATION_KEYS = {
+    "binary": ("kind", "oversampling"),
+    "sq8": ("kind", "oversampling"),
+    "pq": ("kind", "oversampling", "pq_m", "pq_nbits"),
+}
 MAX_OVERSAMPLING = 100.0
 
 
@@ -68,13 +72,14 @@ def check_oversampling(value: object, what: str) -> float:
 
 
 def check_quantization(spec: object, dim: int) -> dict[str, Any] | None:
-    """A collection's quantisation settings, checked: None, ``{"kind": "binary", "oversampling": x}`` or
-    ``{"kind": "pq", "pq_m": m, "pq_nbits": 8, "oversampling": x}``."""
+    """A collection's quantisation settings, checked: None, ``{"kind": "binary", "oversampling": x}``,
+    ``{"kind": "sq8", "oversampling": x}`` or ``{"kind": "pq", "pq_m": m, "pq_nbits": 8, "oversampling": x}``."""
     if spec is None:
         return None
     if not isinstance(spec, Mapping) or spec.get("kind") not in QUANTIZATION_KEYS:
         raise InvalidArgument(
-            "quantization must be None or a dict with kind 'binary' or 'pq', e.g. {'kind': 'binary', 'oversampling': 4}"
+            "quantization must be None or a dict with kind 'binary', 'sq8' or 'pq', "
+            "e.g. {'kind': 'sq8'} or {'kind': 'binary', 'oversampling': 4}"
         )
     kind = spec["kind"]
     out = dict(spec)

@@ -18,6 +18,7 @@ def _factory(module: str, cls: str) -> Callable[..., Algorithm]:
 
 ALGORITHMS: dict[str, Callable[..., Algorithm]] = {
     "vecstore": _factory("vecstore_peer", "VecstoreEmbedded"),
+    "vecstore-sq8": _factory("vecstore_peer", "VecstoreSq8"),
     "vecstore-grpc": _factory("vecstore_peer", "VecstoreGrpc"),
     "vecstore-hnsw-index": _factory("vecstore_hnsw", "VecstoreHnswIndex"),
     "numpy-exact": _factory("exact_numpy", "NumpyExact"),
@@ -28,7 +29,15 @@ ALGORITHMS: dict[str, Callable[..., Algorithm]] = {
     "lancedb-flat": _factory("lancedb_peer", "LanceDBFlat"),
 }
 #: algorithms that take graph build parameters (m, ef_construction)
-GRAPH_ALGORITHMS = {"vecstore", "vecstore-grpc", "vecstore-hnsw-index", "hnswlib", "faiss-hnsw", "usearch"}
+GRAPH_ALGORITHMS = {
+    "vecstore",
+    "vecstore-sq8",
+    "vecstore-grpc",
+    "vecstore-hnsw-index",
+    "hnswlib",
+    "faiss-hnsw",
+    "usearch",
+}
 
 
 def unknown_algorithm_message(name: str) -> str:

@@ -24,6 +24,7 @@ from numba.extending import overload
 from vecstore.core.binary import planes_score
 from vecstore.core.exact import query_sq
 from vecstore.core.prefetch import prefetch_row
+from vecstore.core.scalar import code_distance
 
 L2, IP = 0, 1
 
@@ -32,7 +33,8 @@ def distance(vectors, a, query, metric):
     """Distance from row ``a`` of ``vectors`` to ``query``, compiled per row type by the overload below:
     float rows by ``metric``; uint64 rows (binary codes) by the estimate of an encoded query uint64
     [QUERY_BITS, words] (``binary.planes_score``, negated); uint8 rows
-    (PQ codes) by the sum of a query's distance table float32 [m, 256]. Only callable from Numba."""
+    (PQ codes) by the sum of a query's distance table float32 [m, 256]; int8 rows (scalar codes) by
+    ``scalar.code_distance`` from a prepared query float32 [2, dim]. Only callable from Numba."""
     raise TypeError("hnsw.distance runs inside Numba kernels only")
 
 
@@ -50,6 +52,13 @@ def _distance_for(vectors, a, query, metric):
             return acc
 
         return table_estimate
+
+    if vectors.dtype == types.int8:
+
+        def scalar_estimate(vectors, a, query, metric):
+            return code_distance(vectors[a], query, metric)
+
+        return scalar_estimate
 
     if vectors.dtype == types.uint64:
 
@@ -486,7 +495,7 @@ def search_batch(vectors, queries, metric, k, ef, entry, max_level, links0, coun
 
 
 @njit(nogil=True, cache=True)
-def _next_epoch(visited, epoch_box):
+def next_epoch(visited, epoch_box):
     """The visited tag for the next search with this scratch; on wrap-around the array is cleared once."""
     epoch = epoch_box[0] + np.uint32(1)
     if epoch == 0:
@@ -497,16 +506,16 @@ def _next_epoch(visited, epoch_box):
 
 
 @njit(nogil=True, cache=True)
-def search_codes_single(codes, query_code, k, ef, entry, max_level, links0, counts0, links_up, counts_up,
+def search_codes_single(codes, query_code, metric, k, ef, entry, max_level, links0, counts0, links_up, counts_up,
                         upper_offset, mask, use_mask, visited, epoch_box, cand_d, cand_n, res_d, res_n):  # fmt: skip
     """``search_single`` walking the graph by the codes' distance (``distance``: binary codes uint64
-    [n, words] and an encoded query [QUERY_BITS, words], or PQ codes uint8 [n, m] and a query table
-    [m, 256]): the k
-    nearest offsets [1, k] and their code distances [1, k], for rescoring."""
-    epoch = _next_epoch(visited, epoch_box)
+    [n, words] and an encoded query [QUERY_BITS, words], PQ codes uint8 [n, m] and a query table
+    [m, 256], or scalar codes int8 [n, dim] and a query [2, dim] for ``metric``): the k nearest offsets
+    [1, k] and their code distances [1, k], for rescoring."""
+    epoch = next_epoch(visited, epoch_box)
     one_n = np.empty(k, np.int32)
     one_d = np.empty(k, np.float32)
-    search_one(codes, query_code, L2, k, max(ef, k), entry, max_level, links0, counts0, links_up, counts_up,
+    search_one(codes, query_code, metric, k, max(ef, k), entry, max_level, links0, counts0, links_up, counts_up,
                upper_offset, visited, epoch, mask, use_mask, cand_d, cand_n, res_d, res_n, one_n, one_d)  # fmt: skip
     out_n = np.empty((1, k), np.int64)
     out_d = np.empty((1, k), np.float32)
@@ -530,7 +539,7 @@ def _prepared_query(query, cosine):
 def _walk_single(vectors, query, metric, cosine, k, ef, entry, max_level, links0, counts0, links_up, counts_up,
                  upper_offset, mask, use_mask, visited, epoch_box, cand_d, cand_n, res_d, res_n):  # fmt: skip
     """One query's walk with the caller's scratch: the k nearest offsets (int32) and raw distances."""
-    epoch = _next_epoch(visited, epoch_box)
+    epoch = next_epoch(visited, epoch_box)
     q = _prepared_query(query, cosine)
     one_n = np.empty(k, np.int32)
     one_d = np.empty(k, np.float32)

@@ -681,6 +681,7 @@ class Collection:
                 m=self._graph_params.m,
                 exact=bool(exact),
                 counters=self._counters,
+                oversampling=self._default_oversampling,
             )
             if result is not None:
                 self._counters["queries"] += 1
@@ -719,7 +720,8 @@ class Collection:
             if lane_applies:  # a query alone with its filter: the single lane
                 lane = partial(search_one, views, k=k, metric=self.schema.metric,
                                ef=self._graph_params.ef if ef is None else int(ef), m=self._graph_params.m,
-                               exact=bool(exact), counters=self._counters)  # fmt: skip
+                               exact=bool(exact), counters=self._counters,
+                               oversampling=self._default_oversampling)  # fmt: skip
             result = merge_query_groups(query_array, nodes, run, lane)
         else:
             result = run(query_array, node=self._bound_filter(filter))
@@ -733,6 +735,11 @@ class Collection:
             return _parsed_filter(spec, self._attribute_items)
         return to_filter(spec, self.schema.attributes)
 
+    @property
+    def _default_oversampling(self) -> float:
+        """The oversampling a search without its own uses (1.0 where there are no codes)."""
+        return 1.0 if self._quantization is None else self._quantization.oversampling
+
     def _check_quantized_search(self, oversampling: Any, rescore: Any) -> float:
         """The oversampling a search uses (its own, else the collection's); errors for settings that
         cannot apply."""
@@ -742,13 +749,18 @@ class Collection:
             if oversampling is not None or not rescore:
                 raise InvalidArgument(
                     f"oversampling and rescore apply to quantized collections; {self.name!r} was created without "
-                    "quantization (create one with quantization={'kind': 'binary'} or {'kind': 'pq'})"
+                    "quantization (create one with quantization={'kind': 'sq8'}, {'kind': 'binary'} or {'kind': 'pq'})"
                 )
             return 1.0
         if not rescore and params.kind == "binary":
             raise InvalidArgument(
                 "rescore=False needs PQ codes: binary codes rank rows by a score (the query's values summed over "
                 "each row's sign bits) that is not a distance in the collection's metric; keep rescore=True"
+            )
+        if not rescore and params.kind == "sq8":
+            raise InvalidArgument(
+                "rescore=False needs PQ codes: sq8 searches always rescore, as rescoring the rows their codes "
+                "found costs a small part of finding them; keep rescore=True"
             )
         return params.oversampling if oversampling is None else check_oversampling(oversampling, "oversampling")
 

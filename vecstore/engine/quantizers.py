@@ -1,4 +1,4 @@
-"""Segment codes on disk: a collection's quantiser (binary or PQ) per sealed segment, written beside
+"""Segment codes on disk: a collection's quantiser (binary, sq8 or PQ) per sealed segment, written beside
 the segment as an array file and memory-mapped on open.
 
 Codes are derived data like graphs: the optimizer builds them in the background after a seal or
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from vecstore.errors import DataCorruption
-from vecstore.index.quantization import BinaryQuantizer, ProductQuantizer, Quantizer
+from vecstore.index.quantization import BinaryQuantizer, ProductQuantizer, Quantizer, ScalarQuantizer
 from vecstore.storage import open_array_file, verify_file, write_array_file
 from vecstore.types import default_pq_m
 
@@ -25,13 +25,17 @@ CODES_SUFFIX = ".codes"
 MIN_CODE_ROWS = 256
 #: candidates per result (k x this many rows rescored) when neither the collection nor the query says
 DEFAULT_OVERSAMPLING = 4.0
+#: scalar codes rank rows nearly as the float rows do, and a walk over them rescores all of its ef
+#: results anyway (``planner.walk_candidates``): more candidates would only raise the walk's ef
+SCALAR_DEFAULT_OVERSAMPLING = 1.0
+QUANTIZERS: dict[str, type] = {"binary": BinaryQuantizer, "pq": ProductQuantizer, "sq8": ScalarQuantizer}
 
 
 @dataclass(frozen=True)
 class QuantizationParams:
     """A collection's quantisation settings with their defaults filled in."""
 
-    kind: str  # binary | pq
+    kind: str  # binary | pq | sq8
     oversampling: float
     pq_m: int = 0
 
@@ -40,7 +44,8 @@ class QuantizationParams:
         if not spec:
             return None
         kind = str(spec["kind"])
-        oversampling = float(spec.get("oversampling", DEFAULT_OVERSAMPLING))
+        default = SCALAR_DEFAULT_OVERSAMPLING if kind == "sq8" else DEFAULT_OVERSAMPLING
+        oversampling = float(spec.get("oversampling", default))
         pq_m = int(spec.get("pq_m") or default_pq_m(dim)) if kind == "pq" else 0
         return QuantizationParams(kind, oversampling, pq_m)
 
@@ -54,6 +59,8 @@ def build_codes(
 ) -> Quantizer:
     if params.kind == "binary":
         return BinaryQuantizer.fit(vectors, metric, should_stop)
+    if params.kind == "sq8":
+        return ScalarQuantizer.fit(vectors, metric, seed=seed, should_stop=should_stop)
     return ProductQuantizer.train(vectors, metric, params.pq_m, seed=seed, should_stop=should_stop)
 
 
@@ -81,9 +88,9 @@ def open_codes(path: Path, entry: dict[str, Any], num_rows: int, *, verify: bool
         verify_file(path, entry["bytes"], entry["sha256"], "codes file")
     meta, arrays = open_array_file(path)
     kind = meta.get("kind")
-    if kind not in ("binary", "pq"):
+    if kind not in QUANTIZERS:
         raise DataCorruption(f"codes file {path} names no known quantiser ({kind!r})")
-    quantizer = (BinaryQuantizer if kind == "binary" else ProductQuantizer).from_arrays(meta, arrays)
+    quantizer = QUANTIZERS[kind].from_arrays(meta, arrays)
     if quantizer.codes.shape[0] != num_rows:
         raise DataCorruption(f"codes file {path} has {quantizer.codes.shape[0]} rows, its segment {num_rows}")
     return quantizer

@@ -25,6 +25,7 @@ from vecstore.engine.planner import (
     plan_segment,
     quantized_graph_option,
     quantized_option,
+    walk_candidates,
 )
 from vecstore.engine.views import SegmentView
 from vecstore.engine.window_search import run_tree_option, tree_options, tree_walk
@@ -118,8 +119,9 @@ def _quantized_graph_search(
     codes, graph = view.codes, view.graph
     assert codes is not None and graph is not None
     mask = view.live if allowed.found_by == "all_live_rows" else allowed.mask(view.num_rows)
-    count = k if not rescore else max(k, math.ceil(k * oversampling))
-    found, estimates = graph.search_codes(codes.codes, codes.traversal_queries(queries), count, ef, mask, two_hop)
+    count = k if not rescore else walk_candidates(codes.kind, max(k, math.ceil(k * oversampling)), ef)
+    found, estimates = graph.search_codes(codes.codes, codes.traversal_queries(queries), count, ef, mask, two_hop,
+                                          code_metric=codes.code_metric)  # fmt: skip
     if not rescore:
         if codes.metric == "cosine":
             estimates = np.where(found >= 0, estimates + np.float32(1.0), estimates)

@@ -12,15 +12,18 @@ evicted the caches each Python step costs about three times its isolated price. 
   also checks the query and names the hits;
 - a filter allowing more rows is planned as the general path plans it (a window's rows come from the
   same kernel), and a masked or two-hop walk of the segment graph runs as one such call, a window-tree
-  option as the general path runs it.
+  option as the general path runs it;
+- a segment with scalar (sq8) codes is planned, filter or not: a walk over its codes runs as one call
+  that also rescores the walk's candidates on the float rows, a scan of its codes as two calls.
 
 Results, tie-breaks and stats are the general path's. Whenever the lane would do something else
-(codes, a parallel scan, a walk that fell short of k rows), it answers None and the general path
-runs.
+(binary or PQ codes, a parallel scan, a walk that fell short of k rows), it answers
+None and the general path runs.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
@@ -37,16 +40,19 @@ from vecstore.engine.planner import (
     EXACT_SCAN,
     HNSW,
     HNSW_TWO_HOP,
+    QUANTIZED_HNSW,
+    QUANTIZED_SCAN,
     TRAVERSE_MIN_ALLOWED_FRACTION,
     TREE_SPLIT_CALL_NS,
     WINDOW_STRATEGIES,
     outright_scan_limit,
     scan_row_limit,
+    walk_candidates,
     whole_segment_strategy,
 )
 from vecstore.engine.search import plan_view
 from vecstore.engine.views import SegmentView
-from vecstore.engine.window_search import run_tree_option
+from vecstore.engine.window_search import run_tree_option, tree_walk
 from vecstore.filters import And, Node, interval_on
 from vecstore.filters.ast import Value
 from vecstore.filters.bind import parse_timestamp
@@ -192,6 +198,23 @@ def _walk(
     return None if found[0, min(k, rows) - 1] < 0 else hits
 
 
+def _code_walk(
+    view: SegmentView, query: np.ndarray, k: int, ef: int, oversampling: float, mask: np.ndarray | None,
+    two_hop: bool, metric: str, rows: int,
+) -> Hits | None:  # fmt: skip
+    """The segment's graph walked over its sq8 codes for one query, the walk's candidates rescored, in
+    one call that checks the query; None when it fell short of k of the ``rows`` allowed."""
+    codes, graph = view.codes, view.graph
+    assert codes is not None and graph is not None
+    count = walk_candidates(codes.kind, max(k, math.ceil(k * oversampling)), ef)
+    sq, found, ids, distances = graph.search_codes_rescored_keyed(
+        codes, query, view.vectors, view.norms, view.ids, METRIC_CODES[metric], k, count, ef, mask, two_hop
+    )
+    if not _query_is_sound(query, sq, metric):
+        return None
+    return None if found[0, min(k, rows) - 1] < 0 else Hits(found, ids, found, distances)
+
+
 def _whole_segment(
     view: SegmentView, index: int, query: np.ndarray, k: int, ef: int, m: int, exact: bool, metric: str
 ) -> tuple[str, Hits | None] | None:
@@ -213,23 +236,55 @@ def _whole_segment(
     return None if hits is None else (strategy, hits)
 
 
+#: Settings (k, ef, ...) whose unfiltered plans one view keeps; past this many it starts afresh.
+UNFILTERED_PLANS_KEPT = 64
+
+
+def _unfiltered_plan(view: SegmentView, k: int, ef: int, m: int, dim: int, oversampling: float) -> tuple:
+    """``plan_view`` for every live row of ``view`` (its allowed rows and the plan), once per view and
+    settings: planning costs several microseconds of a single search."""
+    key = (k, ef, m, dim, oversampling)
+    found = view.unfiltered_plans.get(key)
+    if found is None:
+        allowed = allowed_rows(view, None)
+        found = (allowed, plan_view(view, allowed, k=k, ef=ef, m=m, dim=dim, exact=False, oversampling=oversampling,
+                                    rescore=True, queries=1))  # fmt: skip
+        if len(view.unfiltered_plans) >= UNFILTERED_PLANS_KEPT:
+            view.unfiltered_plans.clear()
+        view.unfiltered_plans[key] = found
+    return found
+
+
 def _planned(
-    view: SegmentView, index: int, allowed: Allowed, query: np.ndarray, k: int, ef: int, m: int, metric: str
-) -> tuple[str, Hits] | None:
-    """A filter allowing more rows than an outright scan: the planner chooses, and the lane runs its
-    choice when that is a serial scan, a masked or two-hop walk of the segment graph, or a window-tree
-    search (the general path would only plan it again)."""
-    plan, option = plan_view(view, allowed, k=k, ef=ef, m=m, dim=query.shape[0], exact=False, oversampling=1.0,
-                             rescore=True, queries=1)  # fmt: skip
+    view: SegmentView, index: int, allowed: Allowed, query: np.ndarray, k: int, ef: int, m: int, metric: str,
+    oversampling: float, planned: tuple | None = None,
+) -> tuple[str, Hits] | None:  # fmt: skip
+    """A filter allowing more rows than an outright scan, or any search of a segment with sq8 codes: the
+    planner chooses, and the lane runs its choice when that is a serial scan, a masked or two-hop walk
+    of the segment graph (over its floats or its sq8 codes), or a window-tree search (the general path
+    would only plan it again). ``planned`` is the plan when the caller has it already."""
+    plan, option = planned or plan_view(view, allowed, k=k, ef=ef, m=m, dim=query.shape[0], exact=False,
+                                        oversampling=oversampling, rescore=True, queries=1)  # fmt: skip
     rows = int(allowed.offsets.shape[0])
+    if plan.strategy == EMPTY:
+        return EMPTY, None
     if plan.strategy == EXACT_SCAN and rows < PARALLEL_SCAN_MIN_ROWS:
         return EXACT_SCAN, scan_rows(view, index, allowed.offsets, query[None], k, METRIC_CODES[metric])
-    if option is not None and plan.strategy in WINDOW_STRATEGIES:  # the lane never runs on codes
-        hits = run_tree_option(view, index, allowed, option, query[None], k, ef, METRIC_CODES[metric])
+    if option is not None and plan.strategy in WINDOW_STRATEGIES:
+        walk = tree_walk(view, k, oversampling, True)  # over codes where _tree_options priced it so
+        hits = run_tree_option(view, index, allowed, option, query[None], k, ef, METRIC_CODES[metric], walk)
         return None if hits.ids[0, min(k, rows) - 1] < 0 else (plan.strategy, hits)
+    if plan.strategy == QUANTIZED_SCAN and option is not None and view.codes is not None:
+        count = max(k, math.ceil(k * oversampling))  # as the general path asks
+        candidates = view.codes.candidates(query[None], allowed.offsets, view.ids, count)[0]
+        return QUANTIZED_SCAN, scan_rows(view, index, candidates[candidates >= 0], query[None], k, METRIC_CODES[metric])
+    mask = view.live if allowed.found_by == "all_live_rows" else allowed.mask(view.num_rows)
+    if plan.strategy == QUANTIZED_HNSW and option is not None:
+        found = _code_walk(view, query, k, ef, oversampling, mask, option.detail[1], metric, rows)
+        return None if found is None else (QUANTIZED_HNSW, found)
     if plan.strategy not in (HNSW, HNSW_TWO_HOP) or option is None or option.detail is not None:
         return None
-    hits = _walk(view, index, query, k, ef, allowed.mask(view.num_rows), plan.strategy == HNSW_TWO_HOP, metric, rows)
+    hits = _walk(view, index, query, k, ef, mask, plan.strategy == HNSW_TWO_HOP, metric, rows)
     return None if hits is None else (plan.strategy, hits)
 
 
@@ -244,10 +299,12 @@ def search_one(
     m: int,
     exact: bool,
     counters: Counter,
+    oversampling: float = 1.0,
 ) -> SearchResult | None:
     """The top-k of one float32 query [dim] over the rows ``node`` allows (every live row for None), when
-    the planner would scan each segment serially or walk its graph; None when it might do something
-    else (the caller then takes the general path)."""
+    the planner would scan each segment serially or walk its graph (over its floats or sq8 codes;
+    ``oversampling`` is the collection's); None when it might do something else (the caller then takes
+    the general path)."""
     if not views:
         return None
     metric_code = METRIC_CODES[metric]
@@ -257,8 +314,21 @@ def search_one(
     strategies: list[str] = []
     checked = False
     for index, view in enumerate(views):
-        if view.codes is not None and not exact:
+        coded = view.codes is not None and not exact
+        if coded and view.codes.kind != "sq8":  # type: ignore[union-attr]
             return None
+        if node is None and coded:
+            every, planned = _unfiltered_plan(view, k, search_ef, m, dim, oversampling)
+            outcome = _planned(view, index, every, query, k, search_ef, m, metric, oversampling, planned)
+            if outcome is None:
+                return None
+            if not checked and outcome[0] != QUANTIZED_HNSW:  # a walk over codes checked the query itself
+                to_queries(query, dim, metric, 1)
+            checked = True
+            strategies.append(outcome[0])
+            if outcome[1] is not None:
+                hits.append(outcome[1])
+            continue
         if node is None:
             outcome = _whole_segment(view, index, query, k, search_ef, m, exact, metric)
             if outcome is None:
@@ -299,11 +369,12 @@ def search_one(
             continue
         if exact:
             return None  # a scan of this many rows runs on every core: the general path's
-        outcome = _planned(view, index, allowed, query, k, search_ef, m, metric)
+        outcome = _planned(view, index, allowed, query, k, search_ef, m, metric, oversampling)
         if outcome is None:
             return None
         strategies.append(outcome[0])
-        hits.append(outcome[1])
+        if outcome[1] is not None:
+            hits.append(outcome[1])
     for strategy in strategies:
         counters[strategy] += 1
     counters[LANE_COUNTER] += 1

@@ -39,7 +39,7 @@ class SegmentView:
     graph: HnswIndex | None = None  # the segment's HNSW graph, once built
     payload: PayloadIndex | None = None  # the sealed segment's attribute indexes (None: evaluate the columns)
     tree: WindowTree | None = None  # bucket graphs over the window order (sorted segments, once built)
-    codes: Quantizer | None = None  # binary or PQ codes of the rows (quantised collections, once built)
+    codes: Quantizer | None = None  # binary, sq8 or PQ codes of the rows (quantised collections, once built)
 
     @property
     def name(self) -> str:
@@ -53,6 +53,12 @@ class SegmentView:
     def filter_results(self) -> FilterResultCache:
         """Rows of recent filters in this view, bounded in proportion to its size."""
         return FilterResultCache(filter_cache_budget(self.num_rows))
+
+    @cached_property
+    def unfiltered_plans(self) -> dict:
+        """The planner's answers for searches of every live row, by search settings: they depend on
+        nothing a query brings, and a view's rows never change (the single-query lane fills it)."""
+        return {}
 
     @cached_property
     def live_count(self) -> int:

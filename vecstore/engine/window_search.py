@@ -30,6 +30,7 @@ from vecstore.engine.planner import (
     exact_cost,
     masked_graph_option,
     unfiltered_graph_cost,
+    walk_candidates,
 )
 from vecstore.engine.views import SegmentView
 from vecstore.index.window_tree import Bucket, bucket_bounds
@@ -45,9 +46,13 @@ class CodeWalk:
     scale: float
     query_ns: float
 
-    def rescoring_ns(self, dim: int) -> float:
+    def candidates(self, ef: int) -> int:
+        """Rows one bucket search at ``ef`` hands to rescoring (``walk_candidates``)."""
+        return walk_candidates(self.kind, self.count, ef)
+
+    def rescoring_ns(self, dim: int, ef: int) -> float:
         """Rescoring one bucket search's candidates (the call itself is priced once per option)."""
-        return EXACT_NS_PER_ROW_DIM * dim * self.count
+        return EXACT_NS_PER_ROW_DIM * dim * self.candidates(ef)
 
 
 def tree_walk(view: SegmentView, k: int, oversampling: float, rescore: bool) -> CodeWalk | None:
@@ -68,7 +73,7 @@ def _part_option(allowed: int, rows: int, has_graph: bool, ef: int, m: int, dim:
     """Cost of the part of a window inside a bucket of ``rows`` rows: (cost, two_hop) through its graph,
     or (cost, None) scanned exactly, whichever is cheaper."""
     graph = masked_graph_option(allowed, rows, ef, m, _scale(walk, dim)) if has_graph else None
-    extra = 0.0 if walk is None else walk.rescoring_ns(dim)
+    extra = 0.0 if walk is None else walk.rescoring_ns(dim, max(ef, walk.count))
     if graph is not None and graph[1] + extra < exact_cost(allowed, dim):
         return graph[1] + extra, graph[0] == HNSW_TWO_HOP
     return exact_cost(allowed, dim), None
@@ -102,7 +107,7 @@ def tree_options(
     if walk is not None:
         ef = max(ef, walk.count)
     # per bucket search: rescoring its candidates; per option: preparing the query and one rescoring call
-    piece = 0.0 if walk is None else walk.rescoring_ns(dim)
+    piece = 0.0 if walk is None else walk.rescoring_ns(dim, ef)
     once = 0.0 if walk is None else walk.query_ns + EXACT_CALL_NS
     how = "" if walk is None else f", walked over {walk.kind} codes"
     if tree is None or count == 0 or (prune and exact_cost(count, dim) <= unfiltered_graph_cost(ef, m, scale=scale)):
@@ -172,7 +177,8 @@ class _Pieces:
             self.hits.append(found_hits(self.view, self.index, offsets, distances))
             return
         codes = self.view.codes.codes[bucket.start : bucket.stop]
-        found, _ = bucket.index.search_codes(codes, self.code_queries, self.walk.count, self.ef, mask, two_hop)
+        found, _ = bucket.index.search_codes(codes, self.code_queries, self.walk.candidates(self.ef), self.ef, mask,
+                                             two_hop, code_metric=self.view.codes.code_metric)  # fmt: skip
         self.candidates.append(np.where(found >= 0, found + bucket.start, -1))
 
     def scan(self, offsets: np.ndarray, metric_code: int) -> None:

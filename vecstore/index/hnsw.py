@@ -16,7 +16,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from vecstore.core import hnsw, hnsw_build
+from vecstore.core import code_walk, hnsw, hnsw_build
 from vecstore.errors import InvalidArgument
 
 #: the kernel metric each user metric's graph is built and searched with (see ``search_vectors``)
@@ -403,24 +403,57 @@ class HnswIndex:
         mask: np.ndarray | None = None,
         two_hop: bool = False,
         threads: int | None = None,
+        code_metric: int = hnsw.L2,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ``count`` rows nearest each query by the codes' distance, found by walking this graph:
-        binary ``codes`` uint64 [n, words] (one per graph node) with query codes [q, words], or PQ codes
-        uint8 [n, m] with query tables float32 [q, m, 256]. Returns offsets int64 [q, count] (-1 padded)
-        and code distances [q, count]: candidates for exact rescoring. ``ef`` is raised to ``count``."""
+        binary ``codes`` uint64 [n, words] (one per graph node) with query codes [q, words], PQ codes
+        uint8 [n, m] with query tables float32 [q, m, 256], or scalar codes int8 [n, dim] with queries
+        float32 [q, 2, dim] compared by ``code_metric`` (``hnsw.L2`` or ``hnsw.IP``). Returns offsets int64
+        [q, count] (-1 padded) and code distances [q, count]: candidates for exact rescoring. ``ef`` is
+        raised to ``count``."""
         g = self.graph
         use_mask = 0 if mask is None else 2 if two_hop else 1
         ef = max(ef, count)
         if query_codes.shape[0] == 1 and (mask is None or mask.ndim == 1):
             s = self._scratch_for(ef)
             row_mask = self._no_mask if mask is None else mask
-            return hnsw.search_codes_single(codes, query_codes[0], count, ef, g.entry, g.max_level, g.links0,
-                                            g.counts0, g.links_up, g.counts_up, g.upper_offset, row_mask, use_mask,
-                                            s.visited, s.epoch, s.cand_d, s.cand_n, s.res_d, s.res_n)  # fmt: skip
+            return hnsw.search_codes_single(codes, query_codes[0], code_metric, count, ef, g.entry, g.max_level,
+                                            g.links0, g.counts0, g.links_up, g.counts_up, g.upper_offset, row_mask,
+                                            use_mask, s.visited, s.epoch, s.cand_d, s.cand_n, s.res_d,
+                                            s.res_n)  # fmt: skip
         masks = np.zeros((1, 1), dtype=np.bool_) if mask is None else np.atleast_2d(mask)
         chunks = max(1, min(query_codes.shape[0], threads or numba.get_num_threads()))
-        return hnsw.search_batch(codes, query_codes, hnsw.L2, count, ef, g.entry, g.max_level, g.links0, g.counts0,
+        return hnsw.search_batch(codes, query_codes, code_metric, count, ef, g.entry, g.max_level, g.links0, g.counts0,
                                  g.links_up, g.counts_up, g.upper_offset, masks, use_mask, chunks)  # fmt: skip
+
+    def search_codes_rescored_keyed(
+        self,
+        codes,
+        query: np.ndarray,
+        vectors: np.ndarray,
+        norms: np.ndarray,
+        keys: np.ndarray,
+        metric: int,
+        k: int,
+        count: int,
+        ef: int,
+        mask: np.ndarray | None,
+        two_hop: bool = False,
+    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        """One float32 query [dim] through this graph walked over scalar ``codes`` (a ``ScalarQuantizer``
+        of the graph's rows), its ``count`` candidates ranked exactly on ``vectors`` / ``norms`` (metric
+        code of ``vecstore.core.exact``), in one kernel call that also checks the query: ``(query_sq,
+        offsets [1, k], keys [1, k], distances [1, k])``, nothing searched when ``query_sq`` is not
+        finite. Same trust as ``search_validated`` for k, ef and the mask."""
+        g = self.graph
+        walk_ef = max(ef, count)
+        s = self._scratch_for(walk_ef)
+        use_mask = 0 if mask is None else 2 if two_hop else 1
+        return code_walk.walk_rescored_keyed(codes.codes, codes.offset, codes.step, codes.code_metric, vectors, norms,
+                                             keys, query, metric, k, count, walk_ef, g.entry, g.max_level, g.links0,
+                                             g.counts0, g.links_up, g.counts_up, g.upper_offset,
+                                             self._no_mask if mask is None else mask, use_mask, s.visited, s.epoch,
+                                             s.cand_d, s.cand_n, s.res_d, s.res_n)  # fmt: skip
 
     def _inner_product_distances(self, ids: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """-dot of each hit, computed on the stored rows (the extended-l2 distance would lose digits to

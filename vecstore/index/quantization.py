@@ -1,6 +1,8 @@
-"""Compact codes for a segment's vectors: binary (1 bit a dimension) and product quantisation.
+"""Compact codes for a segment's vectors: binary (1 bit a dimension), scalar (1 byte a dimension) and
+product quantisation.
 
-A quantiser picks candidates from its codes (a 4-bit query against 1-bit rows, or PQ's table estimate); the float
+A quantiser picks candidates from its codes (a 4-bit query against 1-bit rows, a decoded byte row, or
+PQ's table estimate); the float
 vectors, which stay memory-mapped in the segment, then rescore them exactly. Only the codes (and PQ's
 codebooks) need to stay in memory. ``to_arrays`` / ``from_arrays`` hand the arrays to the storage layer
 and back, as the graphs do.
@@ -17,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from vecstore.core import binary, exact, pq
+from vecstore.core import binary, exact, pq, scalar
 from vecstore.errors import DataCorruption, InvalidArgument
 from vecstore.index.hnsw import cancellation_check
 
@@ -49,6 +51,7 @@ class BinaryQuantizer:
     centre: np.ndarray  # float32 [dim]
     codes: np.ndarray  # uint64 [n, words]
     kind = "binary"
+    code_metric = scalar.L2  # the graph walk's metric argument (binary estimates ignore it)
 
     @classmethod
     def fit(cls, vectors: np.ndarray, metric: str, should_stop: Callable[[], bool] | None = None) -> BinaryQuantizer:
@@ -108,6 +111,7 @@ class ProductQuantizer:
     codebooks: np.ndarray  # float32 [m, 256, dim / m]
     codes: np.ndarray  # uint8 [n, m]
     kind = "pq"
+    code_metric = scalar.L2  # the graph walk's metric argument (PQ's tables hold the metric already)
 
     @classmethod
     def train(
@@ -181,11 +185,84 @@ class ProductQuantizer:
         return cls(str(meta["metric"]), books, codes)
 
 
+@dataclass
+class ScalarQuantizer:
+    """Each dimension of each row as one signed byte over that dimension's range (``vecstore.core.scalar``):
+    a quarter of the float rows, and close enough to them that a graph walked over the codes finds
+    nearly the rows a float walk finds; every result is rescored on the float rows."""
+
+    metric: str
+    offset: np.ndarray  # float32 [dim]
+    step: np.ndarray  # float32 [dim]
+    codes: np.ndarray  # int8 [n, dim]
+    kind = "sq8"
+
+    @classmethod
+    def fit(
+        cls, vectors: np.ndarray, metric: str, seed: int = 0, should_stop: Callable[[], bool] | None = None
+    ) -> ScalarQuantizer:
+        """Ranges read off a seeded sample of ``PQ_TRAIN_ROWS`` rows, then every row encoded;
+        ``should_stop`` is polled before reading the ranges and between chunks of rows (raises
+        BuildCancelled)."""
+        check = cancellation_check(should_stop)
+        check()
+        n = vectors.shape[0]
+        if n == 0:
+            raise InvalidArgument("scalar quantisation needs at least one row to read value ranges from")
+        pick = np.arange(n) if n <= PQ_TRAIN_ROWS else np.random.default_rng(seed).choice(n, PQ_TRAIN_ROWS, False)
+        offset, step = scalar.fit_range(code_rows(vectors[np.sort(pick)], metric))
+        codes = np.empty(vectors.shape, dtype=np.int8)
+        for start in range(0, n, CHUNK_ROWS):
+            check()
+            codes[start : start + CHUNK_ROWS] = scalar.encode(
+                code_rows(vectors[start : start + CHUNK_ROWS], metric), offset, step
+            )
+        return cls(metric, offset, step, codes)
+
+    @property
+    def code_bytes(self) -> int:
+        return int(self.codes.nbytes + self.offset.nbytes + self.step.nbytes)
+
+    @property
+    def code_metric(self) -> int:
+        """The kernels' metric for these codes: squared l2, or the inner product (cosine on unit rows)."""
+        return scalar.L2 if self.metric == "l2" else scalar.IP
+
+    def candidates(self, queries: np.ndarray, offsets: np.ndarray, keys: np.ndarray, count: int) -> np.ndarray:
+        """``count`` rows of ``offsets`` nearest each query by the decoded rows: int64 [q, count], -1 padded."""
+        prepared = self.traversal_queries(queries)
+        if queries.shape[0] == 1:
+            return scalar.estimate_topk(self.codes, prepared[0], self.code_metric, offsets, keys, count)[0][None, :]
+        return scalar.estimate_topk_batch(self.codes, prepared, self.code_metric, offsets, keys, count)[0]
+
+    def traversal_queries(self, queries: np.ndarray) -> np.ndarray:
+        """Queries as codes are compared with them, in a scan or a graph walk: float32 [q, 2, dim]."""
+        return scalar.prepare_queries(code_rows(queries, self.metric), self.offset, self.step, self.code_metric)
+
+    def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"kind": "sq8", "metric": self.metric}, {"offset": self.offset, "step": self.step, "codes": self.codes}
+
+    @classmethod
+    def from_arrays(cls, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> ScalarQuantizer:
+        offset, step, codes = arrays.get("offset"), arrays.get("step"), arrays.get("codes")
+        if (
+            offset is None
+            or step is None
+            or codes is None
+            or codes.dtype != np.int8
+            or codes.ndim != 2
+            or offset.shape != (codes.shape[1],)
+            or step.shape != offset.shape
+        ):
+            raise DataCorruption("scalar codes are damaged: missing arrays or ranges that do not fit the codes")
+        return cls(str(meta["metric"]), offset, step, codes)
+
+
 def _divisors(dim: int) -> list[int]:
     return [d for d in range(1, min(dim, 256) + 1) if dim % d == 0][-6:]
 
 
-Quantizer = BinaryQuantizer | ProductQuantizer
+Quantizer = BinaryQuantizer | ProductQuantizer | ScalarQuantizer
 
 
 def rescore(

@@ -1,0 +1,58 @@
+"""One query's graph walk over scalar codes, rescored on the float rows, in one compiled call.
+
+The single-query lane's counterpart of ``hnsw.search_single_keyed`` for a segment with sq8 codes: it
+checks the query, prepares it for the codes (``vecstore.core.scalar``), walks the graph by code
+distances, then ranks the walk's candidates exactly as ``exact.topk_scan_one`` ranks any rows, so
+the answer equals the general path's walk-then-rescore.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from vecstore.core.exact import COSINE, query_sq, topk_scan_one
+from vecstore.core.hnsw import next_epoch, search_one
+from vecstore.core.scalar import L2
+
+
+@njit(nogil=True, cache=True)
+def _prepared(query, offset, step, code_metric, metric):
+    """The query as ``scalar.prepare_queries`` prepares a code row (unit length first for cosine)."""
+    q = query.astype(np.float32)
+    if metric == COSINE:
+        norm = np.float32(np.sqrt(np.sum(q.astype(np.float64) ** 2)))
+        if norm > 0:
+            q = q / norm
+    out = np.empty((2, q.shape[0]), dtype=np.float32)
+    for j in range(q.shape[0]):
+        out[0, j] = q[j] - offset[j] if code_metric == L2 else q[j] * step[j]
+        out[1, j] = step[j]
+    return out
+
+
+@njit(nogil=True, cache=True)
+def walk_rescored_keyed(codes, offset, step, code_metric, vectors, norms, keys, query, metric, k, count, ef, entry,
+                        max_level, links0, counts0, links_up, counts_up, upper_offset, mask, use_mask, visited,
+                        epoch_box, cand_d, cand_n, res_d, res_n):  # fmt: skip
+    """The k nearest allowed rows to ``query`` (metric code of ``vecstore.core.exact``): the ``count``
+    nearest by code distance found by a walk at ``ef`` (``use_mask`` as ``hnsw.search_one``), ranked
+    on ``vectors`` / ``norms``. Returns the query's squared norm (not finite for a query holding NaN
+    or inf, and then nothing is searched), offsets [1, k], their ``keys`` [1, k] and distances [1, k],
+    padded -1 / -1 / +inf."""
+    sq = query_sq(query)
+    if not np.isfinite(sq):
+        return sq, np.full((1, k), -1, np.int64), np.full((1, k), -1, np.int64), np.full((1, k), np.inf, np.float32)
+    prepared = _prepared(query, offset, step, code_metric, metric)
+    epoch = next_epoch(visited, epoch_box)
+    found = np.empty(count, np.int32)
+    found_d = np.empty(count, np.float32)
+    search_one(codes, prepared, code_metric, count, max(ef, count), entry, max_level, links0, counts0, links_up,
+               counts_up, upper_offset, visited, epoch, mask, use_mask, cand_d, cand_n, res_d, res_n, found,
+               found_d)  # fmt: skip
+    reached = 0
+    while reached < count and found[reached] >= 0:
+        reached += 1
+    rows = found[:reached].astype(np.int64)
+    offsets, hit_keys, distances, _ = topk_scan_one(vectors, norms, query, rows, keys, k, metric, 0)
+    return sq, offsets, hit_keys, distances

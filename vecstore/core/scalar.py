@@ -1,0 +1,105 @@
+"""Scalar quantisation kernels: one signed byte a dimension, each dimension with its own range.
+
+A row decodes to ``offset + step * code`` (float32 [dim] each, code int8 [dim]). Codes are four times
+smaller than float rows and cheaper to compare: at 784-d a distance to a random row costs about 100 ns
+against 240 ns for the float row, which no longer fits the cache.
+
+A query is prepared once as float32 [2, dim] so that a distance needs no per-row constant:
+- ``L2``: row 0 is the query less the offset, row 1 the step; the squared distance to the decoded row
+  is ``sum((step * code - row0)**2)``;
+- ``IP``: row 0 is the query times the step; ``-sum(row0 * code)`` is the negative inner product with
+  the decoded row less ``query . offset``, a constant of the query that changes no ranking.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from vecstore.core.topk import heap_drain_sorted, heap_offer
+
+L2, IP = 0, 1
+CODE_MIN, CODE_MAX = -128, 127
+#: Each dimension's range is read between these quantiles of the sample, so one outlying value does
+#: not stretch the step of every other row; values outside are clipped to the end codes.
+RANGE_QUANTILE = 0.0005
+
+
+def fit_range(sample: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(offset, step)`` float32 [dim] that spread each dimension of ``sample`` over the 256 codes."""
+    low = np.quantile(sample, RANGE_QUANTILE, axis=0).astype(np.float64)
+    high = np.quantile(sample, 1.0 - RANGE_QUANTILE, axis=0).astype(np.float64)
+    span = high - low
+    # a constant dimension still needs a positive step; its rows all get CODE_MIN, which decodes exactly
+    step = np.where(span > 0, span / (CODE_MAX - CODE_MIN), 1.0)
+    offset = low - CODE_MIN * step
+    return offset.astype(np.float32), step.astype(np.float32)
+
+
+def encode(rows: np.ndarray, offset: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """int8 codes [n, dim] of float rows: the nearest code of each value, clipped to the range."""
+    scaled = (np.asarray(rows, dtype=np.float32) - offset) / step
+    return np.clip(np.rint(scaled), CODE_MIN, CODE_MAX).astype(np.int8)
+
+
+def decode(codes: np.ndarray, offset: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """The float32 rows codes stand for."""
+    return (offset + step * codes.astype(np.float32)).astype(np.float32)
+
+
+def prepare_queries(queries: np.ndarray, offset: np.ndarray, step: np.ndarray, metric: int) -> np.ndarray:
+    """Queries [q, dim] as the kernels compare them with codes: float32 [q, 2, dim] (module docstring)."""
+    q = np.asarray(queries, dtype=np.float32)
+    out = np.empty((q.shape[0], 2, q.shape[1]), dtype=np.float32)
+    if metric == L2:
+        out[:, 0] = q - offset
+    else:
+        out[:, 0] = q * step
+    out[:, 1] = step
+    return out
+
+
+@njit(nogil=True, cache=True, fastmath=True)
+def code_distance(row, query, metric):
+    """The distance from one code row int8 [dim] to a prepared query [2, dim] (module docstring)."""
+    target = query[0]
+    acc = np.float32(0.0)
+    if metric == L2:
+        step = query[1]
+        for j in range(target.shape[0]):
+            diff = np.float32(row[j]) * step[j] - target[j]
+            acc += diff * diff
+        return acc
+    for j in range(target.shape[0]):
+        acc += np.float32(row[j]) * target[j]
+    return -acc
+
+
+@njit(nogil=True, cache=True)
+def estimate_topk(codes, query, metric, offsets, keys, count):
+    """The ``count`` rows of ``offsets`` nearest a prepared query by their codes: offsets int64 [count]
+    and estimates float32 [count], ascending (ties to the smaller key), -1 / +inf padded."""
+    hd = np.empty(count, dtype=np.float32)
+    hk = np.empty(count, dtype=np.int64)
+    ho = np.empty(count, dtype=np.int64)
+    size = 0
+    for j in range(offsets.shape[0]):
+        row = offsets[j]
+        size = heap_offer(hd, hk, ho, size, code_distance(codes[row], query, metric), keys[row], row)
+    out_offsets = np.empty(count, dtype=np.int64)
+    out_estimates = np.empty(count, dtype=np.float32)
+    heap_drain_sorted(hd, hk, ho, size, out_offsets, out_estimates)
+    return out_offsets, out_estimates
+
+
+@njit(nogil=True, cache=True, parallel=True)
+def estimate_topk_batch(codes, queries, metric, offsets, keys, count):
+    """``estimate_topk`` for each prepared query [q, 2, dim] (one query per thread): [q, count] each."""
+    nq = queries.shape[0]
+    out_offsets = np.empty((nq, count), dtype=np.int64)
+    out_estimates = np.empty((nq, count), dtype=np.float32)
+    for i in prange(nq):
+        o, e = estimate_topk(codes, queries[i], metric, offsets, keys, count)
+        out_offsets[i] = o
+        out_estimates[i] = e
+    return out_offsets, out_estimates

@@ -222,8 +222,12 @@ def _whole_segment(
     when the general path must run it (a parallel scan, or a walk that fell short of k rows). Checks
     the query (raising the general path's errors)."""
     rows = view.live_count
-    strategy = whole_segment_strategy(rows, None if view.graph is None else view.num_rows, ef, m, query.shape[0],
-                                      exact)  # fmt: skip
+    key = ("whole", ef, m, query.shape[0], exact)
+    strategy = view.unfiltered_plans.get(key)
+    if strategy is None:  # the planner's rule, once per view and settings
+        strategy = whole_segment_strategy(rows, None if view.graph is None else view.num_rows, ef, m, query.shape[0],
+                                          exact)  # fmt: skip
+        _keep_plan(view, key, strategy)
     if strategy in (EMPTY, EXACT_SCAN):
         to_queries(query, query.shape[0], metric, 1)
         if strategy == EMPTY:
@@ -249,10 +253,14 @@ def _unfiltered_plan(view: SegmentView, k: int, ef: int, m: int, dim: int, overs
         allowed = allowed_rows(view, None)
         found = (allowed, plan_view(view, allowed, k=k, ef=ef, m=m, dim=dim, exact=False, oversampling=oversampling,
                                     rescore=True, queries=1))  # fmt: skip
-        if len(view.unfiltered_plans) >= UNFILTERED_PLANS_KEPT:
-            view.unfiltered_plans.clear()
-        view.unfiltered_plans[key] = found
+        _keep_plan(view, key, found)
     return found
+
+
+def _keep_plan(view: SegmentView, key: tuple, plan: object) -> None:
+    if len(view.unfiltered_plans) >= UNFILTERED_PLANS_KEPT:
+        view.unfiltered_plans.clear()
+    view.unfiltered_plans[key] = plan
 
 
 def _planned(

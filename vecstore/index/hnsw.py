@@ -270,6 +270,10 @@ class HnswIndex:
         self.code = METRICS[graph.metric]
         self._scratch = threading.local()  # per-thread visited tags and heaps for single queries
         self._no_mask = np.zeros(1, dtype=np.bool_)
+        # read once: a single search's wrapper would look each of these up every call
+        self._walk_args = (graph.entry, graph.max_level, graph.links0, graph.counts0, graph.links_up, graph.counts_up,
+                           graph.upper_offset)  # fmt: skip
+        self._is_ip, self._is_cosine = graph.metric == "ip", graph.metric == "cosine"
 
     @property
     def nbytes(self) -> int:
@@ -384,13 +388,11 @@ class HnswIndex:
         ``(query_sq, offsets [1, k], keys [1, k], distances [1, k])``, nothing searched when ``query_sq``
         is not finite. None for an inner-product graph (its distances are recomputed after the walk:
         use ``search_validated``). Same trust as ``search_validated`` for k, ef and the mask."""
-        g = self.graph
-        if g.metric == "ip":
+        if self._is_ip:
             return None
         s = self._scratch_for(max(ef, k))
         use_mask = 0 if mask is None else 2 if two_hop else 1
-        return hnsw.search_single_keyed(self.vectors, keys, query, self.code, g.metric == "cosine", k, ef, g.entry,
-                                        g.max_level, g.links0, g.counts0, g.links_up, g.counts_up, g.upper_offset,
+        return hnsw.search_single_keyed(self.vectors, keys, query, self.code, self._is_cosine, k, ef, *self._walk_args,
                                         self._no_mask if mask is None else mask, use_mask, s.visited, s.epoch,
                                         s.cand_d, s.cand_n, s.res_d, s.res_n)  # fmt: skip
 

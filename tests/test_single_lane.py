@@ -58,11 +58,13 @@ def test_window_kernel_equals_searchsorted_then_the_exact_scan(case, max_rows):
     if term is not None:
         want_offsets = want_offsets[np.isin(want_offsets, term)]
     assert sq == pytest.approx(float(np.dot(query.astype(np.float64), query.astype(np.float64))))
-    if want_offsets.shape[0] > max_rows:  # too many rows (deleted ones count): nothing scanned
-        assert rows == -1 and (ids == -1).all() and np.isinf(distances).all() and (source == -1).all()
-        return
+    span = want_offsets.shape[0]
     if live.shape[0]:
         want_offsets = want_offsets[live[want_offsets]]
+    if span > max_rows:  # too many rows (deleted ones count): nothing scanned, the live rows handed back
+        assert rows == -1 and (ids == -1).all() and np.isinf(distances).all() and (source == -1).all()
+        np.testing.assert_array_equal(offsets, want_offsets[None, :])
+        return
     assert rows == want_offsets.shape[0]
     batch_offsets, batch_distances = exact_topk(vectors, norms, query[None], want_offsets, keys, k, metric)
     np.testing.assert_array_equal(offsets, batch_offsets)

@@ -197,17 +197,22 @@ def window_topk_one(
     vectors, norms, query, keys, k, metric, source,
 ):  # fmt: skip
     """One query's exact top-k over ``window_rows``: returns ``(query_sq, rows, offsets, keys,
-    distances, source)`` as ``topk_scan_one`` does, with ``rows`` the live rows scanned; nothing is
-    scanned (``rows`` = -1) when the window holds more than ``max_rows`` rows or the query is not
-    finite (``query_sq``)."""
+    distances, source)`` as ``topk_scan_one`` does, with ``rows`` the live rows scanned. Nothing is
+    scanned (``rows`` = -1) when the query is not finite (``query_sq``), or when the window holds more
+    than ``max_rows`` rows: then ``offsets`` [1, n] are the window's live rows (``window_rows``'
+    answer, for the caller to plan with), and keys, distances and source are padding [1, k]."""
     sq = query_sq(query)
+    finite = math.isfinite(sq)
     span, offsets = window_rows(values, low, low_open, has_low, high, high_open, has_high, term_rows, by_term, live,
-                                max_rows)  # fmt: skip
-    if span > max_rows or not math.isfinite(sq):
+                                max_rows if finite else -1)  # fmt: skip
+    if span > max_rows and finite:  # the rows the caller plans with, found in this pass
+        span, offsets = window_rows(values, low, low_open, has_low, high, high_open, has_high, term_rows, by_term,
+                                    live, span)  # fmt: skip
+    if span > max_rows or not finite:
         found = np.full(k, -1, dtype=np.int64)
         distances = np.full(k, np.inf, dtype=np.float32)
-        out_offsets, out_keys, out_distances, out_source = _one_row_result(found, distances, keys, k, source)
-        return sq, -1, out_offsets, out_keys, out_distances, out_source
+        _, out_keys, out_distances, out_source = _one_row_result(found, distances, keys, k, source)
+        return sq, -1, offsets.reshape(1, offsets.shape[0]), out_keys, out_distances, out_source
     found, distances = topk_scan(vectors, norms, query, _norm_term(sq, metric), offsets, keys, k, metric)
     out_offsets, out_keys, out_distances, out_source = _one_row_result(found, distances, keys, k, source)
     return sq, offsets.shape[0], out_offsets, out_keys, out_distances, out_source

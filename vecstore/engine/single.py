@@ -30,7 +30,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from vecstore.core.exact import PARALLEL_SCAN_MIN_ROWS, window_rows, window_topk_one
+from vecstore.core.exact import PARALLEL_SCAN_MIN_ROWS, window_topk_one
 from vecstore.engine.allowed import Allowed, allowed_rows
 from vecstore.engine.filtering import single_term_rows
 from vecstore.engine.hits import Hits, found_hits, merge_hits, scan_rows
@@ -142,12 +142,6 @@ def _window_args(view: SegmentView, node: Node) -> tuple | None:
         term_rows = rows
     keys = values.view(np.int64) if values.dtype.kind == "M" else values
     return (keys, *bounds, term_rows, rest is not None, _EVERY_ROW_LIVE if view.live is None else view.live)
-
-
-def _window_allowed(view: SegmentView, args: tuple) -> Allowed:
-    """The rows ``_window_args`` describe, as ``allowed_rows`` finds them (and says how)."""
-    _, offsets = window_rows(*args, view.num_rows)
-    return Allowed(offsets, "payload_index" if args[-2] else "window_slice")
 
 
 def _row_limit(view: SegmentView, dim: int, ef: int, m: int, exact: bool) -> int:
@@ -362,7 +356,8 @@ def search_one(
                     hits.append(Hits(source, ids, offsets, distances))
                 strategies.append(EXACT_SCAN if rows else EMPTY)
                 continue
-            allowed = _window_allowed(view, window)  # too many rows to scan outright: planned below
+            # too many rows to scan outright: the kernel handed back the window's live rows to plan with
+            allowed = Allowed(offsets[0], "payload_index" if window[-2] else "window_slice")
         if not checked:
             to_queries(query, dim, metric, 1)  # raises for a query the general path would refuse
             checked = True

@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-from vecstore.core.topk import heap_drain_sorted, heap_offer, worse
+from vecstore.core.topk import drained, heap_arrays, offer_if_kept
 
 WORD_BITS = 64
 #: bit planes of an encoded query: signed 4-bit values, plane 3 the sign bit (weight -8)
@@ -145,20 +145,12 @@ def planes_score(code, planes):
 def estimate_topk(codes, planes, offsets, keys, k):
     """The ``k`` rows of ``offsets`` nearest the encoded query by the estimate ``-planes_score``, ties by
     the smaller key: offsets int64 [k] and estimates float32 [k], padded -1 / +inf."""
-    cap = min(k, offsets.shape[0])
-    hd = np.empty(cap, dtype=np.float32)
-    hk = np.empty(cap, dtype=np.int64)
-    ho = np.empty(cap, dtype=np.int64)
+    hd, hk, ho = heap_arrays(min(k, offsets.shape[0]))
     size = 0
     for j in range(offsets.shape[0]):
         row = offsets[j]
-        d = np.float32(-planes_score(codes[row], planes))
-        if size < cap or worse(hd[0], hk[0], d, keys[row]):
-            size = heap_offer(hd, hk, ho, size, d, keys[row], row)
-    out_offsets = np.empty(k, dtype=np.int64)
-    out_distances = np.empty(k, dtype=np.float32)
-    heap_drain_sorted(hd, hk, ho, size, out_offsets, out_distances)
-    return out_offsets, out_distances
+        size = offer_if_kept(hd, hk, ho, size, np.float32(-planes_score(codes[row], planes)), keys[row], row)
+    return drained(hd, hk, ho, size, k)
 
 
 @njit(nogil=True, cache=True, parallel=True)

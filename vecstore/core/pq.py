@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from vecstore.core.topk import heap_drain_sorted, heap_offer, worse
+from vecstore.core.topk import drained, heap_arrays, offer_if_kept
 
 L2, IP = 0, 1
 
@@ -233,10 +233,7 @@ def distance_tables(queries, codebooks, metric):
 def adc_topk(codes, table, offsets, keys, k):
     """The ``k`` rows of ``offsets`` with the smallest estimated distance (ties by the smaller key):
     offsets int64 [k] and estimates float32 [k], padded -1 / +inf."""
-    cap = min(k, offsets.shape[0])
-    hd = np.empty(cap, dtype=np.float32)
-    hk = np.empty(cap, dtype=np.int64)
-    ho = np.empty(cap, dtype=np.int64)
+    hd, hk, ho = heap_arrays(min(k, offsets.shape[0]))
     size = 0
     m = codes.shape[1]
     for j in range(offsets.shape[0]):
@@ -244,12 +241,8 @@ def adc_topk(codes, table, offsets, keys, k):
         d = np.float32(0.0)
         for s in range(m):
             d += table[s, codes[row, s]]
-        if size < cap or worse(hd[0], hk[0], d, keys[row]):
-            size = heap_offer(hd, hk, ho, size, d, keys[row], row)
-    out_offsets = np.empty(k, dtype=np.int64)
-    out_distances = np.empty(k, dtype=np.float32)
-    heap_drain_sorted(hd, hk, ho, size, out_offsets, out_distances)
-    return out_offsets, out_distances
+        size = offer_if_kept(hd, hk, ho, size, d, keys[row], row)
+    return drained(hd, hk, ho, size, k)
 
 
 @njit(nogil=True, cache=True, parallel=True)

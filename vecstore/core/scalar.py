@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from vecstore.core.topk import heap_drain_sorted, heap_offer
+from vecstore.core.topk import drained, heap_arrays, offer_if_kept
 
 L2, IP = 0, 1
 CODE_MIN, CODE_MAX = -128, 127
@@ -79,17 +79,12 @@ def code_distance(row, query, metric):
 def estimate_topk(codes, query, metric, offsets, keys, count):
     """The ``count`` rows of ``offsets`` nearest a prepared query by their codes: offsets int64 [count]
     and estimates float32 [count], ascending (ties to the smaller key), -1 / +inf padded."""
-    hd = np.empty(count, dtype=np.float32)
-    hk = np.empty(count, dtype=np.int64)
-    ho = np.empty(count, dtype=np.int64)
+    hd, hk, ho = heap_arrays(min(count, offsets.shape[0]))
     size = 0
     for j in range(offsets.shape[0]):
         row = offsets[j]
-        size = heap_offer(hd, hk, ho, size, code_distance(codes[row], query, metric), keys[row], row)
-    out_offsets = np.empty(count, dtype=np.int64)
-    out_estimates = np.empty(count, dtype=np.float32)
-    heap_drain_sorted(hd, hk, ho, size, out_offsets, out_estimates)
-    return out_offsets, out_estimates
+        size = offer_if_kept(hd, hk, ho, size, code_distance(codes[row], query, metric), keys[row], row)
+    return drained(hd, hk, ho, size, count)
 
 
 @njit(nogil=True, cache=True, parallel=True)

@@ -79,6 +79,29 @@ def heap_drain_sorted(hd, hk, ho, size, out_offsets, out_distances):
         _sift_down(hd, hk, ho, size, 0)
 
 
+@njit(inline="always")
+def heap_arrays(cap):
+    """Empty (distance, key, offset) heap arrays of capacity ``cap`` for ``heap_offer``."""
+    return np.empty(cap, dtype=np.float32), np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.int64)
+
+
+@njit(inline="always")
+def offer_if_kept(hd, hk, ho, size, d, key, offset):
+    """``heap_offer`` only when the candidate would be kept: the common loser costs one comparison."""
+    if size < hd.shape[0] or worse(hd[0], hk[0], d, key):
+        return heap_offer(hd, hk, ho, size, d, key, offset)
+    return size
+
+
+@njit(inline="always")
+def drained(hd, hk, ho, size, width):
+    """The heap as ascending offsets int64 [width] and distances float32 [width], -1 / +inf padded."""
+    out_offsets = np.empty(width, dtype=np.int64)
+    out_distances = np.empty(width, dtype=np.float32)
+    heap_drain_sorted(hd, hk, ho, size, out_offsets, out_distances)
+    return out_offsets, out_distances
+
+
 @njit(nogil=True, cache=True)
 def label_found(found, keys, source):
     """For found row offsets [q, k] (-1 padded): their keys and a ``source`` tag per hit, both -1 on

@@ -13,22 +13,18 @@ from numba import njit
 
 from vecstore.core.exact import COSINE, query_sq, topk_scan_one
 from vecstore.core.hnsw import next_epoch, search_one
-from vecstore.core.scalar import L2
+from vecstore.core.scalar import prepare_query
 
 
 @njit(nogil=True, cache=True)
 def _prepared(query, offset, step, code_metric, metric):
-    """The query as ``scalar.prepare_queries`` prepares a code row (unit length first for cosine)."""
+    """The query as ``ScalarQuantizer.traversal_queries`` prepares it (unit length first for cosine)."""
     q = query.astype(np.float32)
     if metric == COSINE:
         norm = np.float32(np.sqrt(np.sum(q.astype(np.float64) ** 2)))
         if norm > 0:
             q = q / norm
-    out = np.empty((2, q.shape[0]), dtype=np.float32)
-    for j in range(q.shape[0]):
-        out[0, j] = q[j] - offset[j] if code_metric == L2 else q[j] * step[j]
-        out[1, j] = step[j]
-    return out
+    return prepare_query(q, offset, step, code_metric)
 
 
 @njit(nogil=True, cache=True)

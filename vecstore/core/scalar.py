@@ -47,16 +47,27 @@ def decode(codes: np.ndarray, offset: np.ndarray, step: np.ndarray) -> np.ndarra
     return (offset + step * codes.astype(np.float32)).astype(np.float32)
 
 
-def prepare_queries(queries: np.ndarray, offset: np.ndarray, step: np.ndarray, metric: int) -> np.ndarray:
-    """Queries [q, dim] as the kernels compare them with codes: float32 [q, 2, dim] (module docstring)."""
-    q = np.asarray(queries, dtype=np.float32)
-    out = np.empty((q.shape[0], 2, q.shape[1]), dtype=np.float32)
-    if metric == L2:
-        out[:, 0] = q - offset
-    else:
-        out[:, 0] = q * step
-    out[:, 1] = step
+@njit(inline="always")
+def prepare_query(query, offset, step, metric):
+    """One float32 query [dim] as the kernels compare it with codes: float32 [2, dim] (module docstring)."""
+    out = np.empty((2, query.shape[0]), dtype=np.float32)
+    for j in range(query.shape[0]):
+        out[0, j] = query[j] - offset[j] if metric == L2 else query[j] * step[j]
+        out[1, j] = step[j]
     return out
+
+
+@njit(nogil=True, cache=True)
+def _prepare_rows(queries, offset, step, metric):
+    out = np.empty((queries.shape[0], 2, queries.shape[1]), dtype=np.float32)
+    for i in range(queries.shape[0]):
+        out[i] = prepare_query(queries[i], offset, step, metric)
+    return out
+
+
+def prepare_queries(queries: np.ndarray, offset: np.ndarray, step: np.ndarray, metric: int) -> np.ndarray:
+    """Queries [q, dim] as the kernels compare them with codes: float32 [q, 2, dim] (``prepare_query``)."""
+    return _prepare_rows(np.ascontiguousarray(queries, dtype=np.float32), offset, step, metric)
 
 
 @njit(nogil=True, cache=True, fastmath=True)

@@ -419,8 +419,7 @@ class HnswIndex:
         if query_codes.shape[0] == 1 and (mask is None or mask.ndim == 1):
             s = self._scratch_for(ef)
             row_mask = self._no_mask if mask is None else mask
-            return hnsw.search_codes_single(codes, query_codes[0], code_metric, count, ef, g.entry, g.max_level,
-                                            g.links0, g.counts0, g.links_up, g.counts_up, g.upper_offset, row_mask,
+            return hnsw.search_codes_single(codes, query_codes[0], code_metric, count, ef, *self._walk_args, row_mask,
                                             use_mask, s.visited, s.epoch, s.cand_d, s.cand_n, s.res_d,
                                             s.res_n)  # fmt: skip
         masks = np.zeros((1, 1), dtype=np.bool_) if mask is None else np.atleast_2d(mask)
@@ -447,13 +446,11 @@ class HnswIndex:
         code of ``vecstore.core.exact``), in one kernel call that also checks the query: ``(query_sq,
         offsets [1, k], keys [1, k], distances [1, k])``, nothing searched when ``query_sq`` is not
         finite. Same trust as ``search_validated`` for k, ef and the mask."""
-        g = self.graph
         walk_ef = max(ef, count)
         s = self._scratch_for(walk_ef)
         use_mask = 0 if mask is None else 2 if two_hop else 1
         return code_walk.walk_rescored_keyed(codes.codes, codes.offset, codes.step, codes.code_metric, vectors, norms,
-                                             keys, query, metric, k, count, walk_ef, g.entry, g.max_level, g.links0,
-                                             g.counts0, g.links_up, g.counts_up, g.upper_offset,
+                                             keys, query, metric, k, count, walk_ef, *self._walk_args,
                                              self._no_mask if mask is None else mask, use_mask, s.visited, s.epoch,
                                              s.cand_d, s.cand_n, s.res_d, s.res_n)  # fmt: skip
 

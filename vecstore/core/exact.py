@@ -20,7 +20,7 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from vecstore.core.prefetch import prefetch_whole_row
-from vecstore.core.topk import heap_drain_sorted, heap_offer, worse
+from vecstore.core.topk import drained, heap_arrays, heap_drain_sorted, heap_offer, worse
 
 L2, IP, COSINE = 0, 1, 2
 #: Batches at least this large go through the blocked matrix product.
@@ -97,15 +97,9 @@ def _scan_into_heap(vectors, norms, query, qnorm, offsets, keys, metric, hd, hk,
 @njit(nogil=True, cache=True)
 def topk_scan(vectors, norms, query, qnorm, offsets, keys, k, metric):
     """Exact top-k of one query over ``vectors[offsets]``."""
-    cap = min(k, offsets.shape[0])
-    hd = np.empty(cap, dtype=np.float32)
-    hk = np.empty(cap, dtype=np.int64)
-    ho = np.empty(cap, dtype=np.int64)
+    hd, hk, ho = heap_arrays(min(k, offsets.shape[0]))
     size = _scan_into_heap(vectors, norms, query, np.float32(qnorm), offsets, keys, metric, hd, hk, ho)
-    out_offsets = np.empty(k, dtype=np.int64)
-    out_distances = np.empty(k, dtype=np.float32)
-    heap_drain_sorted(hd, hk, ho, size, out_offsets, out_distances)
-    return out_offsets, out_distances
+    return drained(hd, hk, ho, size, k)
 
 
 @njit(nogil=True, cache=True)
@@ -203,11 +197,10 @@ def window_topk_one(
     answer, for the caller to plan with), and keys, distances and source are padding [1, k]."""
     sq = query_sq(query)
     finite = math.isfinite(sq)
+    # the window's live rows whatever their count (it is at most the segment's): the scan's rows, or
+    # the ones the caller plans with; none for a query that cannot be searched
     span, offsets = window_rows(values, low, low_open, has_low, high, high_open, has_high, term_rows, by_term, live,
-                                max_rows if finite else -1)  # fmt: skip
-    if span > max_rows and finite:  # the rows the caller plans with, found in this pass
-        span, offsets = window_rows(values, low, low_open, has_low, high, high_open, has_high, term_rows, by_term,
-                                    live, span)  # fmt: skip
+                                values.shape[0] if finite else -1)  # fmt: skip
     if span > max_rows or not finite:
         found = np.full(k, -1, dtype=np.int64)
         distances = np.full(k, np.inf, dtype=np.float32)

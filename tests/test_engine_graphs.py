@@ -234,6 +234,32 @@ def test_a_failed_build_is_reported_and_retried(tmp_path, monkeypatch):
     assert [s["graph"] for s in col.describe()["segments"]] == ["ready", "ready"]
     db.close()
 
+def test_an_unexpected_build_error_is_reported_not_hung_on(tmp_path, monkeypatch):
+    """A build that raises something no build should (a bug) fails that job; the optimizer thread lives on,
+    waiters are released, and later segments still get graphs."""
+    real_build = graphs.HnswIndex.build
+    calls = []
+
+    def buggy_build(*args, **kwargs):
+        calls.append(True)
+        if len(calls) == 1:
+            raise TypeError("a bug in the build")
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(graphs.HnswIndex, "build", buggy_build)
+    db = vecstore.connect(tmp_path / "db")
+    col = db.create_collection("g", dim=DIM, metric="l2", max_segment_rows=1)
+    col.upsert(np.arange(ROWS), clustered(ROWS, seed=1))
+    col.seal()
+    assert not col.wait_for_indexes(timeout=60)
+    assert col.describe()["segments"][0]["graph"].startswith("failed: TypeError: a bug in the build")
+    col.upsert(np.arange(ROWS, 2 * ROWS), clustered(ROWS, seed=2))
+    col.seal()
+    assert col.wait_for_indexes(timeout=120)
+    assert [s["graph"] for s in col.describe()["segments"]] == ["ready", "ready"]
+    db.close()
+
+
 
 def test_wait_for_indexes_refuses_a_bad_timeout(db):
     col = db.create_collection("w", dim=2, metric="l2")

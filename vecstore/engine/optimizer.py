@@ -8,6 +8,7 @@ A crash before a publish leaves only orphan files, which the next open removes.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from typing import Any
 
 from vecstore.errors import VecstoreError
 from vecstore.index.hnsw import BuildCancelled
+
+log = logging.getLogger("vecstore.optimizer")
 
 
 @dataclass(frozen=True)
@@ -115,10 +118,15 @@ class Optimizer:
                     if self._stopping.is_set():
                         return
                 continue
-            except (OSError, MemoryError, VecstoreError) as exc:
+            except Exception as exc:  # any other error is a bug, but must not kill the thread
+                # a dead thread would leave ``running`` set: waiters would block forever and no other
+                # segment would get its graph; recorded, the failure shows in describe() and wait() says so
+                if not isinstance(exc, (OSError, MemoryError, VecstoreError)):
+                    log.exception("%s job %s failed", job.kind, job.segment_ids)
                 with self._wake:
                     self.failures[job.key] = f"{type(exc).__name__}: {exc}"
                     self.running = None
+                    self._wake.notify_all()
                 continue
             with self._wake:
                 self.running = None

@@ -234,6 +234,7 @@ def test_a_failed_build_is_reported_and_retried(tmp_path, monkeypatch):
     assert [s["graph"] for s in col.describe()["segments"]] == ["ready", "ready"]
     db.close()
 
+
 def test_an_unexpected_build_error_is_reported_not_hung_on(tmp_path, monkeypatch):
     """A build that raises something no build should (a bug) fails that job; the optimizer thread lives on,
     waiters are released, and later segments still get graphs."""
@@ -258,7 +259,6 @@ def test_an_unexpected_build_error_is_reported_not_hung_on(tmp_path, monkeypatch
     assert col.wait_for_indexes(timeout=120)
     assert [s["graph"] for s in col.describe()["segments"]] == ["ready", "ready"]
     db.close()
-
 
 
 def test_wait_for_indexes_refuses_a_bad_timeout(db):

@@ -400,11 +400,11 @@ def search_levels(vectors, metric, node, entry, max_level, ef_construction, leve
 
 @njit(nogil=True, cache=True)
 def insert_range(vectors, metric, m, ef_construction, levels, upper_offset, links0, counts0, links_up, counts_up,
-                 state, start, stop, visited):  # fmt: skip
-    """Insert nodes ``start..stop`` in order. ``state`` int64 [3]: entry, max_level, epoch."""
+                 state, order, start, stop, visited):  # fmt: skip
+    """Insert nodes ``order[start:stop]`` one by one. ``state`` int64 [3]: entry, max_level, epoch."""
     top = 0
-    for node in range(start, stop):
-        top = max(top, levels[node])
+    for i in range(start, stop):
+        top = max(top, levels[order[i]])
     # a node enters the candidate heap at most once per search (visited), so n slots always suffice
     cand_d = np.empty(vectors.shape[0] + 1, np.float32)
     cand_n = np.empty(vectors.shape[0] + 1, np.int32)
@@ -417,7 +417,8 @@ def insert_range(vectors, metric, m, ef_construction, levels, upper_offset, link
     scratch_n = np.empty(2 * m + 1, np.int32)
     scratch_d = np.empty(2 * m + 1, np.float32)
     order_buf = np.empty(2 * m + 1, np.int32)
-    for node in range(start, stop):
+    for i in range(start, stop):
+        node = order[i]
         level = levels[node]
         entry = state[0]
         max_level = state[1]

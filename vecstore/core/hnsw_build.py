@@ -17,8 +17,8 @@ from vecstore.core.hnsw import _link_back, _select_heuristic, _set_list, distanc
 
 @njit(nogil=True, cache=True, parallel=True)
 def batch_candidates(vectors, metric, ef_construction, levels, upper_offset, links0, counts0, links_up, counts_up,
-                     entry, max_level, start, stop, visited, epochs, out_n, out_d, out_count):  # fmt: skip
-    """Candidates of nodes ``start..stop`` per layer into ``out_n/out_d [B, top + 1, ef]``, counts in
+                     entry, max_level, order, start, stop, visited, epochs, out_n, out_d, out_count):  # fmt: skip
+    """Candidates of nodes ``order[start:stop]`` per layer into ``out_n/out_d [B, top + 1, ef]``, counts in
     ``out_count [B, top + 1]``. ``visited [threads, n]`` and ``epochs [threads]`` are per-thread scratch."""
     n_threads = visited.shape[0]
     size = stop - start
@@ -30,15 +30,15 @@ def batch_candidates(vectors, metric, ef_construction, levels, upper_offset, lin
         res_d = np.empty(ef_construction + 1, np.float32)
         res_n = np.empty(ef_construction + 1, np.int32)
         for b in range(t * per, min(size, (t + 1) * per)):
-            search_levels(vectors, metric, start + b, entry, max_level, ef_construction, levels, links0, counts0,
+            search_levels(vectors, metric, order[start + b], entry, max_level, ef_construction, levels, links0, counts0,
                           links_up, counts_up, upper_offset, visited[t], epochs[t : t + 1], cand_d, cand_n, res_d,
                           res_n, out_n[b], out_d[b], out_count[b])  # fmt: skip
 
 
 @njit(nogil=True, cache=True, parallel=True)
-def batch_link(vectors, metric, m, levels, upper_offset, links0, counts0, links_up, counts_up, state, start, stop,
-               batch_max_level, out_n, out_d, out_count, n_threads):  # fmt: skip
-    """Link nodes ``start..stop`` from their searched candidates plus earlier batch-mates, on
+def batch_link(vectors, metric, m, levels, upper_offset, links0, counts0, links_up, counts_up, state, order, start,
+               stop, batch_max_level, out_n, out_d, out_count, n_threads):  # fmt: skip
+    """Link nodes ``order[start:stop]`` from their searched candidates plus earlier batch-mates, on
     ``n_threads`` threads, building exactly the graph that linking them one by one in order builds.
 
     Why the two phases give the same graph: a node's own list depends only on its candidates (vectors,
@@ -57,7 +57,7 @@ def batch_link(vectors, metric, m, levels, upper_offset, links0, counts0, links_
         buf_d = np.empty(ef + size, np.float32)
         sorted_n = np.empty(ef + size, np.int32)
         for b in range(t * per, min(size, (t + 1) * per)):
-            node = start + b
+            node = order[start + b]
             query = vectors[node]
             for layer in range(levels[node], -1, -1):
                 count = out_count[b, layer] if layer <= batch_max_level else 0
@@ -65,17 +65,17 @@ def batch_link(vectors, metric, m, levels, upper_offset, links0, counts0, links_
                     buf_n[i] = out_n[b, layer, i]
                     buf_d[i] = out_d[b, layer, i]
                 for b2 in range(b):
-                    mate = start + b2
+                    mate = order[start + b2]
                     if levels[mate] >= layer:
                         buf_n[count] = mate
                         buf_d[count] = distance(vectors, mate, query, metric)
                         count += 1
                 if count == 0:
                     continue
-                order = np.argsort(buf_d[:count])
+                nearest_first = np.argsort(buf_d[:count])
                 for i in range(count):
-                    sorted_n[i] = buf_n[order[i]]
-                sorted_d = buf_d[:count][order]
+                    sorted_n[i] = buf_n[nearest_first[i]]
+                sorted_d = buf_d[:count][nearest_first]
                 n_kept = _select_heuristic(vectors, metric, sorted_n, sorted_d, count, m, chosen[b, layer])
                 kept[b, layer] = n_kept
                 _set_list(node, layer, chosen[b, layer], n_kept, links0, counts0, links_up, counts_up, upper_offset)
@@ -113,10 +113,10 @@ def batch_link(vectors, metric, m, levels, upper_offset, links0, counts0, links_
                 layer = target_key // n
                 target = target_key % n
                 max_links = 2 * m if layer == 0 else m
-                _link_back(vectors, metric, target, start + b, layer, max_links, links0, counts0, links_up,
+                _link_back(vectors, metric, target, order[start + b], layer, max_links, links0, counts0, links_up,
                            counts_up, upper_offset, scratch_n, scratch_d, order_buf)  # fmt: skip
     for b in range(size):
-        node = start + b
+        node = order[start + b]
         if levels[node] > state[1]:
             state[0] = node
             state[1] = levels[node]

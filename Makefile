@@ -10,7 +10,7 @@ DATA   ?= ./data
 
 PORT   ?= 50051
 
-.PHONY: install serve demo test test-slow lint format bench bench-full bench-install bench-publish bench-exact clean
+.PHONY: install serve demo test test-slow lint format bench bench-windows bench-full bench-install bench-publish bench-exact clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ bench-install: $(BENCH_STAMP)
 # quick preset (under 15 minutes on 2 cores): bench/results/quick/report.md and PNGs
 bench: $(BENCH_STAMP)
 	$(PY) -m bench run --preset quick
+
+# movies at full size (58,688 rows), unfiltered and every window fraction 2^-16 .. 2^0 (about an hour)
+bench-windows: $(BENCH_STAMP)
+	$(PY) -m bench run --preset windows
 
 bench-full: $(BENCH_STAMP)
 	$(PY) -m bench run --preset full

@@ -65,6 +65,17 @@ PRESETS = {
         config_timeout_s=120,
         ef_construction=100,
     ),
+    # every window fraction on one whole real dataset, with the quick sweep: the window-fraction curve at
+    # full size in about an hour, where the full preset takes hours
+    "windows": Preset(
+        "windows",
+        [DatasetPlan("movies", None, 100, list(range(16, -1, -1)))],
+        [a for a in ALL_ALGORITHMS if a not in ("vecstore-grpc", "vecstore-hnsw-index")],
+        grid="quick",
+        budget_s=1.0,
+        config_timeout_s=300,
+        workloads=("unfiltered", *(f"window 2^-{e}" for e in range(16, -1, -1))),
+    ),
     "full": Preset(
         "full",
         [

@@ -227,8 +227,8 @@ def build(
     threads: int | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> HnswGraph:
-    """Insert every row of ``vectors`` [n, dim] (in ``insertion_order``); with more than one thread, after a sequential
-    prefix, in batches whose candidate searches run in parallel (``vecstore.core.hnsw_build``).
+    """Insert every row of ``vectors`` [n, dim], in ``insertion_order``; with more than one thread, after a
+    sequential prefix, in batches whose candidate searches run in parallel (``vecstore.core.hnsw_build``).
 
     ``should_stop`` is polled between kernel calls; when it returns True the build raises
     ``BuildCancelled``.

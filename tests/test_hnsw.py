@@ -204,7 +204,7 @@ def test_rows_stored_cluster_after_cluster_are_inserted_spread_out(data):
 def test_a_graph_over_rows_stored_cluster_after_cluster_keeps_its_recall(seed):
     """Inserted one by one in stored order, these rows gave recall 0.947-0.962 at ef 32 for these seeds:
     the young graph held one cluster at a time. Spread-out insertion gives 0.99. (The batched build
-    suffers less from stored order; one thread is what a single-core server or the bench builds with.)"""
+    suffers less from these rows' stored order, though not from the adversarial bench set's.)"""
     train, queries = _held_out(_sorted_by_cluster(8100, seed=1), 100)
     index = HnswIndex.build(train, "l2", m=12, ef_construction=100, seed=seed, threads=1)
     assert _recall(index.search(queries, 10, ef=32)[0], _exact(train, queries, 10, "l2")) >= 0.98

@@ -105,3 +105,12 @@ def test_allowed_mask_equals_its_offsets(rows):
     np.testing.assert_array_equal(np.flatnonzero(mask), offsets)
     run = np.arange(7, 7 + len(rows), dtype=np.int64)
     np.testing.assert_array_equal(np.flatnonzero(Allowed(run, "window_slice").mask(70)), run)
+    # the same run told by its bounds: same count, span, mask and (listed on demand) offsets
+    told = Allowed.run(7, 7 + len(rows))
+    listed = Allowed(run, "window_slice")
+    assert told.count == listed.count == len(rows) and told.found_by == "window_slice"
+    if len(rows):
+        assert told.bounds == listed.bounds == (7, 7 + len(rows))
+    np.testing.assert_array_equal(told.mask(70), listed.mask(70))
+    np.testing.assert_array_equal(told.offsets, run)
+    assert Allowed.run(0, 70).covers(70) and not Allowed.run(1, 70).covers(70)

@@ -192,11 +192,23 @@ def window_topk_one(
 ):  # fmt: skip
     """One query's exact top-k over ``window_rows``: returns ``(query_sq, rows, offsets, keys,
     distances, source)`` as ``topk_scan_one`` does, with ``rows`` the live rows scanned. Nothing is
-    scanned (``rows`` = -1) when the query is not finite (``query_sq``), or when the window holds more
-    than ``max_rows`` rows: then ``offsets`` [1, n] are the window's live rows (``window_rows``'
-    answer, for the caller to plan with), and keys, distances and source are padding [1, k]."""
+    scanned when the query is not finite (``query_sq``; ``rows`` = -1), or when the window holds more
+    than ``max_rows`` rows: then keys, distances and source are padding [1, k], and for the caller to
+    plan with, either ``rows`` = -1 and ``offsets`` [1, n] are the window's live rows (``window_rows``'
+    answer), or, for a window of every row without a term, ``rows`` = -2 and ``offsets`` [1, 2] are
+    its bounds ``[lo, hi)``: its rows are not listed."""
     sq = query_sq(query)
     finite = math.isfinite(sq)
+    if finite and not by_term and live.shape[0] == 0:  # a run of rows: too long to scan is told by its bounds
+        lo = bisect(values, low, low_open) if has_low else 0
+        hi = max(lo, bisect(values, high, not high_open) if has_high else values.shape[0])
+        if hi - lo > max_rows:
+            found = np.full(k, -1, dtype=np.int64)
+            distances = np.full(k, np.inf, dtype=np.float32)
+            _, out_keys, out_distances, out_source = _one_row_result(found, distances, keys, k, source)
+            bounds = np.empty((1, 2), dtype=np.int64)
+            bounds[0, 0], bounds[0, 1] = lo, hi
+            return sq, -2, bounds, out_keys, out_distances, out_source
     # the window's live rows whatever their count (it is at most the segment's): the scan's rows, or
     # the ones the caller plans with; none for a query that cannot be searched
     span, offsets = window_rows(values, low, low_open, has_low, high, high_open, has_high, term_rows, by_term, live,

@@ -182,7 +182,7 @@ def plan_view(
 ) -> tuple[SegmentPlan, Option | None]:
     """The planner's choice for one view given the rows its filter allows (``ef`` already at least k),
     for ``queries`` queries sharing the plan."""
-    rows = int(allowed.offsets.shape[0])
+    rows = allowed.count
     trees = None if exact or view.tree is None else partial(_tree_options, view, allowed, ef, m, k, oversampling,
                                                             rescore, queries)  # fmt: skip
     codes = None if exact else view.codes

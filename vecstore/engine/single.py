@@ -267,7 +267,7 @@ def _planned(
     would only plan it again). ``planned`` is the plan when the caller has it already."""
     plan, option = planned or plan_view(view, allowed, k=k, ef=ef, m=m, dim=query.shape[0], exact=False,
                                         oversampling=oversampling, rescore=True, queries=1)  # fmt: skip
-    rows = int(allowed.offsets.shape[0])
+    rows = allowed.count
     if plan.strategy == EMPTY:
         return EMPTY, None
     if plan.strategy == EXACT_SCAN and rows < PARALLEL_SCAN_MIN_ROWS:
@@ -280,7 +280,9 @@ def _planned(
         count = max(k, math.ceil(k * oversampling))  # as the general path asks
         candidates = view.codes.candidates(query[None], allowed.offsets, view.ids, count)[0]
         return QUANTIZED_SCAN, scan_rows(view, index, candidates[candidates >= 0], query[None], k, METRIC_CODES[metric])
-    mask = view.live if allowed.found_by == "all_live_rows" else allowed.mask(view.num_rows)
+    # a filter that cuts no live row walks as unfiltered search does: no mask to check
+    every = allowed.found_by == "all_live_rows" or (view.live is None and allowed.covers(view.num_rows))
+    mask = view.live if every else allowed.mask(view.num_rows)
     if plan.strategy == QUANTIZED_HNSW and option is not None:
         found = _code_walk(view, query, k, ef, oversampling, mask, option.detail[1], metric, rows)
         return None if found is None else (QUANTIZED_HNSW, found)
@@ -356,14 +358,18 @@ def search_one(
                     hits.append(Hits(source, ids, offsets, distances))
                 strategies.append(EXACT_SCAN if rows else EMPTY)
                 continue
-            # too many rows to scan outright: the kernel handed back the window's live rows to plan with
-            allowed = Allowed(offsets[0], "payload_index" if window[-2] else "window_slice")
+            # too many rows to scan outright: the kernel handed back the window's live rows to plan with,
+            # or the bounds of a run of rows
+            if rows == -2:
+                allowed = Allowed.run(int(offsets[0, 0]), int(offsets[0, 1]))
+            else:
+                allowed = Allowed(offsets[0], "payload_index" if window[-2] else "window_slice")
         if not checked:
             to_queries(query, dim, metric, 1)  # raises for a query the general path would refuse
             checked = True
         if allowed is None:
             allowed = allowed_rows(view, node)
-        rows = allowed.offsets.shape[0]
+        rows = allowed.count
         # past the quick limit, rows no graph option could undercut are still scanned without planning
         if rows <= limit or (not exact and _scanned_outright(view, rows, dim, search_ef, m)):
             if rows:

@@ -101,7 +101,7 @@ def tree_options(
     when an option is run. ``prune=False`` prices every option, even those that cannot win.
     """
     tree = view.tree
-    count = int(allowed.offsets.shape[0])
+    count = allowed.count
     dim = view.vectors.shape[1]
     scale = _scale(walk, dim)
     if walk is not None:
@@ -112,7 +112,7 @@ def tree_options(
     how = "" if walk is None else f", walked over {walk.kind} codes"
     if tree is None or count == 0 or (prune and exact_cost(count, dim) <= unfiltered_graph_cost(ef, m, scale=scale)):
         return []  # nothing to gain: a scan of these rows beats any graph search
-    lo, hi = int(allowed.offsets[0]), int(allowed.offsets[-1]) + 1
+    lo, hi = allowed.bounds
     options: list[Option] = []
     n, beta = tree.n, tree.beta
     level, number = tree.holder(lo, hi)

@@ -469,3 +469,31 @@ def test_lane_walks_sq8_codes_as_the_general_path_does(tmp_path, metric, monkeyp
         with pytest.raises(InvalidArgument, match="NaN or infinity"):
             col.search(bad, filter="g = 7")
         assert col.count() == n - deleted.shape[0]
+
+
+def test_an_sq8_collection_below_128_dims_walks_floats_in_the_lane_and_checks_queries_once(tmp_path):
+    """Below 128 dimensions the planner walks an sq8 collection's float graph; the lane's walk checks the
+    query itself, so bad queries still get the general path's errors."""
+    rng = np.random.default_rng(21)
+    with vecstore.connect(tmp_path / "db") as db:
+        col = db.create_collection("s", dim=32, metric="cosine", quantization={"kind": "sq8"},
+                                   hnsw={"m": 8, "ef_construction": 60, "ef": 20})  # fmt: skip
+        col.upsert(np.arange(20_000), rng.standard_normal((20_000, 32)).astype(np.float32))
+        col.seal()
+        assert col.wait_for_indexes(timeout=300)
+        for _ in range(5):
+            query = rng.standard_normal(32).astype(np.float32)
+            before = col.stats().get(LANE_COUNTER, 0)
+            lane = col.search(query, k=10)
+            assert col.stats().get(LANE_COUNTER, 0) - before == 1
+            general = col.search(query, k=10, explain=True)
+            assert general.plan[0]["segments"][0]["strategy"] == planner.HNSW
+            np.testing.assert_array_equal(lane.ids, general.ids)
+            np.testing.assert_array_equal(lane.distances, general.distances)
+        nan = np.ones(32, dtype=np.float32)
+        nan[5] = np.nan
+        for bad, message in [(nan, "NaN or infinity"), (np.zeros(32, np.float32), "all zeros"),
+                             (np.full(32, 3e19, np.float32), "too large")]:  # fmt: skip
+            with pytest.raises(InvalidArgument, match=message):
+                col.search(bad, k=10)
+        assert col.count() == 20_000

@@ -62,6 +62,8 @@ from vecstore.types import METRIC_CODES, SearchResult
 LANE_COUNTER = "single_query_lane"
 _EVERY_ROW_LIVE = np.zeros(0, dtype=np.bool_)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+#: strategies whose lane call checks the query itself (``_walk``, ``_code_walk``): no second check
+_WALKS_THAT_CHECK = frozenset((HNSW, HNSW_TWO_HOP, QUANTIZED_HNSW))
 
 
 @lru_cache(maxsize=4096)
@@ -326,7 +328,7 @@ def search_one(
             outcome = _planned(view, index, every, query, k, search_ef, m, metric, oversampling, planned)
             if outcome is None:
                 return None
-            if not checked and outcome[0] != QUANTIZED_HNSW:  # a walk over codes checked the query itself
+            if not checked and outcome[0] not in _WALKS_THAT_CHECK:
                 to_queries(query, dim, metric, 1)
             checked = True
             strategies.append(outcome[0])

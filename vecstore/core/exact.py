@@ -154,6 +154,22 @@ def bisect(values, bound, right):
     return lo
 
 
+@njit(inline="always")
+def window_span(values, low, low_open, has_low, high, high_open, has_high):
+    """``[lo, hi)``: the rows of a segment sorted by ``values`` inside the window (``window_rows``)."""
+    lo = bisect(values, low, low_open) if has_low else 0
+    hi = bisect(values, high, not high_open) if has_high else values.shape[0]
+    return lo, max(lo, hi)
+
+
+@njit(inline="always")
+def _nothing_scanned(keys, k, source):
+    """Keys, distances and source of a search that scanned nothing: padding [1, k]."""
+    found = np.full(k, -1, dtype=np.int64)
+    _, out_keys, out_distances, out_source = _one_row_result(found, np.full(k, np.inf, np.float32), keys, k, source)
+    return out_keys, out_distances, out_source
+
+
 @njit(nogil=True, cache=True)
 def window_rows(values, low, low_open, has_low, high, high_open, has_high, term_rows, by_term, live, max_rows):
     """The live rows of a window on a segment sorted by ``values``, ascending, and how many rows (live
@@ -165,9 +181,7 @@ def window_rows(values, low, low_open, has_low, high, high_open, has_high, term_
     term costs two more binary searches, not a pass over either. ``live`` is the segment's live mask,
     or empty when every row is live.
     """
-    lo = bisect(values, low, low_open) if has_low else 0
-    hi = bisect(values, high, not high_open) if has_high else values.shape[0]
-    hi = max(lo, hi)
+    lo, hi = window_span(values, low, low_open, has_low, high, high_open, has_high)
     first, last = lo, hi
     if by_term:  # the term's rows inside [lo, hi): a run of its ascending list
         first = bisect(term_rows, lo, False)
@@ -200,12 +214,9 @@ def window_topk_one(
     sq = query_sq(query)
     finite = math.isfinite(sq)
     if finite and not by_term and live.shape[0] == 0:  # a run of rows: too long to scan is told by its bounds
-        lo = bisect(values, low, low_open) if has_low else 0
-        hi = max(lo, bisect(values, high, not high_open) if has_high else values.shape[0])
+        lo, hi = window_span(values, low, low_open, has_low, high, high_open, has_high)
         if hi - lo > max_rows:
-            found = np.full(k, -1, dtype=np.int64)
-            distances = np.full(k, np.inf, dtype=np.float32)
-            _, out_keys, out_distances, out_source = _one_row_result(found, distances, keys, k, source)
+            out_keys, out_distances, out_source = _nothing_scanned(keys, k, source)
             bounds = np.empty((1, 2), dtype=np.int64)
             bounds[0, 0], bounds[0, 1] = lo, hi
             return sq, -2, bounds, out_keys, out_distances, out_source
@@ -214,9 +225,7 @@ def window_topk_one(
     span, offsets = window_rows(values, low, low_open, has_low, high, high_open, has_high, term_rows, by_term, live,
                                 values.shape[0] if finite else -1)  # fmt: skip
     if span > max_rows or not finite:
-        found = np.full(k, -1, dtype=np.int64)
-        distances = np.full(k, np.inf, dtype=np.float32)
-        _, out_keys, out_distances, out_source = _one_row_result(found, distances, keys, k, source)
+        out_keys, out_distances, out_source = _nothing_scanned(keys, k, source)
         return sq, -1, offsets.reshape(1, offsets.shape[0]), out_keys, out_distances, out_source
     found, distances = topk_scan(vectors, norms, query, _norm_term(sq, metric), offsets, keys, k, metric)
     out_offsets, out_keys, out_distances, out_source = _one_row_result(found, distances, keys, k, source)

@@ -404,9 +404,8 @@ class HnswIndex:
             # the single-query path: everything but the call itself happens in the kernel
             s = self._scratch_for(max(ef, k))
             row_mask = self._no_mask if mask is None else mask
-            ids, dists = hnsw.search_single(self.vectors, queries[0], self.code, g.metric == "cosine", k, ef,
-                                            g.entry, g.max_level, g.links0, g.counts0, g.links_up, g.counts_up,
-                                            g.upper_offset, row_mask, use_mask, s.visited, s.epoch, s.cand_d,
+            ids, dists = hnsw.search_single(self.vectors, queries[0], self.code, self._is_cosine, k, ef,
+                                            *self._walk_args, row_mask, use_mask, s.visited, s.epoch, s.cand_d,
                                             s.cand_n, s.res_d, s.res_n)  # fmt: skip
         else:
             queries = np.ascontiguousarray(queries)
@@ -414,8 +413,7 @@ class HnswIndex:
                 queries = search_vectors(queries, "cosine")
             masks = np.zeros((1, 1), dtype=np.bool_) if mask is None else np.atleast_2d(mask)
             chunks = max(1, min(queries.shape[0], threads or numba.get_num_threads()))
-            ids, dists = hnsw.search_batch(self.vectors, queries, self.code, k, ef, g.entry, g.max_level, g.links0,
-                                           g.counts0, g.links_up, g.counts_up, g.upper_offset, masks, use_mask,
+            ids, dists = hnsw.search_batch(self.vectors, queries, self.code, k, ef, *self._walk_args, masks, use_mask,
                                            chunks)  # fmt: skip
             if g.metric == "cosine":
                 dists = np.where(ids >= 0, dists + np.float32(1.0), dists)
@@ -455,7 +453,6 @@ class HnswIndex:
         float32 [q, 2, dim] compared by ``code_metric`` (``hnsw.L2`` or ``hnsw.IP``). Returns offsets int64
         [q, count] (-1 padded) and code distances [q, count]: candidates for exact rescoring. ``ef`` is
         raised to ``count``."""
-        g = self.graph
         use_mask = 0 if mask is None else 2 if two_hop else 1
         ef = max(ef, count)
         if query_codes.shape[0] == 1 and (mask is None or mask.ndim == 1):
@@ -466,8 +463,8 @@ class HnswIndex:
                                             s.res_n)  # fmt: skip
         masks = np.zeros((1, 1), dtype=np.bool_) if mask is None else np.atleast_2d(mask)
         chunks = max(1, min(query_codes.shape[0], threads or numba.get_num_threads()))
-        return hnsw.search_batch(codes, query_codes, code_metric, count, ef, g.entry, g.max_level, g.links0, g.counts0,
-                                 g.links_up, g.counts_up, g.upper_offset, masks, use_mask, chunks)  # fmt: skip
+        return hnsw.search_batch(codes, query_codes, code_metric, count, ef, *self._walk_args, masks, use_mask,
+                                 chunks)  # fmt: skip
 
     def search_codes_rescored_keyed(
         self,

@@ -1,8 +1,8 @@
 """``python -m bench``: run a preset against every peer, then write the report and plots.
 
-python -m bench run [--preset quick|full] [--dataset NAME ...] [--algorithm NAME ...] [--out DIR]
+python -m bench run [--preset quick|windows|full] [--dataset NAME ...] [--algorithm NAME ...] [--out DIR]
 python -m bench report RESULTS.jsonl [--out DIR]
-python -m bench prepare [--preset quick|full] [--dataset NAME ...]
+python -m bench prepare [--preset quick|windows|full] [--dataset NAME ...]
 python -m bench list
 """
 

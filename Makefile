@@ -10,7 +10,7 @@ DATA   ?= ./data
 
 PORT   ?= 50051
 
-.PHONY: install serve demo test test-slow lint format bench bench-windows bench-full bench-install bench-publish bench-exact clean
+.PHONY: install serve demo test test-slow lint format bench bench-windows bench-attributes bench-full bench-install bench-publish bench-exact clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ bench: $(BENCH_STAMP)
 bench-windows: $(BENCH_STAMP)
 	$(PY) -m bench run --preset windows
 
+# ranges on movie rating and votes (full size) and jeopardy's windows and categories (15 minutes)
+bench-attributes: $(BENCH_STAMP)
+	$(PY) -m bench run --preset attributes
+
 bench-full: $(BENCH_STAMP)
 	$(PY) -m bench run --preset full
 
@@ -68,6 +72,8 @@ bench-publish:
 	cp bench/results/quick/report.md bench/results/quick/window-*.png bench/report/
 	if [ -d bench/results/windows ]; then mkdir -p bench/report/windows && \
 		cp bench/results/windows/report.md bench/results/windows/window-*.png bench/report/windows/; fi
+	if [ -d bench/results/attributes ]; then mkdir -p bench/report/attributes && \
+		cp bench/results/attributes/report.md bench/results/attributes/window-*.png bench/report/attributes/; fi
 
 bench-exact: $(STAMP)
 	$(PY) -m bench.exact_baseline

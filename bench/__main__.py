@@ -1,8 +1,8 @@
 """``python -m bench``: run a preset against every peer, then write the report and plots.
 
-python -m bench run [--preset quick|windows|full] [--dataset NAME ...] [--algorithm NAME ...] [--out DIR]
+python -m bench run [--preset quick|windows|attributes|full] [--dataset NAME ...] [--algorithm NAME ...] [--out DIR]
 python -m bench report RESULTS.jsonl [--out DIR]
-python -m bench prepare [--preset quick|windows|full] [--dataset NAME ...]
+python -m bench prepare [--preset quick|windows|attributes|full] [--dataset NAME ...]
 python -m bench list
 """
 
@@ -62,11 +62,12 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "rows", None) is not None:
             if args.rows < 0:
                 raise runner.BenchError(f"--rows must be 0 (all rows) or a positive number, got {args.rows}")
-            plans = [runner.DatasetPlan(p.name, args.rows or None, p.n_queries, p.window_exponents)
+            plans = [runner.DatasetPlan(p.name, args.rows or None, p.n_queries, p.window_exponents, p.workloads)
                      for p in preset.datasets]  # fmt: skip
             preset = runner.Preset(**{**preset.__dict__, "datasets": plans})
-        if getattr(args, "workload", None):
-            preset = runner.Preset(**{**preset.__dict__, "workloads": tuple(args.workload)})
+        if getattr(args, "workload", None):  # the named workloads on every dataset, over each plan's own
+            plans = [runner.DatasetPlan(p.name, p.max_train, p.n_queries, p.window_exponents) for p in preset.datasets]
+            preset = runner.Preset(**{**preset.__dict__, "datasets": plans, "workloads": tuple(args.workload)})
         if args.command == "prepare":
             for plan in preset.datasets:
                 runner.prepare(plan, preset.seed)

@@ -68,7 +68,7 @@ def _ratio(ours: float | None, peer: float | None) -> str:
 def _workload_order(workloads: dict) -> list[str]:
     def key(name: str) -> tuple:
         first = next(iter(next(iter(workloads[name].values())).values()))[0]
-        order = {"unfiltered": 0, "window": 1, "categorical": 2, "conjunction": 3}[first["kind"]]
+        order = {"unfiltered": 0, "window": 1, "range": 2, "categorical": 3, "conjunction": 4}[first["kind"]]
         return (order, -(first.get("exponent") or 0), name)
 
     return sorted(workloads, key=key)

@@ -7,6 +7,8 @@
   the query's own.
 - categorical: equality / IN / tag-contains with values drawn by row frequency (their natural
   selectivity); empty and null values are never drawn.
+- ``<column> 2^-e``: the same random rank intervals on another numeric column (movie rating and votes),
+  which no window tree serves: the payload index's sorted values find its rows.
 - conjunction: a ``2^-3`` window AND the dataset's first categorical predicate.
 
 Predicates are regenerated from the seed; only the ground truth is cached.
@@ -32,12 +34,12 @@ CONJUNCTION_WINDOW_EXPONENT = 3
 @dataclass
 class Workload:
     name: str
-    kind: str  # unfiltered | window | categorical | conjunction
+    kind: str  # unfiltered | window | range | categorical | conjunction
     fraction: float  # mean fraction of train rows the filters allow
     predicates: list[Predicate | None]
     neighbors: np.ndarray  # int64 [q, K], -1 padded
     distances: np.ndarray  # float64 [q, K], +inf padded
-    exponent: int | None = None  # window workloads: the fraction is 2^-exponent
+    exponent: int | None = None  # window and range workloads: the fraction is 2^-exponent
 
     def masks(self, dataset: BenchDataset) -> list[np.ndarray | None]:
         return [None if p is None else p.mask(dataset.columns) for p in self.predicates]
@@ -85,6 +87,8 @@ CATEGORICAL: dict[str, list[tuple[str, CategoricalMaker]]] = {
     "clustered": [_eq("cluster")],
     "adversarial": [],
 }
+#: numeric columns besides the window column that get range workloads at the window exponents
+RANGE_COLUMNS: dict[str, tuple[str, ...]] = {"movies": ("rating", "votes")}
 
 
 def _rng(dataset: BenchDataset, name: str, seed: int) -> np.random.Generator:
@@ -98,15 +102,20 @@ def _rank_window(column: Column, ranks_sorted: np.ndarray, start: int, length: i
     return Window(name, int(lo), int(hi))
 
 
-def window_predicates(dataset: BenchDataset, exponent: int, n_queries: int, seed: int) -> list[Predicate]:
-    column = dataset.columns[dataset.window]
+def window_predicates(
+    dataset: BenchDataset, exponent: int, n_queries: int, seed: int, column_name: str | None = None
+) -> list[Predicate]:
+    """Per query, a random interval of ``2^-exponent`` of the rows by rank on the window column (or on
+    ``column_name``)."""
+    name = column_name or dataset.window
+    column = dataset.columns[name]
     ordered = np.sort(column.values)
     n = len(ordered)
     length = max(1, round(n * 2.0**-exponent))
-    rng = _rng(dataset, f"window{exponent}", seed)
-    if dataset.name != "adversarial":
+    rng = _rng(dataset, f"window{exponent}" if column_name is None else f"{column_name}{exponent}", seed)
+    if dataset.name != "adversarial" or column_name is not None:
         starts = rng.integers(0, n - length + 1, size=n_queries)
-        return [_rank_window(column, ordered, int(s), length, dataset.window) for s in starts]
+        return [_rank_window(column, ordered, int(s), length, name) for s in starts]
     # adversarial: a window inside another cluster's label range (cluster c owns labels [c, c + 1))
     query_cluster = dataset.test_columns["cluster"].values[:n_queries]
     n_clusters = len(dataset.columns["cluster"].categories)
@@ -136,7 +145,8 @@ def build(
     conjunction: bool = True,
     seed: int = 7,
 ) -> list[Workload]:
-    """The workloads of ``dataset``: unfiltered, windows at ``2^-e`` for each exponent, categorical, conjunctions."""
+    """The workloads of ``dataset``: unfiltered, windows and ranges at ``2^-e`` for each exponent,
+    categorical, conjunctions."""
     n_queries = min(n_queries, len(dataset.test))
     out = [
         Workload("unfiltered", "unfiltered", 1.0, [None] * n_queries, dataset.neighbors[:n_queries, :K],
@@ -146,6 +156,9 @@ def build(
     if dataset.window:
         for e in window_exponents_for(dataset, window_exponents):
             specs.append((f"window 2^-{e}", "window", window_predicates(dataset, e, n_queries, seed), e))
+    for column in RANGE_COLUMNS.get(dataset.name, ()):
+        for e in window_exponents:
+            specs.append((f"{column} 2^-{e}", "range", window_predicates(dataset, e, n_queries, seed, column), e))
     makers = CATEGORICAL.get(dataset.name, []) if categorical else []
     for name, maker in makers:
         rng = _rng(dataset, name, seed)

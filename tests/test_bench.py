@@ -116,6 +116,19 @@ def test_window_workloads_keep_their_fraction(tiny, tiny_workloads):
     assert tiny_workloads["window 2^-9"].fraction == pytest.approx(round(N_TRAIN / 512) / N_TRAIN)
 
 
+def test_range_workloads_draw_their_own_intervals_on_their_column(tiny, monkeypatch):
+    monkeypatch.setitem(workloads.RANGE_COLUMNS, "clustered", ("label",))
+    loads = {w.name: w for w in workloads.build(tiny, [3], N_QUERIES, categorical=False)}
+    ranged, window = loads["label 2^-3"], loads["window 2^-3"]
+    assert ranged.kind == "range" and ranged.exponent == 3
+    assert ranged.fraction == pytest.approx(2**-3, rel=0.01)
+    assert all(isinstance(p, Window) and p.column == "label" for p in ranged.predicates)
+    assert ranged.predicates != window.predicates  # drawn from their own seed, not the window's
+    for i, mask in enumerate(ranged.masks(tiny)):
+        found = ranged.neighbors[i][ranged.neighbors[i] >= 0]
+        assert len(found) == workloads.K and mask[found].all()
+
+
 def test_adversarial_windows_lie_in_another_cluster(bench_data):
     data = annfile.load("adversarial", 30, 4000, seed=5)
     loads = {w.name: w for w in workloads.build(data, [8, 6], 30, categorical=False)}

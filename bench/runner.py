@@ -51,6 +51,8 @@ class Preset:
 
 ALL_ALGORITHMS = list(ALGORITHMS)
 QUICK_EXPONENTS = [14, 10, 6, 2]
+RANGE_EXPONENTS = [14, 10, 6, 4, 2, 0]
+MOVIE_RANGES = tuple(f"{column} 2^-{e}" for column in ("rating", "votes") for e in RANGE_EXPONENTS)
 PRESETS = {
     "quick": Preset(
         "quick",
@@ -83,10 +85,9 @@ PRESETS = {
     "attributes": Preset(
         "attributes",
         [
-            DatasetPlan("movies", None, 100, [14, 10, 6, 4, 2, 0],
-                        ("unfiltered", *(f"{c} 2^-{e}" for c in ("rating", "votes") for e in (14, 10, 6, 4, 2, 0)))),
+            DatasetPlan("movies", None, 100, RANGE_EXPONENTS, ("unfiltered", *MOVIE_RANGES)),
             DatasetPlan("jeopardy", None, 100, [13, 10, 6, 2]),
-        ],  # fmt: skip
+        ],
         [a for a in ALL_ALGORITHMS if a not in ("vecstore-grpc", "vecstore-hnsw-index")],
         grid="quick",
         budget_s=1.0,

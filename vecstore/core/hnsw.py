@@ -281,34 +281,57 @@ def search_layer_two_hop(vectors, query, metric, entry, ef, links0, counts0, vis
     A neighbour the mask rejects is neither scored nor queued; its own neighbours are looked at
     instead, so the allowed rows stay connected when most of the graph is filtered out, and distances
     are computed for allowed rows alone. The entry may be rejected: it only seeds the search.
+
+    Each expansion first gathers the allowed rows it reaches, then scores them in that order: the
+    rejected neighbours' lists and the reached rows are requested before they are read, where one
+    at a time each was a cache miss the walk waited for.
     """
     n_cand, n_res, bound = _seed(vectors, query, metric, entry, ef, mask[entry], visited, epoch, cand_d, cand_n,
                                  res_d, res_n)  # fmt: skip
+    width = links0.shape[1]
+    reached = np.empty(width * (width + 1), dtype=np.int32)
+    whole_rows = vectors.shape[1] * vectors.itemsize >= WALK_PREFETCH_MIN_ROW_BYTES
     while n_cand > 0:
         if cand_d[0] > bound:
             break
         c = cand_n[0]
         n_cand = _pop(cand_d, cand_n, n_cand, 1)
         links = links0[c]
-        for i in range(counts0[c]):
+        count = counts0[c]
+        for i in range(count):
             prefetch_row(mask, links[i])
-        for i in range(counts0[c]):
+            prefetch_row(visited, links[i])
+        for i in range(count):  # a rejected neighbour's list is read below
+            nb = links[i]
+            if visited[nb] != epoch and not mask[nb]:
+                prefetch_row(links0, nb)
+        n_reached = 0
+        for i in range(count):
             nb = links[i]
             if visited[nb] == epoch:
                 continue
             visited[nb] = epoch
             if mask[nb]:
-                bound, n_cand, n_res = _offer(vectors, query, metric, nb, ef, bound, cand_d, cand_n, n_cand, res_d,
-                                              res_n, n_res)  # fmt: skip
+                reached[n_reached] = nb
+                n_reached += 1
+                prefetch_row(vectors, nb)
                 continue
             hop = links0[nb]  # a rejected neighbour: look one step further
             for j in range(counts0[nb]):
                 nb2 = hop[j]
-                if visited[nb2] == epoch or not mask[nb2]:
+                # the mask first: a byte a row stays in the L1 cache where visited tags (four bytes) do
+                # not, and most rows are rejected
+                if not mask[nb2] or visited[nb2] == epoch:
                     continue
                 visited[nb2] = epoch
-                bound, n_cand, n_res = _offer(vectors, query, metric, nb2, ef, bound, cand_d, cand_n, n_cand, res_d,
-                                              res_n, n_res)  # fmt: skip
+                reached[n_reached] = nb2
+                n_reached += 1
+                prefetch_row(vectors, nb2)
+        for r in range(n_reached):
+            if whole_rows and r + 1 < n_reached:  # the next row loads whole while this distance runs
+                prefetch_whole_row(vectors, reached[r + 1])
+            bound, n_cand, n_res = _offer(vectors, query, metric, reached[r], ef, bound, cand_d, cand_n, n_cand,
+                                          res_d, res_n, n_res)  # fmt: skip
     return n_res
 
 

@@ -236,6 +236,22 @@ def _whole_segment(
     return None if hits is None else (strategy, hits)
 
 
+def _unfiltered(
+    view: SegmentView, index: int, query: np.ndarray, k: int, ef: int, m: int, exact: bool, metric: str,
+    oversampling: float, checked: bool,
+) -> tuple[str, Hits | None] | None:  # fmt: skip
+    """Every live row of one segment searched as the planner would, its plan kept with the view: a scan
+    or graph walk, or with sq8 codes a walk over them; None when the general path must run it. Checks
+    the query unless ``checked`` (raising the general path's errors)."""
+    if view.codes is None or exact:
+        return _whole_segment(view, index, query, k, ef, m, exact, metric)
+    every, planned = _unfiltered_plan(view, k, ef, m, query.shape[0], oversampling)
+    outcome = _planned(view, index, every, query, k, ef, m, metric, oversampling, planned)
+    if outcome is not None and not checked and outcome[0] not in _WALKS_THAT_CHECK:
+        to_queries(query, query.shape[0], metric, 1)
+    return outcome
+
+
 #: Settings (k, ef, ...) whose unfiltered plans one view keeps; past this many it starts afresh.
 UNFILTERED_PLANS_KEPT = 64
 
@@ -323,26 +339,14 @@ def search_one(
         coded = view.codes is not None and not exact
         if coded and view.codes.kind != "sq8":  # type: ignore[union-attr]
             return None
-        if node is None and coded:
-            every, planned = _unfiltered_plan(view, k, search_ef, m, dim, oversampling)
-            outcome = _planned(view, index, every, query, k, search_ef, m, metric, oversampling, planned)
+        if node is None:
+            outcome = _unfiltered(view, index, query, k, search_ef, m, exact, metric, oversampling, checked)
             if outcome is None:
                 return None
-            if not checked and outcome[0] not in _WALKS_THAT_CHECK:
-                to_queries(query, dim, metric, 1)
             checked = True
             strategies.append(outcome[0])
             if outcome[1] is not None:
                 hits.append(outcome[1])
-            continue
-        if node is None:
-            outcome = _whole_segment(view, index, query, k, search_ef, m, exact, metric)
-            if outcome is None:
-                return None
-            strategy, found = outcome
-            strategies.append(strategy)
-            if found is not None:
-                hits.append(found)
             continue
         limit = _row_limit(view, dim, search_ef, m, exact)
         window = _window_args(view, node)
@@ -363,7 +367,16 @@ def search_one(
             # too many rows to scan outright: the kernel handed back the window's live rows to plan with,
             # or the bounds of a run of rows
             if rows == -2:
-                allowed = Allowed.run(int(offsets[0, 0]), int(offsets[0, 1]))
+                lo, hi = int(offsets[0, 0]), int(offsets[0, 1])
+                if lo == 0 and hi == view.num_rows:  # every row (a run has no deletes): unfiltered search
+                    outcome = _unfiltered(view, index, query, k, search_ef, m, exact, metric, oversampling, True)
+                    if outcome is None:
+                        return None
+                    strategies.append(outcome[0])
+                    if outcome[1] is not None:
+                        hits.append(outcome[1])
+                    continue
+                allowed = Allowed.run(lo, hi)
             else:
                 allowed = Allowed(offsets[0], "payload_index" if window[-2] else "window_slice")
         if not checked:

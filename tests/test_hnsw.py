@@ -97,6 +97,7 @@ def test_masked_search_returns_only_allowed_rows(index, data):
 def _two_hop_reference(vectors, links0, counts0, query, entry, ef, k, mask):
     """Layer-0 two-hop search written plainly: allowed neighbours are scored, a rejected neighbour's own
     allowed neighbours are scored in its place; stops when the nearest candidate is beyond the ef-th."""
+
     def dist(node):
         return float(((vectors[node].astype(np.float64) - query) ** 2).sum())
 

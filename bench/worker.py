@@ -142,7 +142,7 @@ def main(job: dict) -> int:
     build_s = time.perf_counter() - started
     index_rss = rss_bytes() - rss_before if alg.index_in_process else None
     base.update(build_s=build_s, build_args=alg.build_args, index_rss_bytes=index_rss,
-                index_bytes=alg.index_bytes())  # fmt: skip
+                index_bytes=alg.index_bytes(), index_parts=alg.index_parts())  # fmt: skip
     try:
         for workload in chosen:
             masks = workload.masks(dataset)

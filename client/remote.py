@@ -375,6 +375,7 @@ class RemoteCollection:
                 "window_tree_bytes": sum(s["window_tree_bytes"] for s in segments),
                 "code_bytes": sum(s["code_bytes"] for s in segments),
             },
+            "build_seconds": dict(sorted(info.build_seconds.items())),
         }
 
     def __repr__(self) -> str:

@@ -74,6 +74,7 @@ def _collection_info(description: dict[str, Any]) -> pb.CollectionInfo:
         seal_rows=description["seal_rows"],
         max_segment_rows=description["max_segment_rows"],
         rows=description["rows"],
+        build_seconds=description.get("build_seconds") or {},
         segments=[
             pb.SegmentInfo(
                 name=s["segment"],

@@ -246,6 +246,8 @@ def test_report_from_a_fixed_results_file(tmp_path):
         _record("hnswlib", "unfiltered", 0.99, 400.0, kind="unfiltered", fraction=1.0, exponent=None),
         {"dataset": "d", "algorithm": "usearch", "status": "missing", "error": "usearch is not installed"},
     ]
+    rows[0]["index_parts"] = {"vector_bytes": 2**20, "graph_bytes": 4 * 2**20, "window_tree_bytes": 6 * 2**20,
+                              "payload_bytes": 0, "code_bytes": 0, "build_seconds": {"graph": 1.25, "tree": 2.5}}  # fmt: skip
     path = tmp_path / "results.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
     text = report.write_report(path, tmp_path).read_text()
@@ -254,6 +256,7 @@ def test_report_from_a_fixed_results_file(tmp_path):
     assert "| d | unfiltered | 100.000% | 50 | hnswlib | 400 | 0.12x |" in text
     assert "| **vecstore / best peer** | 2.50x | 2.50x | 5.00x | no peer reached it |" in text
     assert "usearch: missing (build): usearch is not installed" in text
+    assert "| d | vecstore | 1 | 4 | 1.2 | 6 | 2.5 | 1.50x | 0 | 0 | 0.0 |" in text  # the tree beside the graph
     assert (tmp_path / "pareto-d-window-2-7.png").stat().st_size > 0
     assert (tmp_path / "window-d.png").stat().st_size > 0
 

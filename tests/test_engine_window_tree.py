@@ -46,11 +46,14 @@ def test_tree_is_built_reported_persisted_and_rebuilt_when_damaged(tmp_path):
         assert segment["window_tree_bytes"] > 0
         assert col.describe()["memory"]["window_tree_bytes"] == segment["window_tree_bytes"]
         assert col.stats()["window_trees_built"] == 1
+        seconds = col.describe()["build_seconds"]  # the tree's build time, beside the graph's
+        assert set(seconds) == {"graph", "tree"} and seconds["graph"] > 0 and seconds["tree"] > 0
     (tree_file,) = tree_files(tmp_path / "db")
     with vecstore.connect(tmp_path / "db") as db:
         col = db.collection("w")
         assert col.describe()["segments"][0]["window_tree"].startswith("ready")  # mapped, not rebuilt
         assert "window_trees_built" not in col.stats()
+        assert col.describe()["build_seconds"] == {}  # nothing built by this process
     path = next((tmp_path / "db").glob(f"collections/w/segments/{tree_file}"))
     raw = bytearray(path.read_bytes())
     raw[len(raw) // 2] ^= 0xFF

@@ -85,6 +85,7 @@ def test_graphs_over_grpc(client, graphs_priced_in):
     assert col.wait_for_indexes(timeout=120)
     (segment,) = col.describe()["segments"]
     assert segment["graph"] == "ready" and segment["graph_bytes"] > 0
+    assert col.describe()["build_seconds"]["graph"] > 0  # the server's build time travels
     res = col.search(vectors[:5], k=3, ef=50, explain=True)
     assert res.strategy == "hnsw" and res.ids[:, 0].tolist() == [0, 1, 2, 3, 4]
 

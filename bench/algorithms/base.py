@@ -90,6 +90,10 @@ class Algorithm:
         """The index size the library itself reports, if it does."""
         return None
 
+    def index_parts(self) -> dict | None:
+        """The bytes and build seconds of each part of the index, where the system reports them."""
+        return None
+
     def close(self) -> None:
         pass
 

@@ -109,6 +109,10 @@ class VecstoreEmbedded(Algorithm):
         memory = self.col.describe()["memory"]
         return int(memory["vector_bytes"] + memory["graph_bytes"] + memory["code_bytes"])
 
+    def index_parts(self):
+        described = self.col.describe()
+        return {**described["memory"], "build_seconds": described.get("build_seconds", {})}
+
     def close(self) -> None:
         db = getattr(self, "db", None)
         if db is not None:
@@ -180,6 +184,9 @@ class VecstoreGrpc(VecstoreEmbedded):
 
     def index_bytes(self):
         return None
+
+    def index_parts(self):
+        return None  # built in this process before the server opened it: the embedded rows say it
 
     def close(self) -> None:
         self._stop_server()

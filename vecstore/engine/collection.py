@@ -800,7 +800,9 @@ class Collection:
         return dict(self._counters)
 
     def describe(self) -> dict[str, Any]:
-        """Schema, row counts and per-segment storage figures."""
+        """Schema, row counts, per-segment storage figures, and ``build_seconds``: the seconds this
+        process's background work has spent on the collection since it was opened, per kind (``graph``,
+        ``tree``, ``codes``, ``merge``; published results only)."""
         views = self._snapshot()
         segments = []
         for view in views:
@@ -835,8 +837,13 @@ class Collection:
                 "window_tree_bytes": sum(s.get("window_tree_bytes", 0) for s in segments),
                 "code_bytes": sum(s.get("code_bytes", 0) for s in segments),
             },
+            "build_seconds": self._build_seconds(),
             "last_housekeeping_error": self._last_housekeeping_error,
         }
+
+    def _build_seconds(self) -> dict[str, float]:
+        with self._lock:  # the optimizer adds to it under this lock
+            return {kind: round(seconds, 3) for kind, seconds in sorted(self._optimizer.seconds.items())}
 
     def _codes_status(self, segment_id: int) -> str:
         """ready (kind) | building | queued | none | too_small | failed: <error>."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,7 @@ log = logging.getLogger("vecstore.optimizer")
 class Job:
     """One unit of background work over some sealed segments."""
 
-    kind: str  # "graph" | "merge"
+    kind: str  # "graph" | "tree" | "codes" | "merge"
     segment_ids: tuple[int, ...]
     execute: Callable[[Callable[[], bool]], Any]  # without the lock; polls its argument, may raise BuildCancelled
     publish: Callable[[Any], bool]  # under the lock; False when the result no longer applies
@@ -60,6 +61,7 @@ class Optimizer:
         self._thread: threading.Thread | None = None
         self.running: Job | None = None
         self.failures: dict[tuple, str] = {}  # job key -> error of its last attempt
+        self.seconds: dict[str, float] = {}  # job kind -> seconds its published jobs took to execute
 
     def notify(self) -> None:
         """Call with the lock held after segments change: wakes (or starts) the thread, retries failures."""
@@ -110,6 +112,7 @@ class Optimizer:
                     return
                 self.running = job
                 self._cancel_running.clear()
+            started = time.perf_counter()
             try:
                 result = job.execute(self._should_stop)
             except BuildCancelled:
@@ -135,6 +138,8 @@ class Optimizer:
                 except (OSError, VecstoreError) as exc:
                     self.failures[job.key] = f"{type(exc).__name__}: {exc}"
                     published = False
-                if not published:
+                if published:
+                    self.seconds[job.kind] = self.seconds.get(job.kind, 0.0) + time.perf_counter() - started
+                else:
                     job.discard(result)
                 self._wake.notify_all()

@@ -99,7 +99,14 @@ class SegmentInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., rows: _Optional[int] = ..., live_rows: _Optional[int] = ..., vector_bytes: _Optional[int] = ..., file_bytes: _Optional[int] = ..., sorted_by: _Optional[str] = ..., graph: _Optional[str] = ..., graph_bytes: _Optional[int] = ..., payload_bytes: _Optional[int] = ..., window_tree: _Optional[str] = ..., window_tree_bytes: _Optional[int] = ..., codes: _Optional[str] = ..., code_bytes: _Optional[int] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
-    __slots__ = ("name", "dim", "metric", "attributes", "window", "hnsw", "quantization", "seal_rows", "rows", "segments", "max_segment_rows")
+    __slots__ = ("name", "dim", "metric", "attributes", "window", "hnsw", "quantization", "seal_rows", "rows", "segments", "max_segment_rows", "build_seconds")
+    class BuildSecondsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -111,6 +118,7 @@ class CollectionInfo(_message.Message):
     ROWS_FIELD_NUMBER: _ClassVar[int]
     SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     MAX_SEGMENT_ROWS_FIELD_NUMBER: _ClassVar[int]
+    BUILD_SECONDS_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: str
@@ -122,7 +130,8 @@ class CollectionInfo(_message.Message):
     rows: int
     segments: _containers.RepeatedCompositeFieldContainer[SegmentInfo]
     max_segment_rows: int
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., attributes: _Optional[_Iterable[_Union[AttributeDef, _Mapping]]] = ..., window: _Optional[str] = ..., hnsw: _Optional[_Union[HnswConfig, _Mapping]] = ..., quantization: _Optional[_Union[QuantizationConfig, _Mapping]] = ..., seal_rows: _Optional[int] = ..., rows: _Optional[int] = ..., segments: _Optional[_Iterable[_Union[SegmentInfo, _Mapping]]] = ..., max_segment_rows: _Optional[int] = ...) -> None: ...
+    build_seconds: _containers.ScalarMap[str, float]
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., attributes: _Optional[_Iterable[_Union[AttributeDef, _Mapping]]] = ..., window: _Optional[str] = ..., hnsw: _Optional[_Union[HnswConfig, _Mapping]] = ..., quantization: _Optional[_Union[QuantizationConfig, _Mapping]] = ..., seal_rows: _Optional[int] = ..., rows: _Optional[int] = ..., segments: _Optional[_Iterable[_Union[SegmentInfo, _Mapping]]] = ..., max_segment_rows: _Optional[int] = ..., build_seconds: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class ListCollectionsRequest(_message.Message):
     __slots__ = ()

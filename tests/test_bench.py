@@ -246,8 +246,9 @@ def test_report_from_a_fixed_results_file(tmp_path):
         _record("hnswlib", "unfiltered", 0.99, 400.0, kind="unfiltered", fraction=1.0, exponent=None),
         {"dataset": "d", "algorithm": "usearch", "status": "missing", "error": "usearch is not installed"},
     ]
+    seconds = {"graph": 1.25, "tree": 2.5}
     rows[0]["index_parts"] = {"vector_bytes": 2**20, "graph_bytes": 4 * 2**20, "window_tree_bytes": 6 * 2**20,
-                              "payload_bytes": 0, "code_bytes": 0, "build_seconds": {"graph": 1.25, "tree": 2.5}}  # fmt: skip
+                              "payload_bytes": 0, "code_bytes": 0, "build_seconds": seconds}  # fmt: skip
     path = tmp_path / "results.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
     text = report.write_report(path, tmp_path).read_text()

@@ -105,7 +105,7 @@ class Client:
         attributes: Mapping[str, str] | None = None,
         *,
         window: str | None = None,
-        hnsw: Mapping[str, int] | None = None,
+        hnsw: Mapping[str, Any] | None = None,
         quantization: Mapping[str, Any] | None = None,
         seal_rows: int | None = None,
         max_segment_rows: int | None = None,
@@ -353,6 +353,8 @@ class RemoteCollection:
                 "window_tree_bytes": s.window_tree_bytes,
                 "codes": s.codes,
                 "code_bytes": s.code_bytes,
+                "term_graphs": s.term_graphs,
+                "term_graph_bytes": s.term_graph_bytes,
             }
             for s in info.segments
         ]
@@ -374,6 +376,7 @@ class RemoteCollection:
                 "payload_bytes": sum(s["payload_bytes"] for s in segments),
                 "window_tree_bytes": sum(s["window_tree_bytes"] for s in segments),
                 "code_bytes": sum(s["code_bytes"] for s in segments),
+                "term_graph_bytes": sum(s["term_graph_bytes"] for s in segments),
             },
             "build_seconds": dict(sorted(info.build_seconds.items())),
         }

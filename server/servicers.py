@@ -90,6 +90,8 @@ def _collection_info(description: dict[str, Any]) -> pb.CollectionInfo:
                 window_tree_bytes=s.get("window_tree_bytes", 0),
                 codes=s.get("codes", ""),
                 code_bytes=s.get("code_bytes", 0),
+                term_graphs=s.get("term_graphs", ""),
+                term_graph_bytes=s.get("term_graph_bytes", 0),
             )
             for s in description["segments"]
         ],

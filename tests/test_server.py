@@ -114,6 +114,7 @@ def test_remote_collection_options_and_waits_are_checked_like_embedded(client, t
                 "payload_bytes": 0,
                 "window_tree_bytes": 0,
                 "code_bytes": 0,
+                "term_graph_bytes": 0,
             }
             for bad in (-1, "soon", True):
                 with pytest.raises(vecstore.InvalidArgument, match="timeout"):

@@ -36,7 +36,11 @@ HNSW_LIMITS = {
     "ef": (2, 4096),
     "window_tree_beta": (2, 64),
     "window_tree_leaf_rows": (64, 1 << 24),
+    "term_graph_min_rows": (64, 1 << 24),
 }
+#: hnsw option naming the attributes whose large terms get graphs of their own (``term_graphs``)
+TERM_GRAPHS = "term_graphs"
+TERM_GRAPH_TYPES = ("string", "list<string>")
 ORDERED_TYPES = ("int64", "float64", "timestamp", "string")
 
 RESERVED_NAMES = frozenset({"id", "vector", "_distance", "query", "rank"})
@@ -137,6 +141,27 @@ def wait_timeout(value: object) -> float | None:
     return None if value is None else float(value)
 
 
+def check_term_graphs(value: object, attributes: Mapping[str, str]) -> list[str]:
+    """The ``term_graphs`` hnsw option: distinct names of string or list<string> attributes."""
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise InvalidArgument(f"hnsw term_graphs must be a list of attribute names, got {value!r}")
+    fields: list[str] = []
+    for name in value:
+        if not isinstance(name, str) or name not in attributes:
+            raise InvalidArgument(
+                f"hnsw term_graphs names {name!r}, which is not among the attributes {list(attributes)}"
+            )
+        if attributes[name] not in TERM_GRAPH_TYPES:
+            raise InvalidArgument(
+                f"hnsw term_graphs names {name!r} of type {attributes[name]}; term graphs index "
+                f"{' or '.join(TERM_GRAPH_TYPES)} attributes (filter numbers with ranges or a window instead)"
+            )
+        if name in fields:
+            raise InvalidArgument(f"hnsw term_graphs names {name!r} twice; list each attribute once")
+        fields.append(name)
+    return fields
+
+
 @dataclass(frozen=True)
 class CollectionSchema:
     """What a collection stores: vector dimension and metric, typed attributes, window attribute."""
@@ -182,9 +207,13 @@ class CollectionSchema:
                     f"a window needs one of {', '.join(ORDERED_TYPES)}"
                 )
         hnsw = dict(hnsw or {})
+        if TERM_GRAPHS in hnsw:
+            hnsw[TERM_GRAPHS] = check_term_graphs(hnsw[TERM_GRAPHS], attributes)
         for key, value in hnsw.items():
+            if key == TERM_GRAPHS:
+                continue
             if key not in HNSW_LIMITS:
-                raise InvalidArgument(f"unknown hnsw parameter {key!r}; use {', '.join(HNSW_LIMITS)}")
+                raise InvalidArgument(f"unknown hnsw parameter {key!r}; use {', '.join((*HNSW_LIMITS, TERM_GRAPHS))}")
             low, high = HNSW_LIMITS[key]
             no_tree = key == "window_tree_beta" and value == 0
             if isinstance(value, bool) or not isinstance(value, int) or not (low <= value <= high or no_tree):

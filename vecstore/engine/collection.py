@@ -23,8 +23,10 @@ from vecstore.engine.graphs import (
     MIN_GRAPH_ROWS,
     GraphParams,
     build_graph_file,
+    build_terms_file,
     build_tree_file,
     open_graph,
+    open_terms,
     open_tree,
 )
 from vecstore.engine.ingest import to_ids, to_queries, to_table
@@ -41,6 +43,7 @@ from vecstore.filters import Node, to_filter
 from vecstore.index.hnsw import HnswIndex
 from vecstore.index.payload import PayloadIndex
 from vecstore.index.quantization import Quantizer
+from vecstore.index.term_graphs import TermGraphs
 from vecstore.index.window_tree import WindowTree
 from vecstore.storage import (
     WAL_DELETE,
@@ -155,6 +158,7 @@ class Collection:
             sealed.tree = self._open_tree(sealed, verify)
             sealed.payload = self._open_payload(sealed, verify)
             sealed.codes = self._open_codes(sealed, verify)
+            sealed.terms = self._open_terms(sealed, verify)
             self._sealed[segment_id] = sealed
         if broken:
             raise DataCorruption(
@@ -194,6 +198,18 @@ class Collection:
             return open_tree(self._segments_dir / tree_entry["file"], tree_entry, sealed.graph, verify=verify)
         except DataCorruption as exc:
             self._drop_derived(sealed, "window_tree", "window_trees_rebuilt", exc)
+            return None
+
+    def _open_terms(self, sealed: SealedSegment, verify: bool) -> TermGraphs | None:
+        """The segment's persisted term graphs (they hold their own rows, so they outlive a dropped segment
+        graph); a damaged file is dropped and rebuilt like a graph."""
+        terms_entry = sealed.entry.get("term_graphs")
+        if terms_entry is None:
+            return None
+        try:
+            return open_terms(self._segments_dir / terms_entry["file"], terms_entry, sealed.num_rows, verify=verify)
+        except DataCorruption as exc:
+            self._drop_derived(sealed, "term_graphs", "term_graphs_rebuilt", exc)
             return None
 
     def _open_graph(self, sealed: SealedSegment, verify: bool) -> HnswIndex | None:
@@ -251,7 +267,43 @@ class Collection:
         for segment_id, sealed in sorted(self._sealed.items()):
             if self._wants_tree(sealed) and ("tree", segment_id) not in skip:
                 return self._tree_job(sealed)
+        for segment_id, sealed in sorted(self._sealed.items()):
+            if self._wants_terms(sealed) and ("terms", segment_id) not in skip:
+                return self._terms_job(sealed)
         return None
+
+    def _wants_terms(self, sealed: SealedSegment) -> bool:
+        return (
+            bool(self._graph_params.term_fields)
+            and sealed.terms is None
+            and sealed.graph is not None
+            and sealed.payload is not None
+        )
+
+    def _terms_job(self, sealed: SealedSegment) -> Job:
+        segment_id, root, payload = sealed.segment_id, sealed.graph, sealed.payload
+        assert root is not None and payload is not None
+
+        def execute(should_stop: Any) -> tuple[dict[str, Any], TermGraphs]:
+            return build_terms_file(self._segments_dir, segment_id, root, payload, self._graph_params, should_stop)
+
+        def publish(result: tuple[dict[str, Any], TermGraphs]) -> bool:
+            current = self._sealed.get(segment_id)
+            if self._closed or current is not sealed:
+                return False
+            entry = {**current.entry, "term_graphs": result[0]}
+            if not self._store.update_segment_entry(segment_id, entry):
+                return False
+            current.entry = entry
+            current.terms = result[1]
+            self._views = None
+            self._counters["term_graphs_built"] += 1
+            return True
+
+        def discard(result: tuple[dict[str, Any], TermGraphs]) -> None:
+            self._remove_files([result[0]["file"]])
+
+        return Job("terms", (segment_id,), execute, publish, discard)
 
     def _wants_tree(self, sealed: SealedSegment) -> bool:
         return (
@@ -802,7 +854,7 @@ class Collection:
     def describe(self) -> dict[str, Any]:
         """Schema, row counts, per-segment storage figures, and ``build_seconds``: the seconds this
         process's background work has spent on the collection since it was opened, per kind (``graph``,
-        ``tree``, ``codes``, ``merge``; published results only)."""
+        ``tree``, ``codes``, ``terms``, ``merge``; published results only)."""
         views = self._snapshot()
         segments = []
         for view in views:
@@ -822,6 +874,8 @@ class Collection:
                 entry["window_tree_bytes"] = 0 if view.tree is None else view.tree.nbytes
                 entry["codes"] = self._codes_status(view.segment_id)
                 entry["code_bytes"] = 0 if view.codes is None else view.codes.code_bytes
+                entry["term_graphs"] = self._terms_status(view.segment_id)
+                entry["term_graph_bytes"] = 0 if view.terms is None else view.terms.nbytes
             segments.append(entry)
         return {
             "name": self.name,
@@ -836,6 +890,7 @@ class Collection:
                 "payload_bytes": sum(s.get("payload_bytes", 0) for s in segments),
                 "window_tree_bytes": sum(s.get("window_tree_bytes", 0) for s in segments),
                 "code_bytes": sum(s.get("code_bytes", 0) for s in segments),
+                "term_graph_bytes": sum(s.get("term_graph_bytes", 0) for s in segments),
             },
             "build_seconds": self._build_seconds(),
             "last_housekeeping_error": self._last_housekeeping_error,
@@ -870,15 +925,33 @@ class Collection:
             if sealed.tree is not None:
                 tree = sealed.tree
                 return f"ready ({tree.depth} levels, beta {tree.beta}, leaf_rows {tree.leaf_rows})"
-            running = self._optimizer.running
-            if running is not None and running.kind == "tree" and segment_id in running.segment_ids:
-                return "building"
-            error = self._optimizer.failures.get(("tree", segment_id))
-            if error is not None:
-                return f"failed: {error}"
+            busy = self._job_status("tree", segment_id)
+            if busy is not None:
+                return busy
             if sealed.sorted_by is None or not self._graph_params.wants_tree(sealed.num_rows):
                 return "none"
             return "queued"
+
+    def _terms_status(self, segment_id: int) -> str:
+        """ready (graphs, fields) | building | queued | none | failed: <error>."""
+        with self._lock:
+            sealed = self._sealed.get(segment_id)
+            if sealed is None or not self._graph_params.term_fields:
+                return "none"
+            if sealed.terms is not None:
+                return f"ready ({len(sealed.terms)} graphs over {', '.join(self._graph_params.term_fields)})"
+            busy = self._job_status("terms", segment_id)
+            if busy is not None:
+                return busy
+            return "none" if sealed.num_rows < MIN_GRAPH_ROWS else "queued"
+
+    def _job_status(self, kind: str, segment_id: int) -> str | None:
+        """building | failed: <error> for the segment's job of ``kind``, or None (lock held)."""
+        running = self._optimizer.running
+        if running is not None and running.kind == kind and segment_id in running.segment_ids:
+            return "building"
+        error = self._optimizer.failures.get((kind, segment_id))
+        return None if error is None else f"failed: {error}"
 
     def _graph_status(self, segment_id: int) -> str:
         """ready | building | merging | queued | too_small | failed: <error>."""

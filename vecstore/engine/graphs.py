@@ -18,11 +18,15 @@ import numpy as np
 
 from vecstore.errors import DataCorruption, VecstoreError
 from vecstore.index.hnsw import HnswGraph, HnswIndex
+from vecstore.index.payload import PayloadIndex
+from vecstore.index.term_graphs import DEFAULT_MIN_ROWS as DEFAULT_TERM_MIN_ROWS
+from vecstore.index.term_graphs import TermGraphs
 from vecstore.index.window_tree import DEFAULT_BETA, DEFAULT_LEAF_ROWS, WindowTree, tree_depth
 from vecstore.storage import open_array_file, verify_file, write_array_file
 
 GRAPH_SUFFIX = ".hnsw"
 TREE_SUFFIX = ".wtree"
+TERMS_SUFFIX = ".tgraphs"
 #: segments smaller than this get no graph: an exact scan of them is about as fast and always exact
 MIN_GRAPH_ROWS = 4096
 DEFAULT_M = 16
@@ -38,6 +42,8 @@ class GraphParams:
     ef: int = DEFAULT_EF
     tree_beta: int = DEFAULT_BETA  # 0: no window tree
     tree_leaf_rows: int = DEFAULT_LEAF_ROWS
+    term_fields: tuple[str, ...] = ()  # string / list<string> attributes whose large terms get graphs
+    term_min_rows: int = DEFAULT_TERM_MIN_ROWS
 
     @staticmethod
     def from_schema(metric: str, hnsw: dict[str, Any]) -> GraphParams:
@@ -48,6 +54,8 @@ class GraphParams:
             int(hnsw.get("ef", DEFAULT_EF)),
             int(hnsw.get("window_tree_beta", DEFAULT_BETA)),
             int(hnsw.get("window_tree_leaf_rows", DEFAULT_LEAF_ROWS)),
+            tuple(hnsw.get("term_graphs", ())),
+            int(hnsw.get("term_graph_min_rows", DEFAULT_TERM_MIN_ROWS)),
         )
 
     def wants_tree(self, rows: int) -> bool:
@@ -116,3 +124,30 @@ def open_tree(path: Path, entry: dict[str, Any], root: HnswIndex, *, verify: boo
     if verify:
         verify_file(path, entry["bytes"], entry["sha256"], "window tree file")
     return WindowTree.from_arrays(root, *open_array_file(path))
+
+
+def build_terms_file(
+    directory: Path,
+    segment_id: int,
+    root: HnswIndex,
+    payload: PayloadIndex,
+    params: GraphParams,
+    should_stop: Callable[[], bool],
+) -> tuple[dict[str, Any], TermGraphs]:
+    """Build a segment's term graphs (one per large term of ``params.term_fields``), write them, and
+    serve them from the file."""
+    terms = TermGraphs.build(root, payload, params.term_fields, params.term_min_rows, seed=segment_id,
+                             should_stop=should_stop)  # fmt: skip
+    meta, arrays = terms.to_arrays()
+    name = f"seg-{segment_id:08d}-{uuid.uuid4().hex[:8]}{TERMS_SUFFIX}"
+    size, digest = write_array_file(directory / name, meta, arrays)
+    entry = {"file": name, "bytes": size, "sha256": digest, "fields": sorted(params.term_fields)}
+    return entry, open_terms(directory / name, entry, root.graph.n, verify=False)
+
+
+def open_terms(path: Path, entry: dict[str, Any], num_rows: int, *, verify: bool) -> TermGraphs:
+    """A segment's persisted term graphs, memory-mapped; DataCorruption if damaged."""
+    if verify:
+        verify_file(path, entry["bytes"], entry["sha256"], "term graphs file")
+    meta, arrays = open_array_file(path)
+    return TermGraphs.from_arrays(meta, arrays, num_rows)

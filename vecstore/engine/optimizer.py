@@ -25,7 +25,7 @@ log = logging.getLogger("vecstore.optimizer")
 class Job:
     """One unit of background work over some sealed segments."""
 
-    kind: str  # "graph" | "tree" | "codes" | "merge"
+    kind: str  # "graph" | "tree" | "terms" | "codes" | "merge"
     segment_ids: tuple[int, ...]
     execute: Callable[[Callable[[], bool]], Any]  # without the lock; polls its argument, may raise BuildCancelled
     publish: Callable[[Any], bool]  # under the lock; False when the result no longer applies

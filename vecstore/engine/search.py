@@ -19,6 +19,7 @@ from vecstore.engine.planner import (
     HNSW_TWO_HOP,
     QUANTIZED_HNSW,
     QUANTIZED_SCAN,
+    TERM_GRAPH,
     TREE_SPLIT_CALL_NS,
     Option,
     SegmentPlan,
@@ -27,6 +28,7 @@ from vecstore.engine.planner import (
     quantized_option,
     walk_candidates,
 )
+from vecstore.engine.term_search import run_term_option, term_options
 from vecstore.engine.views import SegmentView
 from vecstore.engine.window_search import run_tree_option, tree_options, tree_walk
 from vecstore.filters import Node
@@ -138,6 +140,10 @@ def _tree_options(view: SegmentView, allowed: Allowed, ef: int, m: int, k: int, 
                         split_ns=TREE_SPLIT_CALL_NS / queries)  # fmt: skip
 
 
+def _all_options(pricers: list[Callable[[], list[Option]]]) -> list[Option]:
+    return [option for price in pricers for option in price()]
+
+
 def _quantized_graph(view: SegmentView, allowed_rows: int, ef: int, m: int, k: int, oversampling: float,
                      rescore: bool, dim: int) -> Option | None:  # fmt: skip
     if view.codes is None or view.graph is None:
@@ -179,12 +185,17 @@ def plan_view(
     oversampling: float,
     rescore: bool,
     queries: int,
+    node: Node | None = None,
 ) -> tuple[SegmentPlan, Option | None]:
-    """The planner's choice for one view given the rows its filter allows (``ef`` already at least k),
-    for ``queries`` queries sharing the plan."""
+    """The planner's choice for one view given the rows its filter ``node`` allows (``ef`` already at
+    least k), for ``queries`` queries sharing the plan."""
     rows = allowed.count
-    trees = None if exact or view.tree is None else partial(_tree_options, view, allowed, ef, m, k, oversampling,
-                                                            rescore, queries)  # fmt: skip
+    pricers = []
+    if not exact and view.tree is not None:
+        pricers.append(partial(_tree_options, view, allowed, ef, m, k, oversampling, rescore, queries))
+    if not exact and view.terms is not None and node is not None:
+        pricers.append(partial(term_options, view, allowed, node, ef, m, TREE_SPLIT_CALL_NS / queries))
+    trees = None if not pricers else pricers[0] if len(pricers) == 1 else partial(_all_options, pricers)
     codes = None if exact else view.codes
     return plan_segment(
         view.name,
@@ -231,7 +242,7 @@ def search_views(
         offsets = allowed.offsets
         search_ef = max(ef, k)
         plan, option = plan_view(view, allowed, k=k, ef=search_ef, m=m, dim=queries.shape[1], exact=exact,
-                                 oversampling=oversampling, rescore=rescore, queries=nq)  # fmt: skip
+                                 oversampling=oversampling, rescore=rescore, queries=nq, node=node)  # fmt: skip
         plans.append(plan)
         counters[plan.strategy] += nq
         if option is not None:
@@ -242,6 +253,8 @@ def search_views(
                 hits = _quantized_graph_search(
                     view, index, allowed, queries, k, search_ef, oversampling, rescore, two_hop, metric_code
                 )
+            elif option.strategy == TERM_GRAPH:
+                hits = run_term_option(view, index, option, queries, k, ef, metric_code)
             elif option.detail is not None:
                 walk = tree_walk(view, k, oversampling, rescore)  # as _tree_options priced it
                 hits = run_tree_option(view, index, allowed, option, queries, k, ef, metric_code, walk)

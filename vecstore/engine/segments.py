@@ -12,6 +12,7 @@ from vecstore.engine.views import SegmentView, norms_for
 from vecstore.index.hnsw import HnswIndex
 from vecstore.index.payload import PayloadIndex
 from vecstore.index.quantization import Quantizer
+from vecstore.index.term_graphs import TermGraphs
 from vecstore.index.window_tree import WindowTree
 from vecstore.storage import SegmentData
 
@@ -28,6 +29,7 @@ class SealedSegment:
     payload: PayloadIndex | None = None  # None only while it is being (re)built at open
     tree: WindowTree | None = None  # bucket graphs over the window order, built after the graph
     codes: Quantizer | None = None  # the collection's quantiser over this segment, once built
+    terms: TermGraphs | None = None  # graphs over the rows of large terms, built after the graph
     _norms: np.ndarray | None = None
     _unit_norms: np.ndarray | None = None
 
@@ -74,6 +76,7 @@ class SealedSegment:
             self.payload,
             self.tree,
             self.codes,
+            self.terms,
         )
 
     def file_names(self) -> list[str]:
@@ -82,6 +85,6 @@ class SealedSegment:
 
 def entry_files(entry: dict[str, Any]) -> list[str]:
     """The files a segment's manifest entry names: the segment, its payload index, and its graph,
-    window tree and codes once built."""
-    derived = ("payload", "graph", "window_tree", "codes")
+    window tree, codes and term graphs once built."""
+    derived = ("payload", "graph", "window_tree", "codes", "term_graphs")
     return [entry["file"]] + [entry[key]["file"] for key in derived if entry.get(key)]

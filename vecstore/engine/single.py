@@ -42,6 +42,7 @@ from vecstore.engine.planner import (
     HNSW_TWO_HOP,
     QUANTIZED_HNSW,
     QUANTIZED_SCAN,
+    TERM_GRAPH,
     TRAVERSE_MIN_ALLOWED_FRACTION,
     TREE_SPLIT_CALL_NS,
     WINDOW_STRATEGIES,
@@ -51,6 +52,7 @@ from vecstore.engine.planner import (
     whole_segment_strategy,
 )
 from vecstore.engine.search import plan_view
+from vecstore.engine.term_search import run_term_option
 from vecstore.engine.views import SegmentView
 from vecstore.engine.window_search import run_tree_option, tree_walk
 from vecstore.filters import And, Node, interval_on
@@ -158,6 +160,8 @@ def _scanned_outright(view: SegmentView, rows: int, dim: int, ef: int, m: int) -
     a traversal of the smallest graph needs (it never reaches that many)."""
     if view.graph is None:
         return False  # _row_limit already allowed every row one thread scans
+    if view.terms is not None and len(view.terms):
+        return False  # a term's own graph can undercut a scan that no masked walk could
     smallest = view.num_rows if view.tree is None else view.tree.smallest_graph_rows
     if rows / max(smallest, 1) >= TRAVERSE_MIN_ALLOWED_FRACTION:
         return False
@@ -269,22 +273,37 @@ def _unfiltered_plan(view: SegmentView, k: int, ef: int, m: int, dim: int, overs
     return found
 
 
-def _keep_plan(view: SegmentView, key: tuple, plan: object) -> None:
-    if len(view.unfiltered_plans) >= UNFILTERED_PLANS_KEPT:
-        view.unfiltered_plans.clear()
-    view.unfiltered_plans[key] = plan
+def _keep_plan(view: SegmentView, key: tuple, plan: object, kept: dict | None = None) -> None:
+    kept = view.unfiltered_plans if kept is None else kept
+    if len(kept) >= UNFILTERED_PLANS_KEPT:
+        kept.clear()
+    kept[key] = plan
+
+
+def _filter_plan(view: SegmentView, allowed: Allowed, node: Node, k: int, ef: int, m: int, dim: int,
+                 oversampling: float) -> tuple:  # fmt: skip
+    """``plan_view`` for the rows ``node`` allows, kept with the view for the filter's next search: a
+    repeated filter (a category, a tenant) skips pricing the window tree and the term graphs again."""
+    key = (node, k, ef, m, dim, oversampling)
+    found = view.filter_plans.get(key)
+    if found is None:
+        found = plan_view(view, allowed, k=k, ef=ef, m=m, dim=dim, exact=False, oversampling=oversampling,
+                          rescore=True, queries=1, node=node)  # fmt: skip
+        _keep_plan(view, key, found, view.filter_plans)
+    return found
 
 
 def _planned(
     view: SegmentView, index: int, allowed: Allowed, query: np.ndarray, k: int, ef: int, m: int, metric: str,
-    oversampling: float, planned: tuple | None = None,
+    oversampling: float, planned: tuple | None = None, node: Node | None = None,
 ) -> tuple[str, Hits] | None:  # fmt: skip
     """A filter allowing more rows than an outright scan, or any search of a segment with sq8 codes: the
     planner chooses, and the lane runs its choice when that is a serial scan, a masked or two-hop walk
     of the segment graph (over its floats or its sq8 codes), or a window-tree search (the general path
     would only plan it again). ``planned`` is the plan when the caller has it already."""
-    plan, option = planned or plan_view(view, allowed, k=k, ef=ef, m=m, dim=query.shape[0], exact=False,
-                                        oversampling=oversampling, rescore=True, queries=1)  # fmt: skip
+    if planned is None:
+        planned = _filter_plan(view, allowed, node, k, ef, m, query.shape[0], oversampling)
+    plan, option = planned
     rows = allowed.count
     if plan.strategy == EMPTY:
         return EMPTY, None
@@ -294,6 +313,9 @@ def _planned(
         walk = tree_walk(view, k, oversampling, True)  # over codes where _tree_options priced it so
         hits = run_tree_option(view, index, allowed, option, query[None], k, ef, METRIC_CODES[metric], walk)
         return None if hits.ids[0, min(k, rows) - 1] < 0 else (plan.strategy, hits)
+    if plan.strategy == TERM_GRAPH and option is not None:
+        hits = run_term_option(view, index, option, query[None], k, ef, METRIC_CODES[metric])
+        return None if hits.ids[0, min(k, rows) - 1] < 0 else (TERM_GRAPH, hits)
     if plan.strategy == QUANTIZED_SCAN and option is not None and view.codes is not None:
         count = max(k, math.ceil(k * oversampling))  # as the general path asks
         candidates = view.codes.candidates(query[None], allowed.offsets, view.ids, count)[0]
@@ -393,7 +415,7 @@ def search_one(
             continue
         if exact:
             return None  # a scan of this many rows runs on every core: the general path's
-        outcome = _planned(view, index, allowed, query, k, search_ef, m, metric, oversampling)
+        outcome = _planned(view, index, allowed, query, k, search_ef, m, metric, oversampling, node=node)
         if outcome is None:
             return None
         strategies.append(outcome[0])

@@ -19,6 +19,7 @@ from vecstore.core.exact import row_norms
 from vecstore.index.hnsw import HnswIndex
 from vecstore.index.payload import PayloadIndex
 from vecstore.index.quantization import Quantizer
+from vecstore.index.term_graphs import TermGraphs
 from vecstore.index.window_tree import WindowTree
 from vecstore.types import METRIC_CODES
 
@@ -40,6 +41,7 @@ class SegmentView:
     payload: PayloadIndex | None = None  # the sealed segment's attribute indexes (None: evaluate the columns)
     tree: WindowTree | None = None  # bucket graphs over the window order (sorted segments, once built)
     codes: Quantizer | None = None  # binary, sq8 or PQ codes of the rows (quantised collections, once built)
+    terms: TermGraphs | None = None  # graphs over the rows of large terms (collections that ask, once built)
 
     @property
     def name(self) -> str:
@@ -58,6 +60,12 @@ class SegmentView:
     def unfiltered_plans(self) -> dict:
         """The planner's answers for searches of every live row, by search settings: they depend on
         nothing a query brings, and a view's rows never change (the single-query lane fills it)."""
+        return {}
+
+    @cached_property
+    def filter_plans(self) -> dict:
+        """The planner's answers for recent filters, by filter and search settings: a plan depends only
+        on the view and the filter's rows, which a view never changes (the single-query lane fills it)."""
         return {}
 
     @cached_property

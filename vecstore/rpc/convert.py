@@ -160,18 +160,22 @@ def filter_from_proto(message: pb.Filter, depth: int = 0) -> str | Node | None:
 # hnsw parameters: proto3 cannot tell 0 from "not given" in the first three (0 is never valid there);
 # the window-tree ones carry presence, since window_tree_beta 0 means "no window tree"
 _HNSW_PLAIN = ("m", "ef_construction", "ef")
-_HNSW_PRESENT = ("window_tree_beta", "window_tree_leaf_rows")
+_HNSW_PRESENT = ("window_tree_beta", "window_tree_leaf_rows", "term_graph_min_rows")
+_TERM_GRAPHS = "term_graphs"  # a list of attribute names; left out when not given
 
 
-def hnsw_to_proto(hnsw: Mapping[str, int] | None) -> pb.HnswConfig:
+def hnsw_to_proto(hnsw: Mapping[str, Any] | None) -> pb.HnswConfig:
     """The hnsw parameters a collection was given, for the wire."""
-    return pb.HnswConfig(**{k: v for k, v in (hnsw or {}).items() if k in _HNSW_PLAIN + _HNSW_PRESENT})
+    given = {k: v for k, v in (hnsw or {}).items() if k in (*_HNSW_PLAIN, *_HNSW_PRESENT, _TERM_GRAPHS)}
+    return pb.HnswConfig(**given)
 
 
-def hnsw_from_proto(config: pb.HnswConfig) -> dict[str, int]:
+def hnsw_from_proto(config: pb.HnswConfig) -> dict[str, Any]:
     """The hnsw parameters as given, back from the wire (what was not given stays out)."""
-    given = {k: getattr(config, k) for k in _HNSW_PLAIN if getattr(config, k)}
+    given: dict[str, Any] = {k: getattr(config, k) for k in _HNSW_PLAIN if getattr(config, k)}
     given.update({k: getattr(config, k) for k in _HNSW_PRESENT if config.HasField(k)})
+    if config.term_graphs:
+        given[_TERM_GRAPHS] = list(config.term_graphs)
     return given
 
 

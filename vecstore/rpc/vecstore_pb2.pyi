@@ -21,18 +21,22 @@ class AttributeDef(_message.Message):
     def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ...) -> None: ...
 
 class HnswConfig(_message.Message):
-    __slots__ = ("m", "ef_construction", "ef", "window_tree_beta", "window_tree_leaf_rows")
+    __slots__ = ("m", "ef_construction", "ef", "window_tree_beta", "window_tree_leaf_rows", "term_graphs", "term_graph_min_rows")
     M_FIELD_NUMBER: _ClassVar[int]
     EF_CONSTRUCTION_FIELD_NUMBER: _ClassVar[int]
     EF_FIELD_NUMBER: _ClassVar[int]
     WINDOW_TREE_BETA_FIELD_NUMBER: _ClassVar[int]
     WINDOW_TREE_LEAF_ROWS_FIELD_NUMBER: _ClassVar[int]
+    TERM_GRAPHS_FIELD_NUMBER: _ClassVar[int]
+    TERM_GRAPH_MIN_ROWS_FIELD_NUMBER: _ClassVar[int]
     m: int
     ef_construction: int
     ef: int
     window_tree_beta: int
     window_tree_leaf_rows: int
-    def __init__(self, m: _Optional[int] = ..., ef_construction: _Optional[int] = ..., ef: _Optional[int] = ..., window_tree_beta: _Optional[int] = ..., window_tree_leaf_rows: _Optional[int] = ...) -> None: ...
+    term_graphs: _containers.RepeatedScalarFieldContainer[str]
+    term_graph_min_rows: int
+    def __init__(self, m: _Optional[int] = ..., ef_construction: _Optional[int] = ..., ef: _Optional[int] = ..., window_tree_beta: _Optional[int] = ..., window_tree_leaf_rows: _Optional[int] = ..., term_graphs: _Optional[_Iterable[str]] = ..., term_graph_min_rows: _Optional[int] = ...) -> None: ...
 
 class QuantizationConfig(_message.Message):
     __slots__ = ("kind", "oversampling", "pq_m", "pq_nbits")
@@ -69,7 +73,7 @@ class CreateCollectionRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[str] = ..., attributes: _Optional[_Iterable[_Union[AttributeDef, _Mapping]]] = ..., window: _Optional[str] = ..., hnsw: _Optional[_Union[HnswConfig, _Mapping]] = ..., quantization: _Optional[_Union[QuantizationConfig, _Mapping]] = ..., seal_rows: _Optional[int] = ..., max_segment_rows: _Optional[int] = ...) -> None: ...
 
 class SegmentInfo(_message.Message):
-    __slots__ = ("name", "rows", "live_rows", "vector_bytes", "file_bytes", "sorted_by", "graph", "graph_bytes", "payload_bytes", "window_tree", "window_tree_bytes", "codes", "code_bytes")
+    __slots__ = ("name", "rows", "live_rows", "vector_bytes", "file_bytes", "sorted_by", "graph", "graph_bytes", "payload_bytes", "window_tree", "window_tree_bytes", "codes", "code_bytes", "term_graphs", "term_graph_bytes")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ROWS_FIELD_NUMBER: _ClassVar[int]
     LIVE_ROWS_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +87,8 @@ class SegmentInfo(_message.Message):
     WINDOW_TREE_BYTES_FIELD_NUMBER: _ClassVar[int]
     CODES_FIELD_NUMBER: _ClassVar[int]
     CODE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    TERM_GRAPHS_FIELD_NUMBER: _ClassVar[int]
+    TERM_GRAPH_BYTES_FIELD_NUMBER: _ClassVar[int]
     name: str
     rows: int
     live_rows: int
@@ -96,7 +102,9 @@ class SegmentInfo(_message.Message):
     window_tree_bytes: int
     codes: str
     code_bytes: int
-    def __init__(self, name: _Optional[str] = ..., rows: _Optional[int] = ..., live_rows: _Optional[int] = ..., vector_bytes: _Optional[int] = ..., file_bytes: _Optional[int] = ..., sorted_by: _Optional[str] = ..., graph: _Optional[str] = ..., graph_bytes: _Optional[int] = ..., payload_bytes: _Optional[int] = ..., window_tree: _Optional[str] = ..., window_tree_bytes: _Optional[int] = ..., codes: _Optional[str] = ..., code_bytes: _Optional[int] = ...) -> None: ...
+    term_graphs: str
+    term_graph_bytes: int
+    def __init__(self, name: _Optional[str] = ..., rows: _Optional[int] = ..., live_rows: _Optional[int] = ..., vector_bytes: _Optional[int] = ..., file_bytes: _Optional[int] = ..., sorted_by: _Optional[str] = ..., graph: _Optional[str] = ..., graph_bytes: _Optional[int] = ..., payload_bytes: _Optional[int] = ..., window_tree: _Optional[str] = ..., window_tree_bytes: _Optional[int] = ..., codes: _Optional[str] = ..., code_bytes: _Optional[int] = ..., term_graphs: _Optional[str] = ..., term_graph_bytes: _Optional[int] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
     __slots__ = ("name", "dim", "metric", "attributes", "window", "hnsw", "quantization", "seal_rows", "rows", "segments", "max_segment_rows", "build_seconds")

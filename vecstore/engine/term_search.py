@@ -1,0 +1,189 @@
+"""Searching a segment through its term graphs (``vecstore.index.term_graphs``): which terms hold every
+row a filter allows, what searching their graphs costs, and running that search.
+
+A filter is answered by term graphs when some terms' rows hold all of its rows: an equality or IN-list
+on a string column, ``contains`` / ``contains any`` on a list column (one of the values, for
+``contains all``), or such a predicate ANDed with anything else (a window, a range, another term).
+Each term is then one piece: its graph walked (unmasked when the filter allows all of the term's live
+rows, else masked or two-hop over them), or its allowed rows scanned when that is cheaper or the term
+has no graph (too few rows). The pieces' hits are merged by distance; a row holding several of the
+terms (a list column) is reported once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from vecstore.engine import planner
+from vecstore.engine.allowed import Allowed
+from vecstore.engine.hits import Hits, found_hits, merge_hits, scan_rows
+from vecstore.engine.planner import HNSW_TWO_HOP, TERM_GRAPH, Option, exact_cost, masked_graph_option
+from vecstore.engine.views import SegmentView
+from vecstore.filters import And, Compare, Contains, InList, Node
+from vecstore.index.payload import TermIndex
+from vecstore.index.term_graphs import TermGraph
+
+
+@dataclass(frozen=True, slots=True)
+class TermPiece:
+    """One term's part of a search: ``rows`` are the term's segment rows (ascending), ``mask`` the
+    allowed ones among them (None: all of them), ``how`` is "walk", "two_hop" or "scan"."""
+
+    graph: TermGraph | None
+    rows: np.ndarray
+    mask: np.ndarray | None
+    allowed: int
+    how: str
+
+    def offsets(self) -> np.ndarray:
+        rows = np.asarray(self.rows, dtype=np.int64)
+        return rows if self.mask is None else rows[self.mask]
+
+
+def _cover(node: Node, view: SegmentView) -> tuple[str, tuple[str, ...], bool] | None:
+    """(field, terms, exact) when the rows of ``terms`` in ``field`` hold every row ``node`` allows, with
+    ``exact`` True when they are exactly those rows (before deletes); else None. Of an AND's children,
+    the one whose terms hold the fewest rows."""
+    terms, payload = view.terms, view.payload
+    if terms is None or payload is None:
+        return None
+    if isinstance(node, And):
+        covers = [c for c in (_cover(child, view) for child in node.children) if c is not None]
+        if not covers:
+            return None
+        field, values, _ = min(covers, key=lambda c: _rows_of(payload.columns[c[0]], c[1]))
+        return field, values, False
+    field = getattr(node, "field", None)
+    if not isinstance(field, str) or not terms.has_field(field):
+        return None
+    if isinstance(node, Compare) and node.op == "=":
+        values = (node.value,)
+    elif isinstance(node, InList) and not node.negated:
+        values = tuple(dict.fromkeys(node.values))
+    elif isinstance(node, Contains) and node.mode == "all":  # every row holds each value: one suffices
+        index = payload.columns[field]
+        fewest = min(dict.fromkeys(node.values), key=lambda v: _rows_of(index, (v,)))
+        return field, (fewest,), len(set(node.values)) == 1  # type: ignore[return-value]
+    elif isinstance(node, Contains):
+        values = tuple(dict.fromkeys(node.values))
+    else:
+        return None
+    if not all(isinstance(v, str) for v in values):
+        return None
+    return field, values, True  # type: ignore[return-value]
+
+
+def _rows_of(index: object, values: tuple) -> int:
+    if not isinstance(index, TermIndex):
+        return 1 << 62
+    return sum(stop - start for start, stop in (index.term_span(v) for v in values))
+
+
+def _piece(view: SegmentView, graph: TermGraph | None, rows: np.ndarray, mask: np.ndarray | None, ef: int, m: int,
+           dim: int) -> tuple[TermPiece, float]:  # fmt: skip
+    """The cheaper of walking a term's graph and scanning its allowed rows, and its cost."""
+    allowed = rows.shape[0] if mask is None else int(mask.sum())
+    if mask is not None and allowed == rows.shape[0]:
+        mask = None
+    scan_ns = exact_cost(allowed, dim)
+    if graph is not None and allowed:
+        walk = masked_graph_option(allowed, graph.num_rows, ef, m, planner.float_distance_scale(dim))
+        if walk is not None and walk[1] < scan_ns:
+            how = "two_hop" if walk[0] == HNSW_TWO_HOP else "walk"
+            return TermPiece(graph, rows, mask, allowed, how), walk[1]
+    return TermPiece(graph, rows, mask, allowed, "scan"), scan_ns
+
+
+def term_options(view: SegmentView, allowed: Allowed, node: Node | None, ef: int, m: int,
+                 split_ns: float = 0.0) -> list[Option]:  # fmt: skip
+    """The term-graph search of the rows ``allowed`` (those of ``node``), priced; empty when no terms'
+    rows hold them all, or none of those terms has a graph. ``split_ns`` is added when there are
+    several pieces (their Python work for one query)."""
+    if node is None or view.terms is None or not len(view.terms) or allowed.count == 0:
+        return []
+    cover = _cover(node, view)
+    if cover is None:
+        return []
+    field, values, exact = cover
+    index = view.payload.columns[field]  # type: ignore[union-attr]
+    dim = view.vectors.shape[1]
+    live = view.live
+    every = None if exact else allowed.mask(view.num_rows)
+    pieces: list[TermPiece] = []
+    cost, graphs = 0.0, 0
+    for value in values:
+        graph = view.terms.get(field, value)
+        if graph is not None:
+            rows = graph.rows
+        else:
+            start, stop = index.term_span(value)  # type: ignore[union-attr]
+            rows = index.rows[start:stop]  # type: ignore[union-attr]
+        if rows.shape[0] == 0:
+            continue
+        mask = every[rows] if every is not None else None if live is None else live[rows]
+        piece, piece_ns = _piece(view, graph, rows, mask, ef, m, dim)
+        if piece.allowed == 0:
+            continue
+        pieces.append(piece)
+        cost += piece_ns
+        graphs += piece.how != "scan"
+    if not graphs:
+        return []  # every piece scanned: the plain scan of the same rows costs less
+    if len(pieces) > 1:
+        cost += split_ns
+    why = "graphs of {} of {} terms of {} ({} rows allowed), the rest scanned"
+    # a row of a list column may hold several of the terms, and be found in each of their graphs
+    overlap = len(pieces) > 1 and pa.types.is_large_list(view.table.schema.field(field).type)
+    detail = ("terms", tuple(pieces), overlap)
+    return [Option(TERM_GRAPH, cost, why, (graphs, len(pieces), field, allowed.count), detail)]
+
+
+def run_term_option(view: SegmentView, index: int, option: Option, queries: np.ndarray, k: int, ef: int,
+                    metric_code: int) -> Hits:  # fmt: skip
+    """Run a term-graph option on one segment: each piece walked or scanned, the hits merged by
+    distance with each row once."""
+    _, pieces, overlap = option.detail
+    nq = queries.shape[0]
+    hits = []
+    for piece in pieces:
+        if piece.how == "scan":
+            hits.append(scan_rows(view, index, piece.offsets(), queries, k, metric_code))
+            continue
+        graph = piece.graph
+        assert graph is not None
+        found, distances = graph.index.search_validated(queries, k, max(ef, k), piece.mask,
+                                                        two_hop=piece.how == "two_hop")  # fmt: skip
+        offsets = np.where(found >= 0, graph.rows[np.maximum(found, 0)], -1)
+        hits.append(found_hits(view, index, offsets, distances))
+    if len(hits) == 1:
+        return hits[0]
+    if not overlap:
+        return merge_hits(hits, nq, k)
+    return _distinct(merge_hits(hits, nq, k * len(hits)), k)
+
+
+def _distinct(hits: Hits, k: int) -> Hits:
+    """The first k hits of each query with every id once (a row in two pieces' terms is found twice)."""
+    ids = hits.ids
+    nq, width = ids.shape
+    query_of = np.repeat(np.arange(nq), width)
+    order = np.lexsort((np.tile(np.arange(width), nq), ids.ravel(), query_of))  # by query, id, rank
+    sorted_ids = ids.ravel()[order]
+    again = np.zeros(nq * width, dtype=bool)
+    again[1:] = (sorted_ids[1:] == sorted_ids[:-1]) & (query_of[order][1:] == query_of[order][:-1])
+    again[1:] &= sorted_ids[1:] >= 0
+    repeated = np.empty_like(again)
+    repeated[order] = again
+    repeated = repeated.reshape(nq, width)
+    if not repeated.any():
+        return Hits(hits.view_index[:, :k], ids[:, :k], hits.offsets[:, :k], hits.distances[:, :k])
+    keep = np.argsort(repeated, axis=1, kind="stable")[:, :k]  # first occurrences, in rank order
+    dropped = np.take_along_axis(repeated, keep, axis=1)
+    out = [np.take_along_axis(a, keep, axis=1) for a in (hits.view_index, ids, hits.offsets, hits.distances)]
+    for a in out[:3]:
+        a[dropped] = -1
+    out[3][dropped] = np.inf
+    return Hits(*out)

@@ -20,6 +20,7 @@ from vecstore.engine.planner import (
     QUANTIZED_HNSW,
     QUANTIZED_SCAN,
     TERM_GRAPH,
+    TERM_PIECE_CALL_NS,
     TREE_SPLIT_CALL_NS,
     Option,
     SegmentPlan,
@@ -194,7 +195,7 @@ def plan_view(
     if not exact and view.tree is not None:
         pricers.append(partial(_tree_options, view, allowed, ef, m, k, oversampling, rescore, queries))
     if not exact and view.terms is not None and node is not None:
-        pricers.append(partial(term_options, view, allowed, node, ef, m, TREE_SPLIT_CALL_NS / queries))
+        pricers.append(partial(term_options, view, allowed, node, ef, m, TERM_PIECE_CALL_NS / queries))
     trees = None if not pricers else pricers[0] if len(pricers) == 1 else partial(_all_options, pricers)
     codes = None if exact else view.codes
     return plan_segment(

@@ -98,10 +98,10 @@ def _piece(view: SegmentView, graph: TermGraph | None, rows: np.ndarray, mask: n
 
 
 def term_options(view: SegmentView, allowed: Allowed, node: Node | None, ef: int, m: int,
-                 split_ns: float = 0.0) -> list[Option]:  # fmt: skip
+                 piece_ns: float = 0.0) -> list[Option]:  # fmt: skip
     """The term-graph search of the rows ``allowed`` (those of ``node``), priced; empty when no terms'
-    rows hold them all, or none of those terms has a graph. ``split_ns`` is added when there are
-    several pieces (their Python work for one query)."""
+    rows hold them all, or none of those terms has a graph. ``piece_ns`` is added for every piece
+    beyond the first (its call's work, for one query)."""
     if node is None or view.terms is None or not len(view.terms) or allowed.count == 0:
         return []
     cover = _cover(node, view)
@@ -132,8 +132,7 @@ def term_options(view: SegmentView, allowed: Allowed, node: Node | None, ef: int
         graphs += piece.how != "scan"
     if not graphs:
         return []  # every piece scanned: the plain scan of the same rows costs less
-    if len(pieces) > 1:
-        cost += split_ns
+    cost += piece_ns * (len(pieces) - 1)
     why = "graphs of {} of {} terms of {} ({} rows allowed), the rest scanned"
     # a row of a list column may hold several of the terms, and be found in each of their graphs
     overlap = len(pieces) > 1 and pa.types.is_large_list(view.table.schema.field(field).type)
@@ -147,22 +146,48 @@ def run_term_option(view: SegmentView, index: int, option: Option, queries: np.n
     distance with each row once."""
     _, pieces, overlap = option.detail
     nq = queries.shape[0]
-    hits = []
+    found: list[tuple[np.ndarray, np.ndarray]] = []  # per piece: segment offsets [q, k] (-1 padded), distances
     for piece in pieces:
         if piece.how == "scan":
-            hits.append(scan_rows(view, index, piece.offsets(), queries, k, metric_code))
+            hits = scan_rows(view, index, piece.offsets(), queries, k, metric_code)
+            found.append((hits.offsets, hits.distances))
             continue
         graph = piece.graph
         assert graph is not None
-        found, distances = graph.index.search_validated(queries, k, max(ef, k), piece.mask,
+        nodes, distances = graph.index.search_validated(queries, k, max(ef, k), piece.mask,
                                                         two_hop=piece.how == "two_hop")  # fmt: skip
-        offsets = np.where(found >= 0, graph.rows[np.maximum(found, 0)], -1)
-        hits.append(found_hits(view, index, offsets, distances))
+        found.append((np.where(nodes >= 0, graph.rows[np.maximum(nodes, 0)], -1), distances))
+    if nq == 1 and len(found) > 1:
+        return _merged_one(view, index, found, k, overlap)
+    hits = [found_hits(view, index, offsets, distances) for offsets, distances in found]
     if len(hits) == 1:
         return hits[0]
     if not overlap:
         return merge_hits(hits, nq, k)
     return _distinct(merge_hits(hits, nq, k * len(hits)), k)
+
+
+def _merged_one(view: SegmentView, index: int, found: list[tuple[np.ndarray, np.ndarray]], k: int,
+                overlap: bool) -> Hits:  # fmt: skip
+    """One query's pieces merged by (distance, id) on flat arrays (``merge_hits`` sorts [q, width]
+    blocks, several times the cost for one query), each row once."""
+    offsets = np.concatenate([o[0] for o, _ in found])
+    distances = np.concatenate([d[0] for _, d in found])
+    real = offsets >= 0
+    offsets, distances = offsets[real], distances[real]
+    ids = view.ids[offsets]
+    order = np.lexsort((ids, distances))
+    if overlap:  # a row found in two pieces has the same id: keep its first (closest) place
+        _, first = np.unique(ids[order], return_index=True)
+        order = order[np.sort(first)]
+    order = order[:k]
+    out_offsets = np.full((1, k), -1, dtype=np.int64)
+    out_ids = np.full((1, k), -1, dtype=np.int64)
+    out_distances = np.full((1, k), np.inf, dtype=np.float32)
+    n = order.shape[0]
+    out_offsets[0, :n], out_ids[0, :n], out_distances[0, :n] = offsets[order], ids[order], distances[order]
+    source = np.where(out_offsets >= 0, index, -1)
+    return Hits(source, out_ids, out_offsets, out_distances)
 
 
 def _distinct(hits: Hits, k: int) -> Hits:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import threading
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
@@ -281,29 +281,47 @@ class Collection:
         )
 
     def _terms_job(self, sealed: SealedSegment) -> Job:
-        segment_id, root, payload = sealed.segment_id, sealed.graph, sealed.payload
+        root, payload = sealed.graph, sealed.payload
         assert root is not None and payload is not None
 
-        def execute(should_stop: Any) -> tuple[dict[str, Any], TermGraphs]:
-            return build_terms_file(self._segments_dir, segment_id, root, payload, self._graph_params, should_stop)
+        def build(should_stop: Any) -> tuple[dict[str, Any], TermGraphs]:
+            return build_terms_file(self._segments_dir, sealed.segment_id, root, payload, self._graph_params,
+                                    should_stop)  # fmt: skip
 
-        def publish(result: tuple[dict[str, Any], TermGraphs]) -> bool:
+        return self._derived_job("terms", sealed, "term_graphs", build, lambda current: current is sealed)
+
+    def _derived_job(
+        self,
+        kind: str,
+        sealed: SealedSegment,
+        key: str,
+        build: Callable[[Callable[[], bool]], tuple[dict[str, Any], Any]],
+        still_applies: Callable[[SealedSegment], bool],
+    ) -> Job:
+        """A job building one derived file of a segment (codes, window tree, term graphs): ``build`` returns
+        its manifest entry and the structure served from it; publishing records the entry under ``key``
+        and attaches the structure, while the segment is still open and ``still_applies`` to it."""
+        segment_id = sealed.segment_id
+        attribute = {"codes": "codes", "window_tree": "tree", "term_graphs": "terms"}[key]
+        counter = {"codes": "codes_built", "window_tree": "window_trees_built", "term_graphs": "term_graphs_built"}[key]
+
+        def publish(result: tuple[dict[str, Any], Any]) -> bool:
             current = self._sealed.get(segment_id)
-            if self._closed or current is not sealed:
+            if self._closed or current is None or not still_applies(current):
                 return False
-            entry = {**current.entry, "term_graphs": result[0]}
+            entry = {**current.entry, key: result[0]}
             if not self._store.update_segment_entry(segment_id, entry):
                 return False
             current.entry = entry
-            current.terms = result[1]
+            setattr(current, attribute, result[1])
             self._views = None
-            self._counters["term_graphs_built"] += 1
+            self._counters[counter] += 1
             return True
 
-        def discard(result: tuple[dict[str, Any], TermGraphs]) -> None:
+        def discard(result: tuple[dict[str, Any], Any]) -> None:
             self._remove_files([result[0]["file"]])
 
-        return Job("terms", (segment_id,), execute, publish, discard)
+        return Job(kind, (segment_id,), build, publish, discard)
 
     def _wants_tree(self, sealed: SealedSegment) -> bool:
         return (
@@ -317,54 +335,24 @@ class Collection:
         return self._quantization is not None and sealed.codes is None and sealed.num_rows >= MIN_CODE_ROWS
 
     def _codes_job(self, sealed: SealedSegment) -> Job:
-        segment_id, vectors, params = sealed.segment_id, sealed.data.vectors, self._quantization
+        vectors, params = sealed.data.vectors, self._quantization
         assert params is not None
 
-        def execute(should_stop: Any) -> tuple[dict[str, Any], Quantizer]:
-            return build_codes_file(self._segments_dir, segment_id, vectors, self.schema.metric, params, should_stop)
+        def build(should_stop: Any) -> tuple[dict[str, Any], Quantizer]:
+            return build_codes_file(self._segments_dir, sealed.segment_id, vectors, self.schema.metric, params,
+                                    should_stop)  # fmt: skip
 
-        def publish(result: tuple[dict[str, Any], Quantizer]) -> bool:
-            current = self._sealed.get(segment_id)
-            if self._closed or current is not sealed:
-                return False
-            entry = {**current.entry, "codes": result[0]}
-            if not self._store.update_segment_entry(segment_id, entry):
-                return False
-            current.entry = entry
-            current.codes = result[1]
-            self._views = None
-            self._counters["codes_built"] += 1
-            return True
-
-        def discard(result: tuple[dict[str, Any], Quantizer]) -> None:
-            self._remove_files([result[0]["file"]])
-
-        return Job("codes", (segment_id,), execute, publish, discard)
+        return self._derived_job("codes", sealed, "codes", build, lambda current: current is sealed)
 
     def _tree_job(self, sealed: SealedSegment) -> Job:
-        segment_id, root = sealed.segment_id, sealed.graph
+        root = sealed.graph
         assert root is not None
 
-        def execute(should_stop: Any) -> tuple[dict[str, Any], WindowTree]:
-            return build_tree_file(self._segments_dir, segment_id, root, self._graph_params, should_stop)
+        def build(should_stop: Any) -> tuple[dict[str, Any], WindowTree]:
+            return build_tree_file(self._segments_dir, sealed.segment_id, root, self._graph_params, should_stop)
 
-        def publish(result: tuple[dict[str, Any], WindowTree]) -> bool:
-            current = self._sealed.get(segment_id)
-            if self._closed or current is None or current.graph is not root:
-                return False
-            entry = {**current.entry, "window_tree": result[0]}
-            if not self._store.update_segment_entry(segment_id, entry):
-                return False
-            current.entry = entry
-            current.tree = result[1]
-            self._views = None
-            self._counters["window_trees_built"] += 1
-            return True
-
-        def discard(result: tuple[dict[str, Any], WindowTree]) -> None:
-            self._remove_files([result[0]["file"]])
-
-        return Job("tree", (segment_id,), execute, publish, discard)
+        # a tree is built over the segment's graph: it applies while that graph is the segment's
+        return self._derived_job("tree", sealed, "window_tree", build, lambda current: current.graph is root)
 
     def _superseded(self, job: Job) -> bool:
         """A job whose segments are all about to be merged into a larger set is not worth finishing: a

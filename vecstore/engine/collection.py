@@ -188,57 +188,50 @@ class Collection:
 
     def _open_tree(self, sealed: SealedSegment, verify: bool) -> WindowTree | None:
         """The segment's persisted window tree (it needs the graph); a damaged one is rebuilt like a graph."""
-        tree_entry = sealed.entry.get("window_tree")
-        if tree_entry is None:
+        if sealed.entry.get("window_tree") is not None and sealed.graph is None:
+            self._drop_derived(sealed, "window_tree")  # its graph was dropped: rebuilt after the graph
             return None
-        if sealed.graph is None:  # its graph was dropped: the tree is rebuilt after the graph
-            self._drop_derived(sealed, "window_tree")
-            return None
-        try:
-            return open_tree(self._segments_dir / tree_entry["file"], tree_entry, sealed.graph, verify=verify)
-        except DataCorruption as exc:
-            self._drop_derived(sealed, "window_tree", "window_trees_rebuilt", exc)
-            return None
+        return self._open_derived(sealed, "window_tree", "window_trees_rebuilt",
+                                  lambda path, entry: open_tree(path, entry, sealed.graph, verify=verify))  # fmt: skip
 
     def _open_terms(self, sealed: SealedSegment, verify: bool) -> TermGraphs | None:
         """The segment's persisted term graphs (they hold their own rows, so they outlive a dropped segment
-        graph); a damaged file is dropped and rebuilt like a graph."""
-        terms_entry = sealed.entry.get("term_graphs")
-        if terms_entry is None:
-            return None
-        try:
-            return open_terms(self._segments_dir / terms_entry["file"], terms_entry, sealed.num_rows, verify=verify)
-        except DataCorruption as exc:
-            self._drop_derived(sealed, "term_graphs", "term_graphs_rebuilt", exc)
-            return None
+        graph)."""
+        rows = sealed.num_rows
+        return self._open_derived(sealed, "term_graphs", "term_graphs_rebuilt",
+                                  lambda path, entry: open_terms(path, entry, rows, verify=verify))  # fmt: skip
 
     def _open_graph(self, sealed: SealedSegment, verify: bool) -> HnswIndex | None:
-        """The segment's persisted graph; a damaged one is derived data: dropped, counted and rebuilt."""
-        graph_entry = sealed.entry.get("graph")
-        if graph_entry is None:
-            return None
-        try:
-            return open_graph(self._segments_dir / graph_entry["file"], graph_entry, sealed.data.vectors, verify=verify)
-        except DataCorruption as exc:
-            self._drop_derived(sealed, "graph", "graph_files_rebuilt", exc)
-            return None
+        """The segment's persisted graph."""
+        vectors = sealed.data.vectors
+        return self._open_derived(sealed, "graph", "graph_files_rebuilt",
+                                  lambda path, entry: open_graph(path, entry, vectors, verify=verify))  # fmt: skip
 
     def _open_codes(self, sealed: SealedSegment, verify: bool) -> Quantizer | None:
-        """The segment's persisted codes; damaged ones are derived data: dropped, counted and rebuilt."""
-        codes_entry = sealed.entry.get("codes")
-        if codes_entry is None:
+        """The segment's persisted codes."""
+        rows = sealed.num_rows
+        return self._open_derived(sealed, "codes", "codes_rebuilt",
+                                  lambda path, entry: open_codes(path, entry, rows, verify=verify))  # fmt: skip
+
+    def _open_derived(self, sealed: SealedSegment, key: str, counter: str,
+                      open_file: Callable[[Path, dict[str, Any]], Any]) -> Any:  # fmt: skip
+        """The derived file the segment's manifest entry names under ``key`` (graph, window tree, codes,
+        term graphs), opened by ``open_file(path, entry)``, or None when it has none. A damaged one is
+        derived data: dropped, counted under ``counter`` and rebuilt by the optimizer."""
+        entry = sealed.entry.get(key)
+        if entry is None:
             return None
         try:
-            return open_codes(self._segments_dir / codes_entry["file"], codes_entry, sealed.num_rows, verify=verify)
+            return open_file(self._segments_dir / entry["file"], entry)
         except DataCorruption as exc:
-            self._drop_derived(sealed, "codes", "codes_rebuilt", exc)
+            self._drop_derived(sealed, key, counter, exc)
             return None
 
     def _drop_derived(
         self, sealed: SealedSegment, key: str, counter: str | None = None, error: Exception | None = None
     ) -> None:
-        """Forget a segment's damaged derived file (graph, window tree): removed, counted, reported; the
-        optimizer builds it again. The manifest still names it until the rebuild is published."""
+        """Forget a segment's damaged derived file (graph, window tree, codes, term graphs): removed,
+        counted, reported; the optimizer builds it again. The manifest still names it until the rebuild is published."""
         if counter is not None:
             self._counters[counter] += 1
         if error is not None:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import vecstore
 from tests.oracles import exact_search
 from tests.test_engine_graphs import clustered, recall
-from vecstore.engine import planner
+from vecstore.engine import planner, search
 from vecstore.engine.allowed import allowed_rows
 from vecstore.engine.graphs import TERMS_SUFFIX
 from vecstore.engine.search import plan_view
@@ -303,3 +303,40 @@ def test_term_graph_options_cross_the_wire():
     hnsw = {"m": 12, "term_graphs": ["cat", "tags"], "term_graph_min_rows": 600}
     assert convert.hnsw_from_proto(convert.hnsw_to_proto(hnsw)) == hnsw
     assert convert.hnsw_from_proto(convert.hnsw_to_proto({"m": 8})) == {"m": 8}
+
+
+def test_a_clustered_category_prices_walks_of_the_segment_graph_dearer(tmp_path):
+    """A category owning its own region of the vectors (each value a set of clusters) measures a lift
+    of several times; a category drawn at random about 1. A walk of the segment graph under the first is
+    priced by it (traversal dearer, two-hop not offered below its floor), so its own graph runs."""
+    rng = np.random.default_rng(47)
+    centres = rng.standard_normal((40, DIM)) * 4
+    cluster = rng.integers(0, 40, 10_000)
+    vectors = (centres[cluster] + rng.standard_normal((10_000, DIM))).astype(np.float32)
+    with vecstore.connect(tmp_path / "db") as db:
+        col = db.create_collection("k", dim=DIM, metric="l2", attributes={"cat": "string", "rnd": "string"},
+                                   hnsw={**HNSW, "term_graphs": ["cat", "rnd"]})  # fmt: skip
+        names = np.array(list("abcde"))
+        col.upsert(np.arange(10_000), vectors, {"cat": names[cluster % 5], "rnd": names[rng.integers(0, 5, 10_000)]})
+        col.seal()
+        assert col.wait_for_indexes(timeout=300)
+        (view,) = col._snapshot()
+        assert view.terms.get("cat", "a").lift > 3.0  # a fifth of the rows, holding most of its rows' links
+        assert 0.7 < view.terms.get("rnd", "a").lift < 1.5
+        for text, low, high in (("cat = 'a'", 3.0, 6.0), ("rnd = 'a'", 0.7, 1.5), ("cat in ('a', 'b')", 3.0, 6.0)):
+            node = parse_filter(text)
+            assert low < search.filter_clustering(view, allowed_rows(view, node), node) < high, text
+        node = parse_filter("cat = 'a'")
+        plan, _ = plan_view(view, allowed_rows(view, node), k=10, ef=64, m=12, dim=DIM, exact=False,
+                            oversampling=1.0, rescore=True, queries=1, node=node)  # fmt: skip
+        assert plan.strategy == planner.TERM_GRAPH
+        walks = {o.strategy: o for o in plan.alternatives if o.strategy in (planner.HNSW, planner.HNSW_TWO_HOP)}
+        if allowed_rows(view, node).count / view.num_rows >= planner.TRAVERSE_MIN_ALLOWED_FRACTION:
+            assert "linked" in walks[planner.HNSW].reason  # the traversal priced by the lift
+        else:
+            assert planner.HNSW_TWO_HOP not in walks  # a fifth of the rows / lift: below the two-hop floor
+        # the same filter, subset-tested, through its term graph
+        queries = (centres[rng.integers(0, 40, 10)] + rng.standard_normal((10, DIM))).astype(np.float32)
+        allowed = names[cluster % 5] == "a"
+        ids = np.arange(10_000)
+        _check(col, queries, "cat = 'a'", allowed, ids, vectors)

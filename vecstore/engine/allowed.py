@@ -99,6 +99,15 @@ class Allowed:
         offsets = self._offsets
         return int(offsets[0]), int(offsets[-1]) + 1  # type: ignore[index]
 
+    def sample(self, count: int) -> np.ndarray:
+        """Up to ``count`` allowed rows spread evenly over them (a run is not listed for it)."""
+        n = self.count
+        picks = np.unique(np.linspace(0, n - 1, min(count, n)).astype(np.int64)) if n else np.zeros(0, np.int64)
+        if self._offsets is None:
+            assert self._run is not None
+            return picks + self._run[0]
+        return self._offsets[picks]
+
     def covers(self, num_rows: int) -> bool:
         """Whether every one of the view's ``num_rows`` rows is allowed (a filter that cuts nothing)."""
         return self.count == num_rows

@@ -15,6 +15,7 @@ from vecstore.engine.allowed import Allowed, allowed_rows
 from vecstore.engine.filtering import cardinality
 from vecstore.engine.hits import Hits, found_hits, merge_hits, rescored, scan_rows
 from vecstore.engine.planner import (
+    CLUSTERING_SAMPLE_ROWS,
     EMPTY,
     HNSW_TWO_HOP,
     QUANTIZED_HNSW,
@@ -29,7 +30,7 @@ from vecstore.engine.planner import (
     quantized_option,
     walk_candidates,
 )
-from vecstore.engine.term_search import run_term_option, term_options
+from vecstore.engine.term_search import cover_lift, run_term_option, term_options
 from vecstore.engine.views import SegmentView
 from vecstore.engine.window_search import run_tree_option, tree_options, tree_walk
 from vecstore.filters import Node
@@ -197,6 +198,12 @@ def plan_view(
     if not exact and view.terms is not None and node is not None:
         pricers.append(partial(term_options, view, allowed, node, ef, m, TERM_PIECE_CALL_NS / queries))
     trees = None if not pricers else pricers[0] if len(pricers) == 1 else partial(_all_options, pricers)
+    # windows on the sort column are served by the window tree's options; a category's rows may cluster
+    clustering = (
+        None
+        if exact or view.graph is None or allowed.found_by not in ("payload_index", "evaluated")
+        else partial(filter_clustering, view, allowed, node)
+    )
     codes = None if exact else view.codes
     return plan_segment(
         view.name,
@@ -213,7 +220,24 @@ def plan_view(
         if codes is None
         else quantized_option(rows, codes.kind, dim, codes.codes.shape[1], k, oversampling, rescore),
         quantized_graph=None if exact else _quantized_graph(view, rows, ef, m, k, oversampling, rescore, dim),
+        clustering=clustering,
     )
+
+
+def filter_clustering(view: SegmentView, allowed: Allowed, node: Node | None = None) -> float:
+    """How many times more often the allowed rows' layer-0 links in the segment graph lead to allowed
+    rows than they would for rows drawn at random (1: as a random mask; a category whose rows sit in
+    their own regions of the vector space scores its inverse share at most), from a sample of rows;
+    at least the lift of the terms covering ``node`` that have graphs (``cover_lift``)."""
+    graph = view.graph.graph  # type: ignore[union-attr]
+    sample = allowed.sample(CLUSTERING_SAMPLE_ROWS)
+    terms = 1.0 if view.terms is None else cover_lift(view, node)
+    if sample.shape[0] == 0:
+        return terms
+    links = graph.links0[sample]
+    real = np.arange(links.shape[1])[None, :] < graph.counts0[sample][:, None]
+    share_linked = float(allowed.mask(view.num_rows)[links[real]].mean()) if real.any() else 0.0
+    return max(terms, share_linked / (allowed.count / view.num_rows))
 
 
 def search_views(

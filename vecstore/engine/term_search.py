@@ -76,6 +76,18 @@ def _cover(node: Node, view: SegmentView) -> tuple[str, tuple[str, ...], bool] |
     return field, values, True  # type: ignore[return-value]
 
 
+def cover_lift(view: SegmentView, node: Node | None) -> float:
+    """The largest ``TermGraph.lift`` among the terms whose rows hold every row ``node`` allows (1.0
+    when there are none, or none has a graph): a union of clustered terms links to itself less than
+    each of them does, yet a walk still has to reach each one's region."""
+    cover = None if node is None else _cover(node, view)
+    if cover is None:
+        return 1.0
+    field, values, _ = cover
+    graphs = [view.terms.get(field, v) for v in values]  # type: ignore[union-attr]
+    return max([g.lift for g in graphs if g is not None], default=1.0)
+
+
 def _rows_of(index: object, values: tuple) -> int:
     if not isinstance(index, TermIndex):
         return 1 << 62

@@ -43,6 +43,9 @@ class TermGraph:
     term: str
     rows: np.ndarray  # int64 [n], ascending segment offsets
     index: HnswIndex
+    #: how many times more often the term's rows link to rows of the term in the segment graph than rows
+    #: drawn at random would (1: unrelated to the vectors; a category with a region of its own, more)
+    lift: float = 1.0
 
     @property
     def num_rows(self) -> int:
@@ -63,6 +66,25 @@ def graph_terms(terms: TermIndex, num_rows: int, min_rows: int) -> list[tuple[st
         if min_rows <= stop - start <= MAX_ROW_FRACTION * num_rows:
             chosen.append((term, start, stop))
     return chosen
+
+
+#: rows of a term sampled to measure its lift
+LIFT_SAMPLE_ROWS = 256
+
+
+def term_lift(root: HnswGraph, rows: np.ndarray, seed: int = 0) -> float:
+    """``TermGraph.lift`` of the term holding ``rows`` (ascending) in the segment graph ``root``."""
+    if rows.shape[0] == 0 or root.n == 0:
+        return 1.0
+    rng = np.random.default_rng(seed)
+    sample = rows if rows.shape[0] <= LIFT_SAMPLE_ROWS else rng.choice(rows, LIFT_SAMPLE_ROWS, replace=False)
+    links = root.links0[sample]
+    real = np.arange(links.shape[1])[None, :] < root.counts0[sample][:, None]
+    linked = links[real]
+    if linked.shape[0] == 0:
+        return 1.0
+    at = np.minimum(np.searchsorted(rows, linked), rows.shape[0] - 1)
+    return float(np.mean(rows[at] == linked)) / (rows.shape[0] / root.n)
 
 
 def _index_over(rows: np.ndarray, searched: np.ndarray, graph: HnswGraph) -> HnswIndex:
@@ -115,7 +137,8 @@ class TermGraphs:
                 searched = np.ascontiguousarray(root.vectors[rows])
                 graph = build_prepared(searched, g.metric, g.m, g.ef_construction, seed + 7919 * number + start,
                                        should_stop=should_stop)  # fmt: skip
-                built.append(TermGraph(field, term, rows, _index_over(rows, searched, graph)))
+                lift = term_lift(g, rows, seed + start)
+                built.append(TermGraph(field, term, rows, _index_over(rows, searched, graph), lift))
         return TermGraphs(built)
 
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -123,7 +146,7 @@ class TermGraphs:
         arrays: dict[str, np.ndarray] = {}
         for j, ((field, term), tg) in enumerate(sorted(self.graphs.items())):
             graph_meta, graph_arrays = tg.index.graph.to_arrays()
-            meta["graphs"].append({"field": field, "term": term, "graph": graph_meta})
+            meta["graphs"].append({"field": field, "term": term, "lift": tg.lift, "graph": graph_meta})
             arrays.update({f"{j}.{name}": array for name, array in graph_arrays.items()})
             arrays[f"{j}.rows"] = tg.rows
             arrays[f"{j}.vectors"] = tg.index.vectors
@@ -146,7 +169,8 @@ class TermGraphs:
                 if graph.n and (rows[0] < 0 or rows[-1] >= num_rows or np.any(np.diff(rows) <= 0)):
                     raise ValueError(f"term {entry['term']!r} names rows outside the segment's {num_rows}")
                 index = _index_over(rows, searched, graph)
-                graphs.append(TermGraph(str(entry["field"]), str(entry["term"]), rows, index))
+                lift = float(entry.get("lift", 1.0))
+                graphs.append(TermGraph(str(entry["field"]), str(entry["term"]), rows, index, lift))
             return TermGraphs(graphs)
         except (KeyError, TypeError, ValueError, InvalidArgument) as exc:
             raise DataCorruption(f"term graphs are damaged: {exc}") from None

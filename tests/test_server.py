@@ -453,7 +453,7 @@ def test_a_busy_server_stops_promptly_on_sigterm_every_time(tmp_path):
     searches and per-query-filter batches (the bench's pattern); every SIGTERM must end the process
     cleanly within the drain window, and nothing is lost. (A bench run once saw a stop exceed 60 s.)"""
     rng = np.random.default_rng(3)
-    hnsw = {"m": 8, "ef_construction": 40, "window_tree_beta": 4, "window_tree_leaf_rows": 700}
+    hnsw = {"m": 8, "ef_construction": 40, "window_tree_beta": 4, "window_tree_leaf_rows": 700, "term_graphs": ["c"]}
     with vecstore.connect(tmp_path / "db") as db:
         col = db.create_collection("w", dim=16, attributes={"t": "int64", "c": "string"}, window="t", hnsw=hnsw)
         col.upsert(np.arange(6000), rng.standard_normal((6000, 16)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import signal
 import threading
@@ -122,6 +123,10 @@ class VecstoreServer:
         return f"{self.config.host}:{self.port}"
 
 
+#: seconds past the drain window after which a stopping server dumps its threads' stacks
+STOP_STACKS_AFTER_S = 20.0
+
+
 def serve(config: ServerConfig) -> None:
     """Run until SIGTERM or SIGINT, then drain and exit cleanly."""
     server = VecstoreServer(config).start()
@@ -135,4 +140,10 @@ def serve(config: ServerConfig) -> None:
     signal.signal(signal.SIGINT, on_signal)
     print(f"vecstore serving on {server.address} (data in {config.data})", flush=True)
     stopping.wait()
-    server.stop()
+    # a stop that outlives its drain window writes every thread's stack to stderr, once: a bench run
+    # twice saw a server take over 60 s to exit, and only the stacks can say where it waited
+    faulthandler.dump_traceback_later(config.grace_seconds + STOP_STACKS_AFTER_S, exit=False)
+    try:
+        server.stop()
+    finally:
+        faulthandler.cancel_dump_traceback_later()

@@ -491,3 +491,34 @@ def test_a_busy_server_stops_promptly_on_sigterm_every_time(tmp_path):
     assert max(stops) < 30, stops
     with vecstore.connect(tmp_path / "db") as db:
         assert db.collection("w").count() == 6000
+
+
+_SLOW_STOP_SERVER = """
+import sys, time
+from pathlib import Path
+import server.app as app
+
+app.STOP_STACKS_AFTER_S = 0.5
+stop = app.VecstoreServer.stop
+def slow_stop(self, grace=None):
+    time.sleep(3)  # a stop that outlives its window, as one seen in a bench run
+    stop(self, grace)
+app.VecstoreServer.stop = slow_stop
+app.serve(app.ServerConfig(data=Path(sys.argv[1]), port=0, grace_seconds=0.2))
+"""
+
+
+def test_a_stop_that_outlives_its_drain_window_dumps_every_threads_stack(tmp_path):
+    """Diagnostics for a rare hang at shutdown: past the drain window plus STOP_STACKS_AFTER_S, the
+    server writes its threads' stacks to stderr, and still exits cleanly when the stop completes."""
+    process = subprocess.Popen([sys.executable, "-c", _SLOW_STOP_SERVER, str(tmp_path / "db")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert "serving on" in process.stdout.readline()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert "most recent call first" in stderr and "slow_stop" in stderr, stderr

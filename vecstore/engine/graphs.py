@@ -141,7 +141,7 @@ def build_terms_file(
     meta, arrays = terms.to_arrays()
     name = f"seg-{segment_id:08d}-{uuid.uuid4().hex[:8]}{TERMS_SUFFIX}"
     size, digest = write_array_file(directory / name, meta, arrays)
-    entry = {"file": name, "bytes": size, "sha256": digest, "fields": sorted(params.term_fields)}
+    entry = {"file": name, "bytes": size, "sha256": digest}
     return entry, open_terms(directory / name, entry, root.graph.n, verify=False)
 
 

@@ -197,7 +197,7 @@ def plan_view(
         pricers.append(partial(_tree_options, view, allowed, ef, m, k, oversampling, rescore, queries))
     if not exact and view.terms is not None and node is not None:
         pricers.append(partial(term_options, view, allowed, node, ef, m, TERM_PIECE_CALL_NS / queries))
-    trees = None if not pricers else pricers[0] if len(pricers) == 1 else partial(_all_options, pricers)
+    trees = partial(_all_options, pricers) if pricers else None
     # windows on the sort column are served by the window tree's options; a category's rows may cluster
     clustering = (
         None
@@ -229,15 +229,12 @@ def filter_clustering(view: SegmentView, allowed: Allowed, node: Node | None = N
     rows than they would for rows drawn at random (1: as a random mask; a category whose rows sit in
     their own regions of the vector space scores its inverse share at most), from a sample of rows;
     at least the lift of the terms covering ``node`` that have graphs (``cover_lift``)."""
-    graph = view.graph.graph  # type: ignore[union-attr]
-    sample = allowed.sample(CLUSTERING_SAMPLE_ROWS)
     terms = 1.0 if view.terms is None else cover_lift(view, node)
+    sample = allowed.sample(CLUSTERING_SAMPLE_ROWS)
     if sample.shape[0] == 0:
         return terms
-    links = graph.links0[sample]
-    real = np.arange(links.shape[1])[None, :] < graph.counts0[sample][:, None]
-    share_linked = float(allowed.mask(view.num_rows)[links[real]].mean()) if real.any() else 0.0
-    return max(terms, share_linked / (allowed.count / view.num_rows))
+    graph = view.graph.graph  # type: ignore[union-attr]
+    return max(terms, graph.link_lift(sample, allowed.mask(view.num_rows), allowed.count / view.num_rows))
 
 
 def search_views(

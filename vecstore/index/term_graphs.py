@@ -78,13 +78,9 @@ def term_lift(root: HnswGraph, rows: np.ndarray, seed: int = 0) -> float:
         return 1.0
     rng = np.random.default_rng(seed)
     sample = rows if rows.shape[0] <= LIFT_SAMPLE_ROWS else rng.choice(rows, LIFT_SAMPLE_ROWS, replace=False)
-    links = root.links0[sample]
-    real = np.arange(links.shape[1])[None, :] < root.counts0[sample][:, None]
-    linked = links[real]
-    if linked.shape[0] == 0:
-        return 1.0
-    at = np.minimum(np.searchsorted(rows, linked), rows.shape[0] - 1)
-    return float(np.mean(rows[at] == linked)) / (rows.shape[0] / root.n)
+    member = np.zeros(root.n, dtype=np.bool_)
+    member[rows] = True
+    return root.link_lift(sample, member, rows.shape[0] / root.n)
 
 
 def _index_over(rows: np.ndarray, searched: np.ndarray, graph: HnswGraph) -> HnswIndex:

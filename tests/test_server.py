@@ -100,11 +100,12 @@ def test_remote_collection_options_and_waits_are_checked_like_embedded(client, t
                 ({"seal_rows": 0}, "seal_rows must be a positive integer"),
                 ({"hnsw": {"ef": 0}}, "hnsw parameter ef must be an integer between 2 and 4096"),
                 ({"hnsw": {"M": 16}}, "unknown hnsw parameter 'M'"),
+                ({"hnsw": {"window_tree_straddle_levels": 17}}, "window_tree_straddle_levels must be .* 0 and 16"),
             ]:
                 with pytest.raises(vecstore.InvalidArgument, match=match):
                     api.create_collection("x", dim=4, **kwargs)
             assert "x" not in api.list_collections()
-            hnsw = {"m": 12, "window_tree_beta": 0, "window_tree_leaf_rows": 512}
+            hnsw = {"m": 12, "window_tree_beta": 0, "window_tree_leaf_rows": 512, "window_tree_straddle_levels": 0}
             col = api.create_collection("opts", dim=4, metric="l2", max_segment_rows=1234, hnsw=hnsw)
             described = col.describe()
             assert described["hnsw"] == hnsw

@@ -13,7 +13,14 @@ from hypothesis import strategies as st
 from tests.oracles import exact_search
 from vecstore.errors import DataCorruption, InvalidArgument
 from vecstore.index.hnsw import HnswIndex
-from vecstore.index.window_tree import WindowTree, bucket_bounds, check_parameters, tree_depth
+from vecstore.index.window_tree import (
+    WindowTree,
+    bucket_bounds,
+    check_parameters,
+    straddle_bounds,
+    straddle_keys,
+    tree_depth,
+)
 
 N, DIM = 3000, 6
 VECTORS = np.random.default_rng(0).standard_normal((N, DIM)).astype(np.float32)
@@ -28,7 +35,12 @@ def test_layout():
         assert bounds[0][0] == 0 and bounds[-1][1] == N
         assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
     assert len(TREE.graphs) == 4 + 16
-    assert TREE.nbytes == sum(index.graph.nbytes for index in TREE.graphs.values())
+    assert TREE.straddle_levels == 1 and sorted(TREE.straddles) == [(1, 0), (1, 1), (1, 2)]  # the default
+    assert TREE.nbytes == sum(index.graph.nbytes for index in (*TREE.graphs.values(), *TREE.straddles.values()))
+    assert straddle_bounds(N, 4, 1, 1) == (750, 2250)
+    assert np.shares_memory(TREE.straddles[(1, 1)].vectors, ROOT.vectors)
+    # beta 2: two children of one parent would be the parent, so only pairs across parents
+    assert straddle_keys(2, 3, 3) == [(2, 1), (3, 1), (3, 3), (3, 5)]
     child = TREE.graphs[(2, 5)]
     start, stop = bucket_bounds(N, 4, 2, 5)
     assert np.shares_memory(child.vectors, ROOT.vectors) and child.vectors.shape[0] == stop - start
@@ -56,6 +68,40 @@ def test_cover_and_three_split_partition_the_window(window):
         assert pieces[0][0] == lo and pieces[-1][1] == hi and len(parts) <= 2
         assert all(a[1] == b[0] for a, b in itertools.pairwise(pieces))
         assert all(b.start <= s and e <= b.stop for b, s, e in parts)
+
+
+DEEP = WindowTree.build(ROOT, beta=4, leaf_rows=64, seed=2, straddle_levels=2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(windows)
+def test_postfilter_holder_is_the_fewest_rows_holding_the_window(window):
+    lo, hi = window
+    for tree in (TREE, DEEP):
+        bucket = tree.postfilter_bucket(lo, hi)
+        assert bucket.start <= lo and hi <= bucket.stop and bucket.index is not None
+        assert bucket.index.graph.n == bucket.rows
+        regular = [tree.bucket(lv, i) for lv in range(tree.depth + 1) for i in range(4**lv)]
+        joined = [tree.straddle(*key) for key in tree.straddles]
+        holding = [b for b in regular + joined if b.start <= lo and hi <= b.stop]
+        assert bucket.rows == min(b.rows for b in holding)
+        if hi - lo <= N // 4 and tree.straddles:  # no longer than a level-1 bucket: at most half the segment
+            assert bucket.rows <= N // 2
+
+
+def test_straddle_postfilter_finds_the_windows_neighbours():
+    """Subset test through a straddle bucket: a window astride the middle, masked in the joined graph."""
+    lo, hi = 1200, 1900
+    bucket = TREE.postfilter_bucket(lo, hi)
+    assert bucket.straddle and (bucket.start, bucket.stop) == (750, 2250)
+    queries = np.random.default_rng(4).standard_normal((30, DIM)).astype(np.float32)
+    mask = np.zeros(bucket.rows, dtype=bool)
+    mask[lo - bucket.start : hi - bucket.start] = True
+    ids, _ = bucket.index.search(queries, 10, ef=64, mask=mask)
+    got = np.where(ids >= 0, ids + bucket.start, -1)
+    want, _ = exact_search("l2", queries, VECTORS[lo:hi], np.arange(lo, hi), 10)
+    assert np.all((got >= lo) & (got < hi))
+    assert np.mean([len(set(g) & set(w)) / 10 for g, w in zip(got, want, strict=True)]) >= 0.95
 
 
 def _search_window(lo: int, hi: int, queries: np.ndarray, k: int) -> np.ndarray:
@@ -88,11 +134,19 @@ def test_persisted_tree_is_the_same_tree():
     meta, arrays = TREE.to_arrays()
     again = WindowTree.from_arrays(ROOT, meta, arrays)
     assert again.depth == TREE.depth and set(again.graphs) == set(TREE.graphs)
+    assert set(again.straddles) == set(TREE.straddles) and again.straddle_levels == 1
     queries = VECTORS[:5] + 0.01
     for key in [(1, 2), (2, 11)]:
         np.testing.assert_array_equal(
             again.graphs[key].search(queries, 5, 32)[0], TREE.graphs[key].search(queries, 5, 32)[0]
         )
+    np.testing.assert_array_equal(
+        again.straddles[(1, 1)].search(queries, 5, 32)[0], TREE.straddles[(1, 1)].search(queries, 5, 32)[0]
+    )
+    # a tree written before straddle buckets (no straddle_levels, no straddle entries) still opens
+    plain = [b for b in meta["buckets"] if not b["straddle"]]
+    old = {k: v for k, v in meta.items() if k != "straddle_levels"} | {"buckets": plain}
+    assert WindowTree.from_arrays(ROOT, old, arrays).straddles == {}
     with pytest.raises(DataCorruption, match="window tree is damaged"):
         WindowTree.from_arrays(ROOT, {**meta, "rows": N + 1}, arrays)
     with pytest.raises(DataCorruption, match="window tree is damaged"):
@@ -103,6 +157,9 @@ def test_parameters_are_checked():
     for beta, leaf in [(1, 64), (65, 64), (4, 10), (True, 64), (4, 2.5)]:
         with pytest.raises(InvalidArgument, match="window tree"):
             check_parameters(beta, leaf)
+    for straddle_levels in (-1, 17, True, 1.0):
+        with pytest.raises(InvalidArgument, match="straddle_levels"):
+            check_parameters(4, 64, straddle_levels)
     assert (
         tree_depth(100, 4, 2048) == 0 and WindowTree.build(HnswIndex.build(VECTORS[:100], "l2"), 4, 2048).graphs == {}
     )

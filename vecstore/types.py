@@ -29,13 +29,15 @@ ATTRIBUTE_TYPES: dict[str, pa.DataType] = {
 #: Attribute types a window filter (sorted segments) can run on.
 #: hnsw parameters and their allowed ranges. The window tree (buckets of a segment sorted by the window
 #: attribute, each with a graph) splits every bucket into window_tree_beta, down to
-#: window_tree_leaf_rows rows per bucket.
+#: window_tree_leaf_rows rows per bucket; the top window_tree_straddle_levels levels also get a graph
+#: over every two neighbouring buckets (0: none).
 HNSW_LIMITS = {
     "m": (2, 4096),
     "ef_construction": (2, 4096),
     "ef": (2, 4096),
     "window_tree_beta": (2, 64),
     "window_tree_leaf_rows": (64, 1 << 24),
+    "window_tree_straddle_levels": (0, 16),
     "term_graph_min_rows": (64, 1 << 24),
 }
 #: hnsw option naming the attributes whose large terms get graphs of their own (``term_graphs``)

@@ -905,7 +905,8 @@ class Collection:
                 return "none"
             if sealed.tree is not None:
                 tree = sealed.tree
-                return f"ready ({tree.depth} levels, beta {tree.beta}, leaf_rows {tree.leaf_rows})"
+                straddles = f", {len(tree.straddles)} straddle buckets" if tree.straddles else ""
+                return f"ready ({tree.depth} levels, beta {tree.beta}, leaf_rows {tree.leaf_rows}{straddles})"
             busy = self._job_status("tree", segment_id)
             if busy is not None:
                 return busy

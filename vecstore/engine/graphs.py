@@ -21,7 +21,13 @@ from vecstore.index.hnsw import HnswGraph, HnswIndex
 from vecstore.index.payload import PayloadIndex
 from vecstore.index.term_graphs import DEFAULT_MIN_ROWS as DEFAULT_TERM_MIN_ROWS
 from vecstore.index.term_graphs import TermGraphs
-from vecstore.index.window_tree import DEFAULT_BETA, DEFAULT_LEAF_ROWS, WindowTree, tree_depth
+from vecstore.index.window_tree import (
+    DEFAULT_BETA,
+    DEFAULT_LEAF_ROWS,
+    DEFAULT_STRADDLE_LEVELS,
+    WindowTree,
+    tree_depth,
+)
 from vecstore.storage import open_array_file, verify_file, write_array_file
 
 GRAPH_SUFFIX = ".hnsw"
@@ -42,6 +48,7 @@ class GraphParams:
     ef: int = DEFAULT_EF
     tree_beta: int = DEFAULT_BETA  # 0: no window tree
     tree_leaf_rows: int = DEFAULT_LEAF_ROWS
+    tree_straddle_levels: int = DEFAULT_STRADDLE_LEVELS
     term_fields: tuple[str, ...] = ()  # string / list<string> attributes whose large terms get graphs
     term_min_rows: int = DEFAULT_TERM_MIN_ROWS
 
@@ -54,6 +61,7 @@ class GraphParams:
             int(hnsw.get("ef", DEFAULT_EF)),
             int(hnsw.get("window_tree_beta", DEFAULT_BETA)),
             int(hnsw.get("window_tree_leaf_rows", DEFAULT_LEAF_ROWS)),
+            int(hnsw.get("window_tree_straddle_levels", DEFAULT_STRADDLE_LEVELS)),
             tuple(hnsw.get("term_graphs", ())),
             int(hnsw.get("term_graph_min_rows", DEFAULT_TERM_MIN_ROWS)),
         )
@@ -111,7 +119,8 @@ def build_tree_file(
     directory: Path, segment_id: int, root: HnswIndex, params: GraphParams, should_stop: Callable[[], bool]
 ) -> tuple[dict[str, Any], WindowTree]:
     """Build a sorted segment's window tree over its graph, write it, and serve it from the file."""
-    tree = WindowTree.build(root, params.tree_beta, params.tree_leaf_rows, seed=segment_id, should_stop=should_stop)
+    tree = WindowTree.build(root, params.tree_beta, params.tree_leaf_rows, seed=segment_id, should_stop=should_stop,
+                            straddle_levels=params.tree_straddle_levels)  # fmt: skip
     meta, arrays = tree.to_arrays()
     name = f"seg-{segment_id:08d}-{uuid.uuid4().hex[:8]}{TREE_SUFFIX}"
     size, digest = write_array_file(directory / name, meta, arrays)

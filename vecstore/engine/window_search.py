@@ -33,7 +33,7 @@ from vecstore.engine.planner import (
     walk_candidates,
 )
 from vecstore.engine.views import SegmentView
-from vecstore.index.window_tree import Bucket, bucket_bounds
+from vecstore.index.window_tree import Bucket, bucket_bounds, straddle_bounds
 
 
 @dataclass(frozen=True)
@@ -116,13 +116,14 @@ def tree_options(
     options: list[Option] = []
     n, beta = tree.n, tree.beta
     level, number = tree.holder(lo, hi)
-    if level > 0:  # the root itself is priced by the planner as the segment graph
-        start, stop = bucket_bounds(n, beta, level, number)
+    held_at, held_number, straddle = tree.postfilter_holder(lo, hi)
+    if held_at > 0:  # the root itself is priced by the planner as the segment graph
+        start, stop = (straddle_bounds if straddle else bucket_bounds)(n, beta, held_at, held_number)
         graph = masked_graph_option(count, stop - start, ef, m, scale)
         if graph is not None:
-            why = "a level-{} bucket of {} rows holds every allowed row ({:.1%})" + how
-            args = (level, stop - start, count / (stop - start))
-            detail = ("postfilter", level, number, graph[0] == HNSW_TWO_HOP)
+            why = "a level-{} {} of {} rows holds every allowed row ({:.1%})" + how
+            args = (held_at, "straddle bucket" if straddle else "bucket", stop - start, count / (stop - start))
+            detail = ("postfilter", held_at, held_number, graph[0] == HNSW_TWO_HOP, straddle)
             options.append(Option(WINDOW_POSTFILTER, graph[1] + piece + once, why, args, detail))
     # cover and three-split search at least two pieces, one an unfiltered graph search, and pay
     # ``split_ns``: skip pricing them when an option at hand is already cheaper than that floor
@@ -213,8 +214,8 @@ def run_tree_option(
     live = view.live
     pieces = _Pieces(view, index, queries, k, ef, walk)
     if kind == "postfilter":
-        _, level, number, two_hop = option.detail
-        bucket = view.tree.bucket(level, number)
+        _, level, number, two_hop, straddle = option.detail
+        bucket = view.tree.straddle(level, number) if straddle else view.tree.bucket(level, number)
         pieces.bucket(bucket, allowed.mask(view.num_rows)[bucket.start : bucket.stop], two_hop)
     elif kind == "cover":
         buckets, ranges = view.tree.cover(option.detail[1], option.detail[2])

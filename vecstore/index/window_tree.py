@@ -13,6 +13,13 @@ A window, a contiguous run of rows, can then be searched:
   children in the middle are searched unfiltered, the partial first and last child with their part
   as the mask.
 
+A window that straddles a boundary high up has only a large bucket holding it: a quarter of the rows
+astride the middle of a segment (beta 4) is held by the root alone, where it is a quarter of the
+rows. The top ``straddle_levels`` levels therefore also get a **straddle bucket** over every two
+neighbouring buckets (a graph over both, across the boundary between them): a window no longer than
+one bucket of such a level that crosses one of its boundaries lies inside the straddle bucket there,
+two buckets' rows. That quarter of the segment is then postfiltered at half the rows searched.
+
 The structure only says which buckets and row ranges to search; the engine runs and merges them.
 Bucket graphs are built on slices of the segment's searched rows, so they add no copy of the vectors.
 """
@@ -30,6 +37,11 @@ from vecstore.index.hnsw import HnswGraph, HnswIndex, build_prepared
 
 DEFAULT_BETA = 4
 DEFAULT_LEAF_ROWS = 2048
+#: Levels (from the top) whose neighbouring buckets also get a straddle bucket: level 1 costs about
+#: 1.5 graphs of the segment's size to build (beta 4), and is where windows of a quarter or an eighth
+#: of a segment, straddling its middle, otherwise postfilter over the whole segment.
+DEFAULT_STRADDLE_LEVELS = 1
+MAX_STRADDLE_LEVELS = 16
 FORMAT_VERSION = 1
 
 
@@ -40,6 +52,7 @@ class Bucket:
     start: int
     stop: int
     index: HnswIndex | None  # None below leaf_rows (searched exactly); the segment graph at level 0
+    straddle: bool = False  # the bucket numbered ``number`` and the next one at ``level``, joined
 
     @property
     def rows(self) -> int:
@@ -60,24 +73,57 @@ def tree_depth(n: int, beta: int, leaf_rows: int) -> int:
     return depth
 
 
-def check_parameters(beta: Any, leaf_rows: Any) -> tuple[int, int]:
+def straddle_keys(beta: int, depth: int, straddle_levels: int) -> list[tuple[int, int]]:
+    """(level, number) of the straddle buckets: buckets ``number`` and ``number + 1`` of each level
+    1 .. min(straddle_levels, depth), joined; with beta 2 only pairs of different parents (two
+    children of one parent would be the parent again)."""
+    return [
+        (level, number)
+        for level in range(1, min(straddle_levels, depth) + 1)
+        for number in range(beta**level - 1)
+        if beta > 2 or number % 2 == 1
+    ]
+
+
+def straddle_bounds(n: int, beta: int, level: int, number: int) -> tuple[int, int]:
+    """Rows [start, stop) of the straddle bucket over buckets ``number`` and ``number + 1`` of ``level``."""
+    return bucket_bounds(n, beta, level, number)[0], bucket_bounds(n, beta, level, number + 1)[1]
+
+
+def check_parameters(beta: Any, leaf_rows: Any, straddle_levels: Any = DEFAULT_STRADDLE_LEVELS) -> tuple[int, int, int]:
     if isinstance(beta, bool) or not isinstance(beta, int) or not 2 <= beta <= 64:
         raise InvalidArgument(f"window tree beta must be an integer between 2 and 64, got {beta!r}")
     if isinstance(leaf_rows, bool) or not isinstance(leaf_rows, int) or not 64 <= leaf_rows <= 1 << 24:
         raise InvalidArgument(f"window tree leaf_rows must be an integer between 64 and 16777216, got {leaf_rows!r}")
-    return beta, leaf_rows
+    levels = straddle_levels
+    if isinstance(levels, bool) or not isinstance(levels, int) or not 0 <= levels <= MAX_STRADDLE_LEVELS:
+        raise InvalidArgument(
+            f"window tree straddle_levels must be an integer between 0 and {MAX_STRADDLE_LEVELS}, got {levels!r}"
+        )
+    return beta, leaf_rows, straddle_levels
 
 
 class WindowTree:
-    """Bucket graphs of one sorted segment, levels 1..depth, and the root (the segment's graph)."""
+    """Bucket graphs of one sorted segment, levels 1..depth, and the root (the segment's graph); and
+    the straddle buckets' graphs of the top ``straddle_levels`` levels."""
 
-    def __init__(self, root: HnswIndex, beta: int, leaf_rows: int, graphs: dict[tuple[int, int], HnswIndex]) -> None:
+    def __init__(
+        self,
+        root: HnswIndex,
+        beta: int,
+        leaf_rows: int,
+        graphs: dict[tuple[int, int], HnswIndex],
+        straddle_levels: int = 0,
+        straddles: dict[tuple[int, int], HnswIndex] | None = None,
+    ) -> None:
         self.root = root
         self.n = root.graph.n
         self.beta = beta
         self.leaf_rows = leaf_rows
         self.depth = tree_depth(self.n, beta, leaf_rows)
         self.graphs = graphs
+        self.straddle_levels = min(straddle_levels, self.depth)
+        self.straddles = straddles or {}
         deepest = [bucket_bounds(self.n, beta, self.depth, i) for i in range(beta**self.depth)]
         #: rows of the smallest bucket with a graph (the deepest level's; sizes differ by rounding only)
         self.smallest_graph_rows = min(stop - start for start, stop in deepest)
@@ -85,6 +131,11 @@ class WindowTree:
         if set(graphs) != expected:
             raise InvalidArgument(
                 f"window tree over {self.n} rows needs {len(expected)} bucket graphs, got {len(graphs)}"
+            )
+        wanted = straddle_keys(beta, self.depth, straddle_levels)
+        if set(self.straddles) != set(wanted):
+            raise InvalidArgument(
+                f"window tree over {self.n} rows needs {len(wanted)} straddle graphs, got {len(self.straddles)}"
             )
 
     # -- building and persistence ------------------------------------------------------------------
@@ -95,32 +146,44 @@ class WindowTree:
         leaf_rows: int = DEFAULT_LEAF_ROWS,
         seed: int = 0,
         should_stop: Callable[[], bool] | None = None,
+        straddle_levels: int = DEFAULT_STRADDLE_LEVELS,
     ) -> WindowTree:
-        """Build every bucket graph on slices of the root's searched rows (same m and ef_construction)."""
-        beta, leaf_rows = check_parameters(beta, leaf_rows)
+        """Build every bucket and straddle graph on slices of the root's searched rows (same m and
+        ef_construction)."""
+        beta, leaf_rows, straddle_levels = check_parameters(beta, leaf_rows, straddle_levels)
         g = root.graph
-        graphs: dict[tuple[int, int], HnswIndex] = {}
-        for level in range(1, tree_depth(g.n, beta, leaf_rows) + 1):
-            for number in range(beta**level):
-                start, stop = bucket_bounds(g.n, beta, level, number)
-                rows = root.vectors[start:stop]
-                graph = build_prepared(rows, g.metric, g.m, g.ef_construction, seed + level * 7919 + number,
-                                       should_stop=should_stop)  # fmt: skip
-                graphs[(level, number)] = HnswIndex(graph, root.source[start:stop], prepared=rows)
-        return WindowTree(root, beta, leaf_rows, graphs)
+        depth = tree_depth(g.n, beta, leaf_rows)
+
+        def graph_over(start: int, stop: int, seed_offset: int) -> HnswIndex:
+            rows = root.vectors[start:stop]
+            graph = build_prepared(rows, g.metric, g.m, g.ef_construction, seed + seed_offset, should_stop=should_stop)
+            return HnswIndex(graph, root.source[start:stop], prepared=rows)
+
+        graphs = {
+            (level, number): graph_over(*bucket_bounds(g.n, beta, level, number), level * 7919 + number)
+            for level in range(1, depth + 1)
+            for number in range(beta**level)
+        }
+        straddles = {
+            (level, number): graph_over(*straddle_bounds(g.n, beta, level, number), level * 104729 + number + 1)
+            for level, number in straddle_keys(beta, depth, straddle_levels)
+        }
+        return WindowTree(root, beta, leaf_rows, graphs, straddle_levels, straddles)
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the bucket graphs (their rows are views of the segment's, not copies)."""
-        return sum(index.graph.nbytes for index in self.graphs.values())
+        """Bytes of the bucket and straddle graphs (their rows are views of the segment's, not copies)."""
+        return sum(index.graph.nbytes for index in (*self.graphs.values(), *self.straddles.values()))
 
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         meta: dict[str, Any] = {"version": FORMAT_VERSION, "beta": self.beta, "leaf_rows": self.leaf_rows,
-                                "rows": self.n, "buckets": []}  # fmt: skip
+                                "rows": self.n, "straddle_levels": self.straddle_levels, "buckets": []}  # fmt: skip
         arrays: dict[str, np.ndarray] = {}
-        for j, ((level, number), index) in enumerate(sorted(self.graphs.items())):
+        every = [(key, False, index) for key, index in sorted(self.graphs.items())]
+        every += [(key, True, index) for key, index in sorted(self.straddles.items())]
+        for j, ((level, number), straddle, index) in enumerate(every):
             graph_meta, graph_arrays = index.graph.to_arrays()
-            meta["buckets"].append({"level": level, "number": number, "graph": graph_meta})
+            meta["buckets"].append({"level": level, "number": number, "straddle": straddle, "graph": graph_meta})
             arrays.update({f"{j}.{name}": array for name, array in graph_arrays.items()})
         return meta, arrays
 
@@ -131,15 +194,18 @@ class WindowTree:
             if meta["version"] != FORMAT_VERSION or meta["rows"] != root.graph.n:
                 raise ValueError(f"version {meta['version']} over {meta['rows']} rows, expected {root.graph.n}")
             beta, leaf_rows = int(meta["beta"]), int(meta["leaf_rows"])
-            graphs = {}
+            straddle_levels = int(meta.get("straddle_levels", 0))  # trees written before straddles had none
+            graphs, straddles = {}, {}
             for j, bucket in enumerate(meta["buckets"]):
-                level, number = int(bucket["level"]), int(bucket["number"])
+                level, number, straddle = int(bucket["level"]), int(bucket["number"]), bool(bucket.get("straddle"))
                 prefix = f"{j}."
                 graph_arrays = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
                 graph = HnswGraph.from_arrays(bucket["graph"], graph_arrays)
-                start, stop = bucket_bounds(root.graph.n, beta, level, number)
-                graphs[(level, number)] = HnswIndex(graph, root.source[start:stop], prepared=root.vectors[start:stop])
-            return WindowTree(root, beta, leaf_rows, graphs)
+                bounds = straddle_bounds if straddle else bucket_bounds
+                start, stop = bounds(root.graph.n, beta, level, number)
+                index = HnswIndex(graph, root.source[start:stop], prepared=root.vectors[start:stop])
+                (straddles if straddle else graphs)[(level, number)] = index
+            return WindowTree(root, beta, leaf_rows, graphs, straddle_levels, straddles)
         except (KeyError, TypeError, ValueError, InvalidArgument) as exc:
             raise DataCorruption(f"window tree is damaged: {exc}") from None
 
@@ -154,13 +220,8 @@ class WindowTree:
         n, beta = self.n, self.beta
         found = (0, 0)
         for level in range(1, self.depth + 1):
-            width = beta**level
-            number = lo * width // n  # the bucket holding row lo, up to rounding
-            while (number + 1) * n // width <= lo:
-                number += 1
-            while number * n // width > lo:
-                number -= 1
-            if hi > (number + 1) * n // width:
+            number = self._bucket_of(lo, level)
+            if hi > (number + 1) * n // beta**level:
                 break
             found = (level, number)
         return found
@@ -168,6 +229,45 @@ class WindowTree:
     def smallest_holding(self, lo: int, hi: int) -> Bucket:
         """The deepest graph bucket that holds rows [lo, hi) entirely (the root when none deeper does)."""
         return self.bucket(*self.holder(lo, hi))
+
+    def straddle(self, level: int, number: int) -> Bucket:
+        start, stop = straddle_bounds(self.n, self.beta, level, number)
+        return Bucket(level, number, start, stop, self.straddles[(level, number)], straddle=True)
+
+    def postfilter_holder(self, lo: int, hi: int) -> tuple[int, int, bool]:
+        """(level, number, straddle) of the fewest-row graph, bucket or straddle bucket, that holds rows
+        [lo, hi) entirely: where a postfilter of them searches the fewest other rows."""
+        level, number = self.holder(lo, hi)
+        start, stop = bucket_bounds(self.n, self.beta, level, number)
+        best = (stop - start, level, number, False)
+        # a straddle bucket of a level below the holder's is smaller than the holder (two buckets of a
+        # level below, beta > 2), and the deepest one holding the rows the smallest: it starts with
+        # the bucket holding lo
+        for below in range(self.straddle_levels, level, -1):
+            first = self._bucket_of(lo, below)
+            if (below, first) not in self.straddles:
+                continue
+            start, stop = straddle_bounds(self.n, self.beta, below, first)
+            if hi <= stop:
+                if stop - start < best[0]:
+                    best = (stop - start, below, first, True)
+                break
+        return best[1:]
+
+    def postfilter_bucket(self, lo: int, hi: int) -> Bucket:
+        """The bucket ``postfilter_holder`` names."""
+        level, number, straddle = self.postfilter_holder(lo, hi)
+        return self.straddle(level, number) if straddle else self.bucket(level, number)
+
+    def _bucket_of(self, row: int, level: int) -> int:
+        """Number of the bucket at ``level`` that holds ``row``."""
+        n, width = self.n, self.beta**level
+        number = row * width // n  # up to rounding
+        while (number + 1) * n // width <= row:
+            number += 1
+        while number * n // width > row:
+            number -= 1
+        return number
 
     def children(self, bucket: Bucket) -> Iterator[Bucket]:
         """The buckets one level down; below the deepest level, none (their rows are scanned exactly)."""

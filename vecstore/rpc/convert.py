@@ -160,7 +160,7 @@ def filter_from_proto(message: pb.Filter, depth: int = 0) -> str | Node | None:
 # hnsw parameters: proto3 cannot tell 0 from "not given" in the first three (0 is never valid there);
 # the window-tree ones carry presence, since window_tree_beta 0 means "no window tree"
 _HNSW_PLAIN = ("m", "ef_construction", "ef")
-_HNSW_PRESENT = ("window_tree_beta", "window_tree_leaf_rows", "term_graph_min_rows")
+_HNSW_PRESENT = ("window_tree_beta", "window_tree_leaf_rows", "term_graph_min_rows", "window_tree_straddle_levels")
 _TERM_GRAPHS = "term_graphs"  # a list of attribute names; left out when not given
 
 

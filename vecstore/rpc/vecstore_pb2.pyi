@@ -21,7 +21,7 @@ class AttributeDef(_message.Message):
     def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ...) -> None: ...
 
 class HnswConfig(_message.Message):
-    __slots__ = ("m", "ef_construction", "ef", "window_tree_beta", "window_tree_leaf_rows", "term_graphs", "term_graph_min_rows")
+    __slots__ = ("m", "ef_construction", "ef", "window_tree_beta", "window_tree_leaf_rows", "term_graphs", "term_graph_min_rows", "window_tree_straddle_levels")
     M_FIELD_NUMBER: _ClassVar[int]
     EF_CONSTRUCTION_FIELD_NUMBER: _ClassVar[int]
     EF_FIELD_NUMBER: _ClassVar[int]
@@ -29,6 +29,7 @@ class HnswConfig(_message.Message):
     WINDOW_TREE_LEAF_ROWS_FIELD_NUMBER: _ClassVar[int]
     TERM_GRAPHS_FIELD_NUMBER: _ClassVar[int]
     TERM_GRAPH_MIN_ROWS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_TREE_STRADDLE_LEVELS_FIELD_NUMBER: _ClassVar[int]
     m: int
     ef_construction: int
     ef: int
@@ -36,7 +37,8 @@ class HnswConfig(_message.Message):
     window_tree_leaf_rows: int
     term_graphs: _containers.RepeatedScalarFieldContainer[str]
     term_graph_min_rows: int
-    def __init__(self, m: _Optional[int] = ..., ef_construction: _Optional[int] = ..., ef: _Optional[int] = ..., window_tree_beta: _Optional[int] = ..., window_tree_leaf_rows: _Optional[int] = ..., term_graphs: _Optional[_Iterable[str]] = ..., term_graph_min_rows: _Optional[int] = ...) -> None: ...
+    window_tree_straddle_levels: int
+    def __init__(self, m: _Optional[int] = ..., ef_construction: _Optional[int] = ..., ef: _Optional[int] = ..., window_tree_beta: _Optional[int] = ..., window_tree_leaf_rows: _Optional[int] = ..., term_graphs: _Optional[_Iterable[str]] = ..., term_graph_min_rows: _Optional[int] = ..., window_tree_straddle_levels: _Optional[int] = ...) -> None: ...
 
 class QuantizationConfig(_message.Message):
     __slots__ = ("kind", "oversampling", "pq_m", "pq_nbits")

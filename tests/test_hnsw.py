@@ -303,3 +303,18 @@ def test_empty_graph_answers_with_padding():
     ids, dist = idx.search(np.ones(4), 3, ef=8)
     assert np.all(ids == -1) and np.all(np.isinf(dist))
     assert np.all(idx.search(np.ones((2, 4)), 3, ef=8)[0] == -1)
+
+
+def test_link_counts_equal_a_numpy_count_of_the_links(index):
+    """The planner's per-query clustering kernel against numpy over the same graph."""
+    g = index.graph
+    rng = np.random.default_rng(5)
+    for share in (0.01, 0.3, 0.9):
+        member = rng.random(g.n) < share
+        rows = np.sort(rng.choice(g.n, 64, replace=False)).astype(np.int64)
+        links = g.links0[rows]
+        linked = links[np.arange(links.shape[1])[None, :] < g.counts0[rows][:, None]]
+        assert kernels.link_counts(g.links0, g.counts0, rows, member) == (linked.shape[0], int(member[linked].sum()))
+        assert g.link_lift(rows, member, share) == pytest.approx(member[linked].mean() / share)
+    assert kernels.link_counts(g.links0, g.counts0, np.zeros(0, np.int64), member) == (0, 0)
+    assert g.link_lift(np.zeros(0, np.int64), member, 0.5) == 1.0

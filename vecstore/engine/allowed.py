@@ -100,9 +100,11 @@ class Allowed:
         return int(offsets[0]), int(offsets[-1]) + 1  # type: ignore[index]
 
     def sample(self, count: int) -> np.ndarray:
-        """Up to ``count`` allowed rows spread evenly over them (a run is not listed for it)."""
+        """Up to ``count`` allowed rows spread evenly over them, the first and the last among them (a run
+        is not listed for it). Integer steps: no rounding to repeat a row, and cheap per query."""
         n = self.count
-        picks = np.unique(np.linspace(0, n - 1, min(count, n)).astype(np.int64)) if n else np.zeros(0, np.int64)
+        c = min(count, n)
+        picks = np.arange(c, dtype=np.int64) * (n - 1) // max(c - 1, 1)
         if self._offsets is None:
             assert self._run is not None
             return picks + self._run[0]

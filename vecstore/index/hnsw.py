@@ -85,11 +85,10 @@ class HnswGraph:
         """How many times more often the layer-0 links of the ``sample`` rows lead to rows where
         ``member`` (bool [n]) is set than links to random rows would, ``share`` being the set rows'
         fraction of the graph (1.0 when the sample has no links)."""
-        links = self.links0[sample]
-        linked = links[np.arange(links.shape[1])[None, :] < self.counts0[sample][:, None]]
-        if linked.shape[0] == 0 or share <= 0.0:
+        links, inside = hnsw.link_counts(self.links0, self.counts0, sample, member)
+        if links == 0 or share <= 0.0:
             return 1.0
-        return float(member[linked].mean()) / share
+        return inside / links / share
 
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """(JSON-able parameters, named arrays) for the storage layer to persist."""

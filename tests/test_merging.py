@@ -10,7 +10,7 @@ import pytest
 import vecstore
 from tests.oracles import exact_search
 from tests.test_engine_graphs import clustered
-from vecstore.engine import collection as collection_module
+from vecstore.engine import segment_indexes
 from vecstore.engine.graphs import MIN_GRAPH_ROWS
 from vecstore.engine.merging import choose_merge
 
@@ -82,13 +82,13 @@ def test_writes_during_a_merge_are_not_lost(tmp_path, monkeypatch, compact_dead_
     """Deletes and replacements that land while a merge builds its graph reach the merged segment; if
     they compact an input instead, the merge is discarded and redone."""
     release = threading.Event()
-    real = collection_module.build_graph_file
+    real = segment_indexes.build_graph_file
 
     def gated(*args, **kwargs):
         release.wait(60)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(collection_module, "build_graph_file", gated)
+    monkeypatch.setattr(segment_indexes, "build_graph_file", gated)
     db = vecstore.connect(tmp_path / "db")
     col, ids, _, _ = filled(db, compact_dead_fraction=compact_dead_fraction)
     for _ in range(3000):  # the merge is now held at its graph build

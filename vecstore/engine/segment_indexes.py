@@ -324,46 +324,62 @@ class SegmentIndexes:
     # -- what describe() reports of them --------------------------------------------------------
     def _codes_status(self, segment_id: int) -> str:
         """ready (kind) | building | queued | none | too_small | failed: <error>."""
-        with self._lock:
-            sealed = self._sealed.get(segment_id)
-            if sealed is None or self._quantization is None:
-                return "none"
-            if sealed.codes is not None:
-                return f"ready ({self._quantization.kind})"
-            busy = self._job_status("codes", segment_id)
-            if busy is not None:
-                return busy
-            return "too_small" if sealed.num_rows < MIN_CODE_ROWS else "queued"
+        params = self._quantization
+        return self._derived_status(
+            segment_id,
+            "codes",
+            params is not None,
+            lambda sealed: None if sealed.codes is None else f"ready ({params.kind})",
+            lambda sealed: "too_small" if sealed.num_rows < MIN_CODE_ROWS else "queued",
+        )
 
     def _tree_status(self, segment_id: int) -> str:
-        """ready (levels, beta, leaf rows) | building | queued | none | failed: <error>."""
-        with self._lock:
-            sealed = self._sealed.get(segment_id)
-            if sealed is None:
-                return "none"
-            if sealed.tree is not None:
-                tree = sealed.tree
-                straddles = f", {len(tree.straddles)} straddle buckets" if tree.straddles else ""
-                return f"ready ({tree.depth} levels, beta {tree.beta}, leaf_rows {tree.leaf_rows}{straddles})"
-            busy = self._job_status("tree", segment_id)
-            if busy is not None:
-                return busy
-            if sealed.sorted_by is None or not self._graph_params.wants_tree(sealed.num_rows):
-                return "none"
-            return "queued"
+        """ready (levels, beta, leaf rows[, straddle buckets]) | building | queued | none | failed: <error>."""
+
+        def ready(sealed: SealedSegment) -> str | None:
+            tree = sealed.tree
+            if tree is None:
+                return None
+            straddles = f", {len(tree.straddles)} straddle buckets" if tree.straddles else ""
+            return f"ready ({tree.depth} levels, beta {tree.beta}, leaf_rows {tree.leaf_rows}{straddles})"
+
+        def idle(sealed: SealedSegment) -> str:
+            wanted = sealed.sorted_by is not None and self._graph_params.wants_tree(sealed.num_rows)
+            return "queued" if wanted else "none"
+
+        return self._derived_status(segment_id, "tree", True, ready, idle)
 
     def _terms_status(self, segment_id: int) -> str:
         """ready (graphs, fields) | building | queued | none | failed: <error>."""
+        fields = ", ".join(self._graph_params.term_fields)
+        return self._derived_status(
+            segment_id,
+            "terms",
+            bool(fields),
+            lambda sealed: None if sealed.terms is None else f"ready ({len(sealed.terms)} graphs over {fields})",
+            lambda sealed: "none" if sealed.num_rows < MIN_GRAPH_ROWS else "queued",
+        )
+
+    def _derived_status(
+        self,
+        segment_id: int,
+        kind: str,
+        applies: bool,
+        ready: Callable[[SealedSegment], str | None],
+        idle: Callable[[SealedSegment], str],
+    ) -> str:
+        """A derived file's status: "none" when the segment is gone or the collection builds no such
+        file (not ``applies``); else ``ready``'s text once built, the job's state while one runs or
+        failed, and ``idle``'s text otherwise."""
         with self._lock:
             sealed = self._sealed.get(segment_id)
-            if sealed is None or not self._graph_params.term_fields:
+            if sealed is None or not applies:
                 return "none"
-            if sealed.terms is not None:
-                return f"ready ({len(sealed.terms)} graphs over {', '.join(self._graph_params.term_fields)})"
-            busy = self._job_status("terms", segment_id)
-            if busy is not None:
-                return busy
-            return "none" if sealed.num_rows < MIN_GRAPH_ROWS else "queued"
+            built = ready(sealed)
+            if built is not None:
+                return built
+            busy = self._job_status(kind, segment_id)
+            return busy if busy is not None else idle(sealed)
 
     def _job_status(self, kind: str, segment_id: int) -> str | None:
         """building | failed: <error> for the segment's job of ``kind``, or None (lock held)."""

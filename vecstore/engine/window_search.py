@@ -33,7 +33,7 @@ from vecstore.engine.planner import (
     walk_candidates,
 )
 from vecstore.engine.views import SegmentView
-from vecstore.index.window_tree import Bucket, bucket_bounds, straddle_bounds
+from vecstore.index.window_tree import Bucket, bucket_bounds
 
 
 @dataclass(frozen=True)
@@ -116,13 +116,12 @@ def tree_options(
     options: list[Option] = []
     n, beta = tree.n, tree.beta
     level, number = tree.holder(lo, hi)
-    held_at, held_number, straddle = tree.postfilter_holder(lo, hi)
+    held_at, held_number, straddle, held_rows = tree.postfilter_holder(lo, hi, (level, number))
     if held_at > 0:  # the root itself is priced by the planner as the segment graph
-        start, stop = (straddle_bounds if straddle else bucket_bounds)(n, beta, held_at, held_number)
-        graph = masked_graph_option(count, stop - start, ef, m, scale)
+        graph = masked_graph_option(count, held_rows, ef, m, scale)
         if graph is not None:
             why = "a level-{} {} of {} rows holds every allowed row ({:.1%})" + how
-            args = (held_at, "straddle bucket" if straddle else "bucket", stop - start, count / (stop - start))
+            args = (held_at, "straddle bucket" if straddle else "bucket", held_rows, count / held_rows)
             detail = ("postfilter", held_at, held_number, graph[0] == HNSW_TWO_HOP, straddle)
             options.append(Option(WINDOW_POSTFILTER, graph[1] + piece + once, why, args, detail))
     # cover and three-split search at least two pieces, one an unfiltered graph search, and pay

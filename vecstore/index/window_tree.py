@@ -234,10 +234,11 @@ class WindowTree:
         start, stop = straddle_bounds(self.n, self.beta, level, number)
         return Bucket(level, number, start, stop, self.straddles[(level, number)], straddle=True)
 
-    def postfilter_holder(self, lo: int, hi: int) -> tuple[int, int, bool]:
-        """(level, number, straddle) of the fewest-row graph, bucket or straddle bucket, that holds rows
-        [lo, hi) entirely: where a postfilter of them searches the fewest other rows."""
-        level, number = self.holder(lo, hi)
+    def postfilter_holder(self, lo: int, hi: int, holder: tuple[int, int] | None = None) -> tuple[int, int, bool, int]:
+        """(level, number, straddle, rows) of the fewest-row graph, bucket or straddle bucket, that holds
+        rows [lo, hi) entirely: where a postfilter of them searches the fewest other rows. ``holder`` is
+        ``holder(lo, hi)`` when the caller has it already."""
+        level, number = self.holder(lo, hi) if holder is None else holder
         start, stop = bucket_bounds(self.n, self.beta, level, number)
         best = (stop - start, level, number, False)
         # a straddle bucket of a level below the holder's is smaller than the holder (two buckets of a
@@ -252,11 +253,12 @@ class WindowTree:
                 if stop - start < best[0]:
                     best = (stop - start, below, first, True)
                 break
-        return best[1:]
+        rows, level, number, straddle = best
+        return level, number, straddle, rows
 
     def postfilter_bucket(self, lo: int, hi: int) -> Bucket:
         """The bucket ``postfilter_holder`` names."""
-        level, number, straddle = self.postfilter_holder(lo, hi)
+        level, number, straddle, _ = self.postfilter_holder(lo, hi)
         return self.straddle(level, number) if straddle else self.bucket(level, number)
 
     def _bucket_of(self, row: int, level: int) -> int:

@@ -104,6 +104,41 @@ def test_scan_row_limit_is_where_the_planner_stops_scanning_without_weighing_gra
         assert scanned_outright == (rows <= limit), (rows, limit, plan.reason)
 
 
+def _clustered_plan(rows: int, graph_rows: int, dim: int, lift: float | None):
+    """plan_segment for ``rows`` allowed of a graph of ``graph_rows``; ``lift`` None: a clustering that
+    must not be sampled."""
+
+    def clustering() -> float:
+        assert lift is not None, "the lift was sampled where it could not change the choice"
+        return lift
+
+    return planner.plan_segment("s", rows, graph_rows, "payload_index", exact_requested=False, graph_rows=graph_rows,
+                                ef=40, m=16, dim=dim, clustering=clustering)  # fmt: skip
+
+
+def test_the_filter_lift_is_sampled_only_where_it_can_change_the_choice():
+    dim, graph_rows = 64, 100_000
+    scan = planner.exact_cost
+    walk = lambda rows: planner.masked_graph_option(rows, graph_rows, 40, 16, planner.float_distance_scale(dim))[1]  # noqa: E731
+    # half the rows: the masked walk wins even if every link stayed inside the filter (lift 2)
+    assert walk(50_000) * 2 < scan(50_000, dim)
+    plan, _ = _clustered_plan(50_000, graph_rows, dim, None)
+    assert plan.strategy == planner.HNSW
+    # 30% of the rows: the unlifted walk wins, a lift of 3 prices it above the scan: sampled, and it decides
+    assert walk(30_000) < scan(30_000, dim) < walk(30_000) * 3
+    plan, _ = _clustered_plan(30_000, graph_rows, dim, 3.0)
+    assert plan.strategy == planner.EXACT_SCAN
+    (lifted,) = [o for o in plan.alternatives if o.strategy == planner.HNSW]
+    assert "linked 3.0x more" in lifted.reason and lifted.cost_ns == pytest.approx(walk(30_000) * 3)
+    # a lift below the threshold counts as a random filter
+    plan, _ = _clustered_plan(30_000, graph_rows, dim, 1.2)
+    assert plan.strategy == planner.HNSW
+    # a fifth of the rows: the walk loses to the scan anyway, so no sample
+    assert walk(20_000) > scan(20_000, dim)
+    plan, _ = _clustered_plan(20_000, graph_rows, dim, None)
+    assert plan.strategy == planner.EXACT_SCAN
+
+
 def _strings(ids: np.ndarray) -> dict[str, list]:
     """A string column (null every 11th row) and a tag list (empty every 9th, null every 13th)."""
     c = [None if i % 11 == 0 else f"c{i % 5}" for i in ids]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from vecstore.engine.filtering import matching_rows, single_term_rows
+from vecstore.engine.filtering import matching, matching_rows, single_term_rows
 from vecstore.engine.views import SegmentView
 from vecstore.filters import And, Node, evaluate, interval_on
 from vecstore.filters.bind import parse_timestamp
@@ -66,10 +66,16 @@ class Allowed:
 
     __slots__ = ("_mask", "_offsets", "_run", "found_by")
 
-    def __init__(self, offsets: np.ndarray | None, found_by: str, run: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        offsets: np.ndarray | None,
+        found_by: str,
+        run: tuple[int, int] | None = None,
+        mask: np.ndarray | None = None,
+    ) -> None:
         self._offsets = offsets  # int64, ascending; None for a run not listed yet
         self.found_by = found_by  # all_live_rows | window_slice | payload_index | evaluated
-        self._mask: np.ndarray | None = None
+        self._mask = mask  # bool over the view's rows, when the rows were found through one
         self._run = run
 
     @classmethod
@@ -145,11 +151,12 @@ def _find_allowed(view: SegmentView, node: Node) -> Allowed:
             rows = matching_rows(rest, view.payload, view.live)
             return Allowed(rows[rows.searchsorted(lo) : rows.searchsorted(hi)], "payload_index")
     if view.payload is not None:
-        return Allowed(matching_rows(node, view.payload, view.live), "payload_index")
+        offsets, mask = matching(node, view.payload, view.live)
+        return Allowed(offsets, "payload_index", mask=mask)
     mask = evaluate(node, view.columns(), view.num_rows)
     if view.live is not None:
         mask &= view.live
-    return Allowed(np.flatnonzero(mask).astype(np.int64), "evaluated")
+    return Allowed(np.flatnonzero(mask).astype(np.int64), "evaluated", mask=mask)
 
 
 def allowed_rows(view: SegmentView, node: Node | None) -> Allowed:

@@ -174,13 +174,19 @@ def single_term_rows(node: Node, payload: PayloadIndex) -> np.ndarray | None:
 
 def matching_rows(node: Node, payload: PayloadIndex, live: np.ndarray | None) -> np.ndarray:
     """Ascending int64 offsets of the live rows where ``node`` is true, read from the payload index."""
+    return matching(node, payload, live)[0]
+
+
+def matching(node: Node, payload: PayloadIndex, live: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``matching_rows``, and the mask over the segment's rows it was read from (None when one term's
+    list was read directly): a graph walk needs that mask, and building it again costs a scatter."""
     rows = single_term_rows(node, payload)
     if rows is not None:  # one term's rows: already ascending, no mask needed
-        return np.asarray(rows if live is None else rows[live[rows]], dtype=np.int64)
+        return np.asarray(rows if live is None else rows[live[rows]], dtype=np.int64), None
     true = _evaluate(node, payload).true
     if live is not None:
         true &= live
-    return np.flatnonzero(true)
+    return np.flatnonzero(true), true
 
 
 # -- cardinality --------------------------------------------------------------------------------------

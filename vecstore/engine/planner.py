@@ -363,6 +363,19 @@ def quantized_option(
     return Option(QUANTIZED_SCAN, QUANTIZED_CALL_NS + scan + rescoring, why, (allowed_rows, candidates), ("quantized",))
 
 
+def _lift_may_matter(root: tuple[str, float], fraction: float, others_ns: float, m: int) -> bool:
+    """Whether the filter's clustering could change the choice, so is worth its sample: a lift (at most
+    1 / fraction, every link of an allowed row staying inside) only makes the segment-graph walk dearer
+    (masked) or withdraws it (two-hop), so it matters only where that walk would otherwise win, and not
+    where it wins even at the largest lift."""
+    strategy, cost = root
+    if cost >= others_ns:
+        return False
+    if strategy == HNSW:
+        return cost / fraction >= others_ns
+    return fraction * fraction < two_hop_floor(m)
+
+
 def plan_segment(
     name: str,
     allowed_rows: int,
@@ -411,21 +424,24 @@ def plan_segment(
         graph_floor = min(graph_floor, quantized_graph.cost_ns)
     if graph_rows is not None and scans_ns > graph_floor:
         root = masked_graph_option(allowed_rows, graph_rows, ef, m, scale)
-        lift = 1.0 if root is None or clustering is None else clustering()
-        lift = lift if lift >= CLUSTERED_MIN_LIFT else 1.0
-        fraction = allowed_rows / graph_rows
-        if root is not None and lift > 1.0:
-            why = "filter allows {:.1%} of the graph's rows, linked {:.1f}x more to each other than random rows"
-            if root[0] == HNSW:
-                options.append(Option(root[0], root[1] * lift, why, (fraction, lift)))
-            elif fraction / lift >= two_hop_floor(m):
-                options.append(Option(root[0], root[1], why, (fraction, lift)))
-        elif root is not None:
-            options.append(Option(root[0], root[1], "filter allows {:.1%} of the graph's rows", (fraction,)))
         if tree_options is not None:
             options += tree_options()
         if quantized_graph is not None:
             options.append(quantized_graph)
+        if root is not None:
+            fraction = allowed_rows / graph_rows
+            others_ns = min(o.cost_ns for o in options)
+            lift = 1.0
+            if clustering is not None and _lift_may_matter(root, fraction, others_ns, m):
+                lift = clustering()
+            if lift >= CLUSTERED_MIN_LIFT:
+                why = "filter allows {:.1%} of the graph's rows, linked {:.1f}x more to each other than random rows"
+                if root[0] == HNSW:
+                    options.append(Option(root[0], root[1] * lift, why, (fraction, lift)))
+                elif fraction / lift >= two_hop_floor(m):
+                    options.append(Option(root[0], root[1], why, (fraction, lift)))
+            else:
+                options.append(Option(root[0], root[1], "filter allows {:.1%} of the graph's rows", (fraction,)))
     best = min(options, key=lambda o: o.cost_ns)
     alternatives = [o for o in options if o is not best]
     if len(options) > 1:

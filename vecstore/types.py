@@ -40,9 +40,10 @@ HNSW_LIMITS = {
     "window_tree_straddle_levels": (0, 16),
     "term_graph_min_rows": (64, 1 << 24),
 }
-#: hnsw option naming the attributes whose large terms get graphs of their own (``term_graphs``)
+#: hnsw option naming the attributes whose large terms get graphs of their own (``term_graphs``); a
+#: numeric attribute gets range graphs over runs of its value order instead
 TERM_GRAPHS = "term_graphs"
-TERM_GRAPH_TYPES = ("string", "list<string>")
+TERM_GRAPH_TYPES = ("string", "list<string>", "int64", "float64", "timestamp")
 ORDERED_TYPES = ("int64", "float64", "timestamp", "string")
 
 RESERVED_NAMES = frozenset({"id", "vector", "_distance", "query", "rank"})
@@ -143,8 +144,9 @@ def wait_timeout(value: object) -> float | None:
     return None if value is None else float(value)
 
 
-def check_term_graphs(value: object, attributes: Mapping[str, str]) -> list[str]:
-    """The ``term_graphs`` hnsw option: distinct names of string or list<string> attributes."""
+def check_term_graphs(value: object, attributes: Mapping[str, str], window: str | None = None) -> list[str]:
+    """The ``term_graphs`` hnsw option: distinct names of string, list<string> or numeric attributes,
+    not the window (its window tree serves its ranges)."""
     if isinstance(value, str) or not isinstance(value, list | tuple):
         raise InvalidArgument(f"hnsw term_graphs must be a list of attribute names, got {value!r}")
     fields: list[str] = []
@@ -156,7 +158,12 @@ def check_term_graphs(value: object, attributes: Mapping[str, str]) -> list[str]
         if attributes[name] not in TERM_GRAPH_TYPES:
             raise InvalidArgument(
                 f"hnsw term_graphs names {name!r} of type {attributes[name]}; term graphs index "
-                f"{' or '.join(TERM_GRAPH_TYPES)} attributes (filter numbers with ranges or a window instead)"
+                f"{', '.join(TERM_GRAPH_TYPES)} attributes (filter a bool with = instead)"
+            )
+        if name == window:
+            raise InvalidArgument(
+                f"hnsw term_graphs names the window attribute {name!r}, whose window tree already serves its "
+                "ranges; leave it out"
             )
         if name in fields:
             raise InvalidArgument(f"hnsw term_graphs names {name!r} twice; list each attribute once")
@@ -210,7 +217,7 @@ class CollectionSchema:
                 )
         hnsw = dict(hnsw or {})
         if TERM_GRAPHS in hnsw:
-            hnsw[TERM_GRAPHS] = check_term_graphs(hnsw[TERM_GRAPHS], attributes)
+            hnsw[TERM_GRAPHS] = check_term_graphs(hnsw[TERM_GRAPHS], attributes, window)
         for key, value in hnsw.items():
             if key == TERM_GRAPHS:
                 continue

@@ -72,6 +72,20 @@ def _numeric_spans(node: Node, index: NumericIndex) -> list[tuple[int, int]]:
     return [index.span(*_ORDERED_BOUNDS[node.op](v))]
 
 
+def value_span(node: Node, index: NumericIndex) -> tuple[int, int] | None:
+    """[start, stop) of the positions in ``index``'s value order that hold every row where ``node`` (a
+    comparison other than !=, a between or an IN-list on the index's field) is true; None for another
+    node. An IN-list gets the span from its least to its greatest value."""
+    if (isinstance(node, Compare) and node.op == "!=") or (isinstance(node, InList) and node.negated):
+        return None
+    if not isinstance(node, Compare | Between | InList):
+        return None
+    spans = [span for span in _numeric_spans(node, index) if span[0] < span[1]]
+    if not spans:
+        return 0, 0
+    return min(start for start, _ in spans), max(stop for _, stop in spans)
+
+
 #: ordered comparison -> (low, low inclusive, high, high inclusive) of the interval it keeps
 _ORDERED_BOUNDS = {
     "<": lambda v: (None, True, v, False),

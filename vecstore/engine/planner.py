@@ -12,7 +12,9 @@ cheapest:
 - ``window_three_split``: the children of the smallest bucket holding a window: whole ones unfiltered,
   the two it cuts with their part as the mask (or scanned, when that is cheaper);
 - ``term_graph``: the graphs of the terms whose rows hold every allowed row (a category, an IN-list,
-  a tag), each unmasked, masked or scanned, whichever is cheaper.
+  a tag), each unmasked, masked or scanned, whichever is cheaper;
+- ``range_graph``: the graph of the run of a numeric attribute's value order that holds every allowed
+  row (a range on that attribute), masked to them.
 
 The unit costs were measured through the engine on this project's machine, one thread, 20k-row
 segments of git-commits (384-d) and fashion-mnist (784-d), m=16, ef=64: a scanned row costs about
@@ -40,9 +42,10 @@ WINDOW_THREE_SPLIT = "window_three_split"
 QUANTIZED_SCAN = "quantized_scan"
 QUANTIZED_HNSW = "quantized_hnsw"
 TERM_GRAPH = "term_graph"
+RANGE_GRAPH = "range_graph"
 EMPTY = "empty"
 WINDOW_STRATEGIES = (WINDOW_POSTFILTER, WINDOW_COVER, WINDOW_THREE_SPLIT)
-GRAPH_STRATEGIES = (HNSW, HNSW_TWO_HOP, *WINDOW_STRATEGIES, TERM_GRAPH)
+GRAPH_STRATEGIES = (HNSW, HNSW_TWO_HOP, *WINDOW_STRATEGIES, TERM_GRAPH, RANGE_GRAPH)
 
 EXACT_NS_PER_ROW_DIM = 0.075
 EXACT_CALL_NS = 7_000.0

@@ -20,6 +20,7 @@ from vecstore.engine.planner import (
     HNSW_TWO_HOP,
     QUANTIZED_HNSW,
     QUANTIZED_SCAN,
+    RANGE_GRAPH,
     TERM_GRAPH,
     TERM_PIECE_CALL_NS,
     TREE_SPLIT_CALL_NS,
@@ -30,6 +31,7 @@ from vecstore.engine.planner import (
     quantized_option,
     walk_candidates,
 )
+from vecstore.engine.range_search import range_options
 from vecstore.engine.term_search import cover_lift, run_term_option, term_options
 from vecstore.engine.views import SegmentView
 from vecstore.engine.window_search import run_tree_option, tree_options, tree_walk
@@ -197,6 +199,8 @@ def plan_view(
         pricers.append(partial(_tree_options, view, allowed, ef, m, k, oversampling, rescore, queries))
     if not exact and view.terms is not None and node is not None:
         pricers.append(partial(term_options, view, allowed, node, ef, m, TERM_PIECE_CALL_NS / queries))
+        if view.terms.ranges:
+            pricers.append(partial(range_options, view, allowed, node, ef, m))
     trees = partial(_all_options, pricers) if pricers else None
     # windows on the sort column are served by the window tree's options; a category's rows may cluster
     clustering = (
@@ -275,7 +279,7 @@ def search_views(
                 hits = _quantized_graph_search(
                     view, index, allowed, queries, k, search_ef, oversampling, rescore, two_hop, metric_code
                 )
-            elif option.strategy == TERM_GRAPH:
+            elif option.strategy in (TERM_GRAPH, RANGE_GRAPH):
                 hits = run_term_option(view, index, option, queries, k, ef, metric_code)
             elif option.detail is not None:
                 walk = tree_walk(view, k, oversampling, rescore)  # as _tree_options priced it

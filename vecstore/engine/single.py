@@ -42,6 +42,7 @@ from vecstore.engine.planner import (
     HNSW_TWO_HOP,
     QUANTIZED_HNSW,
     QUANTIZED_SCAN,
+    RANGE_GRAPH,
     TERM_GRAPH,
     TRAVERSE_MIN_ALLOWED_FRACTION,
     TREE_SPLIT_CALL_NS,
@@ -313,9 +314,9 @@ def _planned(
         walk = tree_walk(view, k, oversampling, True)  # over codes where _tree_options priced it so
         hits = run_tree_option(view, index, allowed, option, query[None], k, ef, METRIC_CODES[metric], walk)
         return None if hits.ids[0, min(k, rows) - 1] < 0 else (plan.strategy, hits)
-    if plan.strategy == TERM_GRAPH and option is not None:
+    if plan.strategy in (TERM_GRAPH, RANGE_GRAPH) and option is not None:
         hits = run_term_option(view, index, option, query[None], k, ef, METRIC_CODES[metric])
-        return None if hits.ids[0, min(k, rows) - 1] < 0 else (TERM_GRAPH, hits)
+        return None if hits.ids[0, min(k, rows) - 1] < 0 else (plan.strategy, hits)
     if plan.strategy == QUANTIZED_SCAN and option is not None and view.codes is not None:
         count = max(k, math.ceil(k * oversampling))  # as the general path asks
         candidates = view.codes.candidates(query[None], allowed.offsets, view.ids, count)[0]

@@ -24,15 +24,17 @@ from vecstore.engine.planner import HNSW_TWO_HOP, TERM_GRAPH, Option, exact_cost
 from vecstore.engine.views import SegmentView
 from vecstore.filters import And, Compare, Contains, InList, Node
 from vecstore.index.payload import TermIndex
+from vecstore.index.range_graphs import RangeRun
 from vecstore.index.term_graphs import TermGraph
 
 
 @dataclass(frozen=True, slots=True)
 class TermPiece:
-    """One term's part of a search: ``rows`` are the term's segment rows (ascending), ``mask`` the
-    allowed ones among them (None: all of them), ``how`` is "walk", "two_hop" or "scan"."""
+    """One term's part of a search: ``rows`` are the term's segment rows (ascending; a range run's in
+    value order), ``mask`` the allowed ones among them (None: all of them), ``how`` is "walk",
+    "two_hop" or "scan"."""
 
-    graph: TermGraph | None
+    graph: TermGraph | RangeRun | None
     rows: np.ndarray
     mask: np.ndarray | None
     allowed: int
@@ -94,9 +96,9 @@ def _rows_of(index: object, values: tuple) -> int:
     return sum(stop - start for start, stop in (index.term_span(v) for v in values))
 
 
-def _piece(view: SegmentView, graph: TermGraph | None, rows: np.ndarray, mask: np.ndarray | None, ef: int, m: int,
-           dim: int) -> tuple[TermPiece, float]:  # fmt: skip
-    """The cheaper of walking a term's graph and scanning its allowed rows, and its cost."""
+def term_piece(graph: TermGraph | RangeRun | None, rows: np.ndarray, mask: np.ndarray | None, ef: int, m: int,
+               dim: int) -> tuple[TermPiece, float]:  # fmt: skip
+    """The cheaper of walking a term's (or a range run's) graph and scanning its allowed rows, and its cost."""
     allowed = rows.shape[0] if mask is None else int(mask.sum())
     if mask is not None and allowed == rows.shape[0]:
         mask = None
@@ -136,7 +138,7 @@ def term_options(view: SegmentView, allowed: Allowed, node: Node | None, ef: int
         if rows.shape[0] == 0:
             continue
         mask = every[rows] if every is not None else None if live is None else live[rows]
-        piece, piece_ns = _piece(view, graph, rows, mask, ef, m, dim)
+        piece, piece_ns = term_piece(graph, rows, mask, ef, m, dim)
         if piece.allowed == 0:
             continue
         pieces.append(piece)

@@ -1,4 +1,5 @@
-"""Term graphs: an HNSW graph over the rows of each large term of a string or list<string> column.
+"""Term graphs: an HNSW graph over the rows of each large term of a string or list<string> column
+(and, kept in the same file, the range graphs of numeric columns: ``vecstore.index.range_graphs``).
 
 A filter on a category (``repo = 'git'``, ``genres contains 'Drama'``) keeps rows that a segment's graph
 links poorly: when the category is unrelated to the query's neighbourhood, a masked walk of the segment
@@ -23,7 +24,8 @@ import numpy as np
 
 from vecstore.errors import DataCorruption, InvalidArgument
 from vecstore.index.hnsw import HnswGraph, HnswIndex, build_prepared
-from vecstore.index.payload import PayloadIndex, TermIndex
+from vecstore.index.payload import NumericIndex, PayloadIndex, TermIndex
+from vecstore.index.range_graphs import FieldRanges
 
 FORMAT_VERSION = 1
 #: terms with fewer rows get no graph: a scan of them costs about one search of a small graph (git-commits,
@@ -91,12 +93,12 @@ def _index_over(rows: np.ndarray, searched: np.ndarray, graph: HnswGraph) -> Hns
 
 
 class TermGraphs:
-    """The term graphs of one segment, by (field, term)."""
+    """The term graphs of one segment, by (field, term), and the range graphs of its numeric fields
+    (``vecstore.index.range_graphs``), by field."""
 
-    def __init__(self, graphs: Iterable[TermGraph]) -> None:
+    def __init__(self, graphs: Iterable[TermGraph], ranges: Iterable[FieldRanges] = ()) -> None:
         self.graphs = {(g.field, g.term): g for g in graphs}
-        #: the fewest rows of any term graph (0 when there is none)
-        self.smallest_graph_rows = min((g.num_rows for g in self.graphs.values()), default=0)
+        self.ranges = {r.field: r for r in ranges}
 
     def get(self, field: str, term: object) -> TermGraph | None:
         return self.graphs.get((field, term)) if isinstance(term, str) else None
@@ -105,11 +107,12 @@ class TermGraphs:
         return any(f == field for f, _ in self.graphs)
 
     def __len__(self) -> int:
-        return len(self.graphs)
+        """How many graphs: one per large term, and one per run of each numeric field's value order."""
+        return len(self.graphs) + sum(len(r.runs) for r in self.ranges.values())
 
     @property
     def nbytes(self) -> int:
-        return sum(g.nbytes for g in self.graphs.values())
+        return sum(g.nbytes for g in self.graphs.values()) + sum(r.nbytes for r in self.ranges.values())
 
     @staticmethod
     def build(
@@ -120,12 +123,17 @@ class TermGraphs:
         seed: int = 0,
         should_stop: Callable[[], bool] | None = None,
     ) -> TermGraphs:
-        """A graph (the root's m and ef_construction) for every large term of ``fields``, built on a copy
-        of the root's searched rows of that term."""
+        """A graph (the root's m and ef_construction) for every large term of the string and list fields
+        of ``fields``, built on a copy of the root's searched rows of that term; range graphs for the
+        numeric ones whose runs hold at least ``min_rows`` rows."""
         g = root.graph
         built = []
+        ranges = []
         for number, field in enumerate(sorted(fields)):
             terms = payload.columns.get(field)
+            if isinstance(terms, NumericIndex):
+                found = FieldRanges.build(root, field, terms, min_rows, seed + 104729 * number, should_stop)
+                ranges += [] if found is None else [found]
             if not isinstance(terms, TermIndex):
                 continue
             for term, start, stop in graph_terms(terms, g.n, min_rows):
@@ -135,11 +143,15 @@ class TermGraphs:
                                        should_stop=should_stop)  # fmt: skip
                 lift = term_lift(g, rows, seed + start)
                 built.append(TermGraph(field, term, rows, _index_over(rows, searched, graph), lift))
-        return TermGraphs(built)
+        return TermGraphs(built, ranges)
 
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        meta: dict[str, Any] = {"version": FORMAT_VERSION, "graphs": []}
+        meta: dict[str, Any] = {"version": FORMAT_VERSION, "graphs": [], "ranges": []}
         arrays: dict[str, np.ndarray] = {}
+        for j, (_, ranges) in enumerate(sorted(self.ranges.items())):
+            range_meta, range_arrays = ranges.to_arrays(f"r{j}.")
+            meta["ranges"].append(range_meta)
+            arrays.update(range_arrays)
         for j, ((field, term), tg) in enumerate(sorted(self.graphs.items())):
             graph_meta, graph_arrays = tg.index.graph.to_arrays()
             meta["graphs"].append({"field": field, "term": term, "lift": tg.lift, "graph": graph_meta})
@@ -167,6 +179,11 @@ class TermGraphs:
                 index = _index_over(rows, searched, graph)
                 lift = float(entry.get("lift", 1.0))
                 graphs.append(TermGraph(str(entry["field"]), str(entry["term"]), rows, index, lift))
-            return TermGraphs(graphs)
+            # files written before range graphs have none
+            ranges = [
+                FieldRanges.from_arrays(entry, arrays, f"r{j}.", num_rows)
+                for j, entry in enumerate(meta.get("ranges", []))
+            ]
+            return TermGraphs(graphs, ranges)
         except (KeyError, TypeError, ValueError, InvalidArgument) as exc:
             raise DataCorruption(f"term graphs are damaged: {exc}") from None

@@ -12,6 +12,7 @@ from typing import ClassVar
 import numpy as np
 
 from bench.algorithms.base import EF_GRID, Algorithm
+from bench.workloads import RANGE_COLUMNS
 
 LOAD_BATCH_ROWS = 20_000
 
@@ -45,9 +46,11 @@ class VecstoreEmbedded(Algorithm):
         self.folder = tempfile.mkdtemp(prefix="bench-vecstore-")
         self.db = self._open(self.folder)
         self.columns = dataset.columns
-        # every category and tag column gets graphs for its large terms, as a user filtering on them
-        # would configure (its rows' vectors are copied per term: the memory column shows the cost)
-        terms = [name for name, kind in dataset.schema.items() if kind in ("string", "list<string>")]
+        # every category and tag column gets graphs for its large terms, and every numeric column the
+        # bench filters by ranges gets range graphs, as a user filtering on them would configure (the
+        # rows' vectors are copied per term and per ranged column: the memory column shows the cost)
+        ranged = RANGE_COLUMNS.get(dataset.name, ())
+        terms = [name for name, kind in dataset.schema.items() if kind in ("string", "list<string>") or name in ranged]
         self.build_args = {**self.build_args, "term_graphs": terms}
         col = self.db.create_collection(
             "bench", dim=dataset.train.shape[1], metric=dataset.metric, attributes=dataset.schema,

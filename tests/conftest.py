@@ -54,3 +54,17 @@ def graphs_priced_in(monkeypatch):
     from vecstore.engine import planner
 
     monkeypatch.setattr(planner, "EXACT_NS_PER_ROW_DIM", 50.0)
+
+
+def price_out_segment_walks(monkeypatch) -> None:
+    """Price the segment graph's masked and two-hop walks (as plan_segment prices them) 100 times dearer,
+    so that a test's filters run on the term, range or tree graphs that can answer them."""
+    from vecstore.engine import planner
+
+    segment_graph = planner.masked_graph_option
+
+    def priced_out(*args, **kwargs):
+        option = segment_graph(*args, **kwargs)
+        return None if option is None else (option[0], option[1] * 100)
+
+    monkeypatch.setattr(planner, "masked_graph_option", priced_out)

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vecstore
+from tests.conftest import price_out_segment_walks
 from tests.oracles import exact_search
 from tests.test_engine_graphs import clustered, recall
 from vecstore.engine import planner
@@ -71,14 +72,8 @@ def _hours(attrs) -> np.ndarray:
 def pricing(request, monkeypatch):
     """As priced, and with the segment graph's masked and two-hop walks priced out, so that every range
     below runs on a range graph."""
-    if request.param == "ranges_forced":  # the segment graph's options, as plan_segment prices them
-        segment_graph = planner.masked_graph_option
-
-        def priced_out(*args, **kwargs):
-            option = segment_graph(*args, **kwargs)
-            return None if option is None else (option[0], option[1] * 100)
-
-        monkeypatch.setattr(planner, "masked_graph_option", priced_out)
+    if request.param == "ranges_forced":
+        price_out_segment_walks(monkeypatch)
     return request.param
 
 

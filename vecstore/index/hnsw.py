@@ -58,6 +58,12 @@ def search_vectors(vectors: np.ndarray, metric: str) -> np.ndarray:
     return np.ascontiguousarray(np.hstack([wide, np.sqrt(top - squared)[:, None]]), dtype=np.float32)
 
 
+def stored_dim(searched: np.ndarray, metric: str) -> int:
+    """The stored vectors' width within rows in ``search_vectors``' form (inner product adds one
+    coordinate after the vector; l2 and cosine rows begin with, or are, the vector)."""
+    return searched.shape[1] - (1 if metric == "ip" else 0)
+
+
 @dataclass
 class HnswGraph:
     metric: str

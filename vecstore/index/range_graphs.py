@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from vecstore.index.hnsw import HnswGraph, HnswIndex, build_prepared
+from vecstore.index.hnsw import HnswGraph, HnswIndex, build_prepared, stored_dim
 from vecstore.index.payload import NumericIndex
 
 #: runs of one attribute's value order, each a quarter of its non-null rows; with the straddles over
@@ -113,7 +113,7 @@ class FieldRanges:
                     searched[start:stop], g.metric, g.m, g.ef_construction, run_seed, should_stop=should_stop
                 )
             )
-        return FieldRanges(field, order, searched, graphs, _searched_dim(searched, g.metric))
+        return FieldRanges(field, order, searched, graphs, stored_dim(searched, g.metric))
 
     def to_arrays(self, prefix: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         arrays = {f"{prefix}order": self.order, f"{prefix}vectors": self.searched}
@@ -138,9 +138,4 @@ class FieldRanges:
             graph_arrays = {k[len(own) :]: v for k, v in arrays.items() if k.startswith(own)}
             graphs.append(HnswGraph.from_arrays(graph_meta, graph_arrays))
         metric = graphs[0].metric if graphs else "l2"
-        return FieldRanges(str(meta["field"]), order, searched, graphs, _searched_dim(searched, metric))
-
-
-def _searched_dim(searched: np.ndarray, metric: str) -> int:
-    # inner-product rows carry one extension coordinate after the vector (see term_graphs._index_over)
-    return searched.shape[1] - (1 if metric == "ip" else 0)
+        return FieldRanges(str(meta["field"]), order, searched, graphs, stored_dim(searched, metric))

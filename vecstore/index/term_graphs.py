@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from vecstore.errors import DataCorruption, InvalidArgument
-from vecstore.index.hnsw import HnswGraph, HnswIndex, build_prepared
+from vecstore.index.hnsw import HnswGraph, HnswIndex, build_prepared, stored_dim
 from vecstore.index.payload import NumericIndex, PayloadIndex, TermIndex
 from vecstore.index.range_graphs import FieldRanges
 
@@ -86,10 +86,8 @@ def term_lift(root: HnswGraph, rows: np.ndarray, seed: int = 0) -> float:
 
 
 def _index_over(rows: np.ndarray, searched: np.ndarray, graph: HnswGraph) -> HnswIndex:
-    # the searched rows begin with the stored vector in every metric (l2: the vector; cosine: the unit
-    # vector, whose source only gives the width; ip: the vector, then the extension coordinate)
-    dim = searched.shape[1] - (1 if graph.metric == "ip" else 0)
-    return HnswIndex(graph, searched[:, :dim], prepared=searched)
+    # cosine rows are unit vectors, whose source only gives the width
+    return HnswIndex(graph, searched[:, : stored_dim(searched, graph.metric)], prepared=searched)
 
 
 class TermGraphs:

@@ -24,7 +24,7 @@ from vecstore.errors import DataCorruption, InvalidArgument
 from vecstore.filters import parse_filter
 from vecstore.index.hnsw import HnswIndex
 from vecstore.index.payload import PayloadIndex
-from vecstore.index.term_graphs import TermGraphs, graph_terms
+from vecstore.index.term_graphs import MAX_ROW_FRACTION, TermGraphs, graph_terms
 from vecstore.rpc import convert
 
 ROWS, DIM = 12_000, 16
@@ -251,6 +251,15 @@ def term_db(tmp_path_factory):
         patch.setattr(planner, "EXACT_NS_PER_ROW_DIM", 50.0)  # as graphs_priced_in, for the module
         with vecstore.connect(tmp_path_factory.mktemp("terms") / "db") as db:
             yield _collection(db)
+
+
+@pytest.mark.parametrize(("big_rows", "gets_graph"), [(650, True), (700, True), (701, False), (900, False)])
+def test_a_term_gets_a_graph_up_to_the_largest_share_of_rows(big_rows, gets_graph):
+    cats = ["big"] * big_rows + ["rest"] * (1000 - big_rows)
+    payload = PayloadIndex.build(pa.table({"cat": pa.array(cats, pa.large_string())}), {"cat": "string"})
+    chosen = {term for term, *_ in graph_terms(payload.columns["cat"], 1000, 50)}
+    assert ("big" in chosen) is gets_graph and "rest" in chosen
+    assert MAX_ROW_FRACTION == 0.7  # the cut the cases above sit around
 
 
 def test_index_builds_graphs_for_large_terms_and_round_trips():

@@ -97,9 +97,11 @@ def _rows_of(index: object, values: tuple) -> int:
 
 
 def term_piece(graph: TermGraph | RangeRun | None, rows: np.ndarray, mask: np.ndarray | None, ef: int, m: int,
-               dim: int) -> tuple[TermPiece, float]:  # fmt: skip
-    """The cheaper of walking a term's (or a range run's) graph and scanning its allowed rows, and its cost."""
-    allowed = rows.shape[0] if mask is None else int(mask.sum())
+               dim: int, allowed: int | None = None) -> tuple[TermPiece, float]:  # fmt: skip
+    """The cheaper of walking a term's (or a range run's) graph and scanning its allowed rows, and its cost.
+    ``allowed``: how many of ``mask`` are set, when the caller knows (a range run holds every allowed row)."""
+    if allowed is None:
+        allowed = rows.shape[0] if mask is None else int(mask.sum())
     if mask is not None and allowed == rows.shape[0]:
         mask = None
     scan_ns = exact_cost(allowed, dim)

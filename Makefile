@@ -50,7 +50,7 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 
 bench-install: $(BENCH_STAMP)
 
-# quick preset (21-35 minutes on 2 cores): bench/results/quick/report.md and PNGs
+# quick preset (27-35 minutes on 2 cores): bench/results/quick/report.md and PNGs
 bench: $(BENCH_STAMP)
 	$(PY) -m bench run --preset quick
 

@@ -224,3 +224,24 @@ def test_scalar_codes_match_their_numpy_oracle():
             order = np.lexsort((keys[rows], got[rows]))[:7]
             np.testing.assert_array_equal(found, rows[order])
             np.testing.assert_allclose(estimates, got[rows][order], rtol=1e-6)
+
+
+@pytest.mark.parametrize("metric", [scalar.L2, scalar.IP])
+def test_a_scan_of_wide_scattered_codes_matches_its_numpy_oracle(metric):
+    # rows of 300 bytes are prefetched ahead while the scan scores the one before: the same answer
+    rng = np.random.default_rng(17)
+    vectors = rng.standard_normal((3000, 300)).astype(np.float32)
+    offset, step = scalar.fit_range(vectors)
+    codes = scalar.encode(vectors, offset, step)
+    query = rng.standard_normal(300).astype(np.float32)
+    prepared = scalar.prepare_queries(query[None], offset, step, metric)[0]
+    decoded = scalar.decode(codes, offset, step).astype(np.float64)
+    want = ((decoded - query) ** 2).sum(axis=1) if metric == scalar.L2 else -(decoded @ query) + query @ offset
+    keys = rng.permutation(3000).astype(np.int64)
+    for rows in (np.flatnonzero(rng.random(3000) < 0.1), np.arange(2990, 3000), np.arange(1)):
+        rows = rows.astype(np.int64)
+        found, estimates = scalar.estimate_topk(codes, prepared, metric, rows, keys, 10)
+        order = np.lexsort((keys[rows], want[rows]))[: min(10, rows.shape[0])]
+        assert set(found[: order.shape[0]].tolist()) == set(rows[order].tolist())
+        np.testing.assert_allclose(estimates[: order.shape[0]], want[rows][order], rtol=1e-4, atol=1e-2)
+        assert (found[order.shape[0] :] == -1).all()

@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from vecstore.core.exact import SCAN_PREFETCH_AHEAD, SCAN_PREFETCH_MIN_ROW_BYTES
+from vecstore.core.prefetch import prefetch_whole_row
 from vecstore.core.topk import drained, heap_arrays, offer_if_kept
 
 L2, IP = 0, 1
@@ -92,7 +94,13 @@ def estimate_topk(codes, query, metric, offsets, keys, count):
     and estimates float32 [count], ascending (ties to the smaller key), -1 / +inf padded."""
     hd, hk, ho = heap_arrays(min(count, offsets.shape[0]))
     size = 0
-    for j in range(offsets.shape[0]):
+    m = offsets.shape[0]
+    # scattered rows (a term's inside a window) miss the cache: ask for a row two ahead while this one
+    # is scored, as the float scan does
+    prefetch = codes.shape[1] >= SCAN_PREFETCH_MIN_ROW_BYTES
+    for j in range(m):
+        if prefetch and j + SCAN_PREFETCH_AHEAD < m:
+            prefetch_whole_row(codes, offsets[j + SCAN_PREFETCH_AHEAD])
         row = offsets[j]
         size = offer_if_kept(hd, hk, ho, size, code_distance(codes[row], query, metric), keys[row], row)
     return drained(hd, hk, ho, size, count)

@@ -14,7 +14,7 @@ import vecstore
 from tests.conftest import price_out_segment_walks
 from tests.oracles import exact_search
 from tests.test_engine_graphs import clustered, recall
-from vecstore.engine import planner
+from vecstore.engine import planner, single
 from vecstore.engine.allowed import allowed_rows
 from vecstore.engine.graphs import TERMS_SUFFIX
 from vecstore.engine.range_search import holding_run, range_options
@@ -226,3 +226,30 @@ def test_bad_range_graph_options_are_refused(db, attributes, window, names, mess
     numeric = [name for name, kind in attributes.items() if kind != "bool" and name != window]
     db.create_collection("c", dim=DIM, attributes=attributes, window=window, hnsw={"term_graphs": numeric})
     assert db.list_collections() == ["c"]
+
+
+@pytest.mark.parametrize("metric", ["l2", "cosine"])
+def test_the_lane_walks_a_term_or_range_graph_in_one_call_as_the_general_path(tmp_path, monkeypatch, metric):
+    price_out_segment_walks(monkeypatch)
+    walks = []
+    term_walk = single._term_walk
+    monkeypatch.setattr(single, "_term_walk", lambda *args: walks.append(args[1].how) or term_walk(*args))
+    with vecstore.connect(tmp_path / "db") as db:
+        col, ids, *_ = _collection(db, metric)
+        queries = clustered(5, seed=55, dim=DIM)
+        seen = set()
+        for deleted in (False, True):  # a term's graph is walked unmasked while every row of it is live
+            if deleted:
+                col.delete(ids[::7])
+            for text in [*FILTERS, "cat = 'b'", "cat in ('a', 'c')"]:
+                for query in queries:
+                    before = col.stats().get(single.LANE_COUNTER, 0)
+                    lane = col.search(query, k=10, filter=text)
+                    assert col.stats()[single.LANE_COUNTER] - before == 1, text
+                    general = col.search(query, k=10, filter=text, explain=True)  # explain: the general path
+                    np.testing.assert_array_equal(lane.ids, general.ids, err_msg=text)
+                    np.testing.assert_array_equal(lane.distances, general.distances, err_msg=text)
+                    assert not np.isin(lane.ids, ids[::7]).any() or not deleted
+                    seen.add(general.plan[0]["segments"][0]["strategy"])
+        assert {planner.RANGE_GRAPH, planner.TERM_GRAPH} <= seen
+        assert "walk" in walks  # the one-call path ran (a term of several pieces takes the general one)

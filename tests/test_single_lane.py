@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import vecstore
 from tests.oracles import assert_same_neighbours, exact_search, filter_mask
 from vecstore.core.exact import COSINE, IP, L2, exact_topk, row_norms, window_topk_one
-from vecstore.engine import planner
+from vecstore.engine import planner, single
 from vecstore.engine.single import LANE_COUNTER
 from vecstore.errors import InvalidArgument
 from vecstore.filters import parse_filter
@@ -235,8 +235,17 @@ def test_lane_answers_as_the_general_path_and_the_oracle(tmp_path, window_kind, 
         assert col.stats()[LANE_COUNTER] - before == searches  # every one of them took the lane
 
 
-def test_lane_runs_scans_graph_walks_and_window_tree_searches_as_the_general_path(tmp_path, graphs_priced_in):
+def test_lane_runs_scans_graph_walks_and_window_tree_searches_as_the_general_path(
+    tmp_path, graphs_priced_in, monkeypatch
+):
     rng = np.random.default_rng(8)
+    postfilters = []  # rows allowed in each one-call bucket walk
+    postfilter_walk = single._postfilter_walk
+    monkeypatch.setattr(
+        single,
+        "_postfilter_walk",
+        lambda view, allowed, *rest: postfilters.append(allowed.count) or postfilter_walk(view, allowed, *rest),
+    )
     hnsw = {"m": 8, "ef_construction": 40, "ef": 32, "window_tree_beta": 4, "window_tree_leaf_rows": 700}
     with vecstore.connect(tmp_path / "db") as db:
         attributes = {"t": "int64", "g": "int64", "c": "string"}
@@ -276,6 +285,7 @@ def test_lane_runs_scans_graph_walks_and_window_tree_searches_as_the_general_pat
                     np.testing.assert_array_equal(lane.distances, unfiltered.distances)
         assert {planner.EXACT_SCAN, planner.HNSW} <= seen  # scans, walks ...
         assert seen & set(planner.WINDOW_STRATEGIES), seen  # ... and the window tree
+        assert planner.WINDOW_POSTFILTER in seen and postfilters  # its postfilter walked in one call
 
 
 def test_bad_input_through_the_lane_gets_the_general_errors_and_loses_nothing(tmp_path):

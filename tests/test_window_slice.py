@@ -114,3 +114,16 @@ def test_allowed_mask_equals_its_offsets(rows):
     np.testing.assert_array_equal(told.mask(70), listed.mask(70))
     np.testing.assert_array_equal(told.offsets, run)
     assert Allowed.run(0, 70).covers(70) and not Allowed.run(1, 70).covers(70)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 80), st.integers(0, 80), st.integers(0, 80), st.integers(0, 80))
+def test_a_mask_within_a_bucket_is_the_slice_of_the_whole_mask(lo, length, start, width):
+    """What a window-tree bucket [start, stop) is walked with: a run masks only the bucket's rows, a
+    list of offsets slices its mask; both as the whole segment's mask sliced."""
+    hi, stop = min(80, lo + length), min(80, start + width)
+    run, listed = Allowed.run(lo, hi), Allowed(np.arange(lo, hi, dtype=np.int64)[::2], "payload_index")
+    for allowed in (run, listed):
+        within = allowed.mask_within(80, start, stop)
+        assert within.dtype == np.bool_
+        np.testing.assert_array_equal(within, allowed.mask(80)[start:stop])

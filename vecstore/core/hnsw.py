@@ -618,12 +618,15 @@ def search_single(vectors, query, metric, cosine, k, ef, entry, max_level, links
 
 
 @njit(nogil=True, cache=True)
-def search_single_keyed(vectors, keys, query, metric, cosine, k, ef, entry, max_level, links0, counts0, links_up,
-                        counts_up, upper_offset, mask, use_mask, visited, epoch_box, cand_d, cand_n, res_d,
+def search_single_keyed(vectors, keys, rows, base, query, metric, cosine, k, ef, entry, max_level, links0, counts0,
+                        links_up, counts_up, upper_offset, mask, use_mask, visited, epoch_box, cand_d, cand_n, res_d,
                         res_n):  # fmt: skip
     """``search_single`` that also checks the query and names the hits: returns the query's squared norm
     (float64; not finite for a query holding NaN or inf, and then nothing is searched), offsets
-    [1, k], ``keys`` of the hits [1, k] and distances [1, k], padded -1 / -1 / +inf."""
+    [1, k], ``keys`` of the hits [1, k] and distances [1, k], padded -1 / -1 / +inf. A graph over some
+    of a segment's rows returns segment offsets and takes the segment's ``keys``: node i is row
+    ``rows[i]`` (int64; a term or range graph), or with ``rows`` empty, row i + ``base`` (a window-tree
+    bucket; 0 for the segment graph)."""
     sq = query_sq(query)
     out_n = np.full((1, k), -1, np.int64)
     out_keys = np.full((1, k), -1, np.int64)
@@ -636,7 +639,8 @@ def search_single_keyed(vectors, keys, query, metric, cosine, k, ef, entry, max_
     for i in range(k):
         node = one_n[i]
         if node >= 0:
-            out_n[0, i] = node
-            out_keys[0, i] = keys[node]
+            row = rows[node] if rows.shape[0] else node + base
+            out_n[0, i] = row
+            out_keys[0, i] = keys[row]
             out_d[0, i] = one_d[i] + np.float32(1.0) if cosine else one_d[i]
     return sq, out_n, out_keys, out_d

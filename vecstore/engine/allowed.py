@@ -120,6 +120,16 @@ class Allowed:
         """Whether every one of the view's ``num_rows`` rows is allowed (a filter that cuts nothing)."""
         return self.count == num_rows
 
+    def mask_within(self, num_rows: int, start: int, stop: int) -> np.ndarray:
+        """``mask(num_rows)[start:stop]``: for a run, only those rows are masked (a bucket of the window
+        tree need not pay for a mask over the whole segment)."""
+        if self._run is None or self._mask is not None:
+            return self.mask(num_rows)[start:stop]
+        mask = np.zeros(stop - start, dtype=np.bool_)
+        lo, hi = self._run
+        mask[max(lo, start) - start : max(min(hi, stop) - start, 0)] = True
+        return mask
+
     def mask(self, num_rows: int) -> np.ndarray:
         if self._mask is None:
             mask = np.zeros(num_rows, dtype=np.bool_)

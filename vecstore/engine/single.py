@@ -53,7 +53,7 @@ from vecstore.engine.planner import (
     whole_segment_strategy,
 )
 from vecstore.engine.search import plan_view
-from vecstore.engine.term_search import run_term_option
+from vecstore.engine.term_search import TermPiece, run_term_option
 from vecstore.engine.views import SegmentView
 from vecstore.engine.window_search import run_tree_option, tree_walk
 from vecstore.filters import And, Node, interval_on
@@ -216,6 +216,42 @@ def _code_walk(
     return None if found[0, min(k, rows) - 1] < 0 else Hits(found, ids, found, distances)
 
 
+def _postfilter_walk(
+    view: SegmentView, allowed: Allowed, option, query: np.ndarray, k: int, ef: int, metric: str, rows: int
+) -> Hits | None:
+    """A window-tree postfilter (the bucket or straddle bucket holding every allowed row, walked with
+    the filter as its mask) in one call that checks the query and names the hits, as ``_walk`` walks
+    the segment graph; None when the walk fell short of k of the ``rows`` allowed. Not for an
+    inner-product collection (its graphs' hits are rescored after the walk)."""
+    _, level, number, two_hop, straddle = option.detail
+    tree = view.tree
+    bucket = tree.straddle(level, number) if straddle else tree.bucket(level, number)
+    start, stop = bucket.start, bucket.stop
+    mask = allowed.mask_within(view.num_rows, start, stop)
+    keyed = bucket.index.search_one_keyed(query, view.ids, k, ef, mask, two_hop, base=start)
+    assert keyed is not None  # a float graph of a collection whose metric is not ip
+    sq, found, ids, distances = keyed
+    if not _query_is_sound(query, sq, metric) or found[0, min(k, rows) - 1] < 0:
+        return None
+    return Hits(found, ids, found, distances)  # the lane never gathers columns: no source index needed
+
+
+def _term_walk(
+    view: SegmentView, piece: TermPiece, query: np.ndarray, k: int, ef: int, metric: str, rows: int
+) -> Hits | None:  # fmt: skip
+    """A term or range graph, the one piece of its option, walked in one call that checks the query and
+    names the hits; None when the walk fell short of k of the ``rows`` allowed. Not for an
+    inner-product collection."""
+    graph = piece.graph
+    assert graph is not None
+    keyed = graph.index.search_one_keyed(query, view.ids, k, ef, piece.mask, piece.how == "two_hop", rows=graph.rows)
+    assert keyed is not None  # a float graph of a collection whose metric is not ip
+    sq, found, ids, distances = keyed
+    if not _query_is_sound(query, sq, metric) or found[0, min(k, rows) - 1] < 0:
+        return None
+    return Hits(found, ids, found, distances)  # the lane never gathers columns: no source index needed
+
+
 def _whole_segment(
     view: SegmentView, index: int, query: np.ndarray, k: int, ef: int, m: int, exact: bool, metric: str
 ) -> tuple[str, Hits | None] | None:
@@ -312,9 +348,16 @@ def _planned(
         return EXACT_SCAN, scan_rows(view, index, allowed.offsets, query[None], k, METRIC_CODES[metric])
     if option is not None and plan.strategy in WINDOW_STRATEGIES:
         walk = tree_walk(view, k, oversampling, True)  # over codes where _tree_options priced it so
+        if walk is None and option.detail[0] == "postfilter" and metric != "ip":
+            hits = _postfilter_walk(view, allowed, option, query, k, ef, metric, rows)
+            return None if hits is None else (plan.strategy, hits)
         hits = run_tree_option(view, index, allowed, option, query[None], k, ef, METRIC_CODES[metric], walk)
         return None if hits.ids[0, min(k, rows) - 1] < 0 else (plan.strategy, hits)
     if plan.strategy in (TERM_GRAPH, RANGE_GRAPH) and option is not None:
+        pieces = option.detail[1]
+        if len(pieces) == 1 and pieces[0].how != "scan" and metric != "ip":
+            hits = _term_walk(view, pieces[0], query, k, ef, metric, rows)
+            return None if hits is None else (plan.strategy, hits)
         hits = run_term_option(view, index, option, query[None], k, ef, METRIC_CODES[metric])
         return None if hits.ids[0, min(k, rows) - 1] < 0 else (plan.strategy, hits)
     if plan.strategy == QUANTIZED_SCAN and option is not None and view.codes is not None:

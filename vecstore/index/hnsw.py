@@ -311,6 +311,10 @@ def build_prepared(
                      upper_offset, links_up, counts_up)  # fmt: skip
 
 
+#: ``search_one_keyed``'s node-to-row map when node i is row i + base
+_NO_ROWS = np.zeros(0, dtype=np.int64)
+
+
 class HnswIndex:
     """A graph with the vectors it was built on, ready to answer queries."""
 
@@ -437,17 +441,28 @@ class HnswIndex:
         return ids, dists
 
     def search_one_keyed(
-        self, query: np.ndarray, keys: np.ndarray, k: int, ef: int, mask: np.ndarray | None, two_hop: bool = False
+        self,
+        query: np.ndarray,
+        keys: np.ndarray,
+        k: int,
+        ef: int,
+        mask: np.ndarray | None,
+        two_hop: bool = False,
+        rows: np.ndarray | None = None,
+        base: int = 0,
     ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray] | None:
         """One float32 query [dim] in one kernel call that also checks it and names its hits by ``keys``:
         ``(query_sq, offsets [1, k], keys [1, k], distances [1, k])``, nothing searched when ``query_sq``
-        is not finite. None for an inner-product graph (its distances are recomputed after the walk:
-        use ``search_validated``). Same trust as ``search_validated`` for k, ef and the mask."""
+        is not finite. A graph over some of a segment's rows gives offsets in the segment and is given
+        the segment's ``keys``: node i is row ``rows[i]`` (int64), or without ``rows``, row i + ``base``.
+        None for an inner-product graph (its distances are recomputed after the walk: use
+        ``search_validated``). Same trust as ``search_validated`` for k, ef, the mask and ``rows``."""
         if self._is_ip:
             return None
         s = self._scratch_for(max(ef, k))
         use_mask = 0 if mask is None else 2 if two_hop else 1
-        return hnsw.search_single_keyed(self.vectors, keys, query, self.code, self._is_cosine, k, ef, *self._walk_args,
+        return hnsw.search_single_keyed(self.vectors, keys, _NO_ROWS if rows is None else rows, base, query, self.code,
+                                        self._is_cosine, k, ef, *self._walk_args,
                                         self._no_mask if mask is None else mask, use_mask, s.visited, s.epoch,
                                         s.cand_d, s.cand_n, s.res_d, s.res_n)  # fmt: skip
 

@@ -11,8 +11,9 @@ evicted the caches each Python step costs about three times its isolated price. 
 - without a filter the planner's rule for whole segments chooses, and a graph walk is one call that
   also checks the query and names the hits;
 - a filter allowing more rows is planned as the general path plans it (a window's rows come from the
-  same kernel), and a masked or two-hop walk of the segment graph runs as one such call, a window-tree
-  option as the general path runs it;
+  same kernel), and a masked or two-hop walk of the segment graph, of the window-tree bucket that holds
+  every allowed row (postfilter) or of a term or range graph that is its option's one piece runs as one
+  such call; the tree's and the terms' options of several pieces run as the general path runs them;
 - a segment with scalar (sq8) codes is planned, filter or not: a walk over its codes runs as one call
   that also rescores the walk's candidates on the float rows, a scan of its codes as two calls.
 

@@ -217,6 +217,16 @@ def _code_walk(
     return None if found[0, min(k, rows) - 1] < 0 else Hits(found, ids, found, distances)
 
 
+def _keyed_hits(keyed: tuple | None, query: np.ndarray, k: int, metric: str, rows: int) -> Hits | None:
+    """Hits of a ``search_one_keyed`` walk (the query checked by its squared norm); None when it fell
+    short of k of the ``rows`` allowed."""
+    assert keyed is not None  # a float graph of a collection whose metric is not ip
+    sq, found, ids, distances = keyed
+    if not _query_is_sound(query, sq, metric) or found[0, min(k, rows) - 1] < 0:
+        return None
+    return Hits(found, ids, found, distances)  # the lane never gathers columns: no source index needed
+
+
 def _postfilter_walk(
     view: SegmentView, allowed: Allowed, option, query: np.ndarray, k: int, ef: int, metric: str, rows: int
 ) -> Hits | None:
@@ -230,11 +240,7 @@ def _postfilter_walk(
     start, stop = bucket.start, bucket.stop
     mask = allowed.mask_within(view.num_rows, start, stop)
     keyed = bucket.index.search_one_keyed(query, view.ids, k, ef, mask, two_hop, base=start)
-    assert keyed is not None  # a float graph of a collection whose metric is not ip
-    sq, found, ids, distances = keyed
-    if not _query_is_sound(query, sq, metric) or found[0, min(k, rows) - 1] < 0:
-        return None
-    return Hits(found, ids, found, distances)  # the lane never gathers columns: no source index needed
+    return _keyed_hits(keyed, query, k, metric, rows)
 
 
 def _term_walk(
@@ -246,11 +252,7 @@ def _term_walk(
     graph = piece.graph
     assert graph is not None
     keyed = graph.index.search_one_keyed(query, view.ids, k, ef, piece.mask, piece.how == "two_hop", rows=graph.rows)
-    assert keyed is not None  # a float graph of a collection whose metric is not ip
-    sq, found, ids, distances = keyed
-    if not _query_is_sound(query, sq, metric) or found[0, min(k, rows) - 1] < 0:
-        return None
-    return Hits(found, ids, found, distances)  # the lane never gathers columns: no source index needed
+    return _keyed_hits(keyed, query, k, metric, rows)
 
 
 def _whole_segment(

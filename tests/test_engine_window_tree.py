@@ -42,8 +42,9 @@ def test_tree_is_built_reported_persisted_and_rebuilt_when_damaged(tmp_path):
     with vecstore.connect(tmp_path / "db") as db:
         col, *_ = windowed(db)
         (segment,) = col.describe()["segments"]
-        # buckets of 3000 and 750 rows, and by default straddle buckets over neighbouring level-1 ones
-        assert segment["window_tree"] == "ready (2 levels, beta 4, leaf_rows 700, 3 straddle buckets)"
+        # buckets of 3000 and 750 rows, and by default straddle buckets of level 1 (six of 4500 rows, one
+        # every 1500, and three over neighbouring buckets)
+        assert segment["window_tree"] == "ready (2 levels, beta 4, leaf_rows 700, 9 straddle buckets)"
         assert segment["window_tree_bytes"] > 0
         assert col.describe()["memory"]["window_tree_bytes"] == segment["window_tree_bytes"]
         assert col.stats()["window_trees_built"] == 1
@@ -145,11 +146,11 @@ def test_the_planner_takes_a_tree_strategy_where_it_is_cheapest(sorted_collectio
     want, _ = exact_search("l2", queries, vectors[inside], ids[inside], 10)
     assert recall(res.ids, want) >= 0.95 and np.isin(res.ids[res.ids >= 0], ids[inside]).all()
     assert col.stats()[plan["strategy"]] >= 20
-    # a fifth of the rows astride the middle: the straddle bucket over the middle two level-1 buckets
-    # holds it at twice the share the whole segment does; postfiltering there beats every other way
+    # a fifth of the rows astride the middle: the straddle bucket starting half a level-1 bucket before
+    # it holds it at 2.7 times the share the whole segment does; postfiltering there beats every other way
     res = col.search(queries, k=10, filter="t >= 4500 and t < 7400", explain=True)
     plan = res.plan[0]["segments"][0]
-    assert plan["strategy"] == planner.WINDOW_POSTFILTER and "level-1 straddle bucket of 6000 rows" in plan["reason"]
+    assert plan["strategy"] == planner.WINDOW_POSTFILTER and "level-1 straddle bucket of 4500 rows" in plan["reason"]
     inside = (ts >= 4500) & (ts < 7400) & ~np.isin(ids, deleted)
     want, _ = exact_search("l2", queries, vectors[inside], ids[inside], 10)
     assert recall(res.ids, want) >= 0.95 and np.isin(res.ids[res.ids >= 0], ids[inside]).all()

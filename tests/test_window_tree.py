@@ -35,12 +35,17 @@ def test_layout():
         assert bounds[0][0] == 0 and bounds[-1][1] == N
         assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
     assert len(TREE.graphs) == 4 + 16
-    assert TREE.straddle_levels == 1 and sorted(TREE.straddles) == [(1, 0), (1, 1), (1, 2)]  # the default
+    # the default: straddles of level 1, six starting every half bucket (375 rows), 1.5 buckets long,
+    # then three over neighbouring buckets
+    assert TREE.straddle_levels == 1 and sorted(TREE.straddles) == [(1, i) for i in range(9)]
     assert TREE.nbytes == sum(index.graph.nbytes for index in (*TREE.graphs.values(), *TREE.straddles.values()))
-    assert straddle_bounds(N, 4, 1, 1) == (750, 2250)
+    assert [straddle_bounds(N, 4, 1, i) for i in range(6)] == [(375 * i, 375 * i + 1125) for i in range(6)]
+    assert [straddle_bounds(N, 4, 1, i) for i in range(6, 9)] == [(0, 1500), (750, 2250), (1500, 3000)]
     assert np.shares_memory(TREE.straddles[(1, 1)].vectors, ROOT.vectors)
-    # beta 2: two children of one parent would be the parent, so only pairs across parents
-    assert straddle_keys(2, 3, 3) == [(2, 1), (3, 1), (3, 3), (3, 5)]
+    assert TREE.straddles[(1, 1)].graph.n == 1125 and TREE.straddles[(1, 7)].graph.n == 1500
+    # beta 2: the two children of one parent would be the parent, so only pairs across parents
+    assert straddle_keys(2, 3, 2) == [(1, 0), (1, 1)] + [(2, i) for i in range(6)] + [(2, 7)]
+    assert straddle_keys(4, 1, 2) == [(1, i) for i in range(9)]  # no deeper than the tree
     child = TREE.graphs[(2, 5)]
     start, stop = bucket_bounds(N, 4, 2, 5)
     assert np.shares_memory(child.vectors, ROOT.vectors) and child.vectors.shape[0] == stop - start
@@ -85,15 +90,38 @@ def test_postfilter_holder_is_the_fewest_rows_holding_the_window(window):
         joined = [tree.straddle(*key) for key in tree.straddles]
         holding = [b for b in regular + joined if b.start <= lo and hi <= b.stop]
         assert bucket.rows == min(b.rows for b in holding)
-        if hi - lo <= N // 4 and tree.straddles:  # no longer than a level-1 bucket: at most half the segment
-            assert bucket.rows <= N // 2
+        if hi - lo <= N // 4 and tree.straddles:  # no longer than a level-1 bucket: at most 1.5 of them
+            assert bucket.rows <= 3 * N // 8
+        if lo < N // 2 < hi and hi - lo <= N // 2 and lo >= N // 4 and hi <= 3 * N // 4 and tree.straddles:
+            assert bucket.rows <= N // 2  # within the middle two level-1 buckets: their pair holds it
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(200, 5000), st.sampled_from([2, 3, 4, 5]), st.integers(1, 2), st.data())
+def test_a_window_no_longer_than_a_bucket_lies_in_a_straddle_of_its_level(n, beta, level, data):
+    """Over any row count and beta: the straddle starting in the half bucket holding lo reaches past any
+    window of at most a bucket's length (their bounds round as the buckets' do)."""
+    halves = 2 * beta**level
+    shortest = min(stop - start for start, stop in (bucket_bounds(n, beta, level, i) for i in range(beta**level)))
+    lo = data.draw(st.integers(0, n - 1))
+    hi = min(n, lo + data.draw(st.integers(1, shortest)))
+    number = min(lo * halves // n, halves - 3)
+    while number + 1 <= halves - 3 and straddle_bounds(n, beta, level, number + 1)[0] <= lo:
+        number += 1
+    while straddle_bounds(n, beta, level, number)[0] > lo:
+        number -= 1
+    start, stop = straddle_bounds(n, beta, level, number)
+    assert (level, number) in straddle_keys(beta, level, level) and number < halves - 2
+    assert start <= lo and hi <= stop
 
 
 def test_straddle_postfilter_finds_the_windows_neighbours():
-    """Subset test through a straddle bucket: a window astride the middle, masked in the joined graph."""
+    """Subset test through a straddle bucket: a window astride the middle, masked in its graph."""
     lo, hi = 1200, 1900
     bucket = TREE.postfilter_bucket(lo, hi)
-    assert bucket.straddle and (bucket.start, bucket.stop) == (750, 2250)
+    assert bucket.straddle and (bucket.start, bucket.stop) == (1125, 2250)
+    # 1.6 level-1 buckets across the middle: too long for the shorter straddles, held by the pair
+    assert (TREE.postfilter_bucket(900, 2100).start, TREE.postfilter_bucket(900, 2100).stop) == (750, 2250)
     queries = np.random.default_rng(4).standard_normal((30, DIM)).astype(np.float32)
     mask = np.zeros(bucket.rows, dtype=bool)
     mask[lo - bucket.start : hi - bucket.start] = True
@@ -143,10 +171,9 @@ def test_persisted_tree_is_the_same_tree():
     np.testing.assert_array_equal(
         again.straddles[(1, 1)].search(queries, 5, 32)[0], TREE.straddles[(1, 1)].search(queries, 5, 32)[0]
     )
-    # a tree written before straddle buckets (no straddle_levels, no straddle entries) still opens
-    plain = [b for b in meta["buckets"] if not b["straddle"]]
-    old = {k: v for k, v in meta.items() if k != "straddle_levels"} | {"buckets": plain}
-    assert WindowTree.from_arrays(ROOT, old, arrays).straddles == {}
+    # a tree of the first layout (straddles over two whole buckets) is refused, to be built again
+    with pytest.raises(DataCorruption, match="written in layout version 1, this build reads 2"):
+        WindowTree.from_arrays(ROOT, {**meta, "version": 1}, arrays)
     with pytest.raises(DataCorruption, match="window tree is damaged"):
         WindowTree.from_arrays(ROOT, {**meta, "rows": N + 1}, arrays)
     with pytest.raises(DataCorruption, match="window tree is damaged"):

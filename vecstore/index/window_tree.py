@@ -15,10 +15,12 @@ A window, a contiguous run of rows, can then be searched:
 
 A window that straddles a boundary high up has only a large bucket holding it: a quarter of the rows
 astride the middle of a segment (beta 4) is held by the root alone, where it is a quarter of the
-rows. The top ``straddle_levels`` levels therefore also get a **straddle bucket** over every two
-neighbouring buckets (a graph over both, across the boundary between them): a window no longer than
-one bucket of such a level that crosses one of its boundaries lies inside the straddle bucket there,
-two buckets' rows. That quarter of the segment is then postfiltered at half the rows searched.
+rows. The top ``straddle_levels`` levels therefore also get **straddle buckets** of two shapes:
+
+- a bucket and a half long, one every half bucket: a window no longer than one bucket of that level
+  always lies inside one of them, at two thirds of its rows or more;
+- two neighbouring buckets joined: a window of up to two buckets that crosses just one boundary lies
+  inside one of them (it may be too long for the first shape).
 
 The structure only says which buckets and row ranges to search; the engine runs and merges them.
 Bucket graphs are built on slices of the segment's searched rows, so they add no copy of the vectors.
@@ -37,12 +39,12 @@ from vecstore.index.hnsw import HnswGraph, HnswIndex, build_prepared
 
 DEFAULT_BETA = 4
 DEFAULT_LEAF_ROWS = 2048
-#: Levels (from the top) whose neighbouring buckets also get a straddle bucket: level 1 costs about
-#: 1.5 graphs of the segment's size to build (beta 4), and is where windows of a quarter or an eighth
-#: of a segment, straddling its middle, otherwise postfilter over the whole segment.
+#: Levels (from the top) that also get straddle buckets: level 1 costs about 3.75 graphs of the
+#: segment's size to build (beta 4: six straddles of 3/8 of it and three of half of it), and is where
+#: windows of an eighth to a half of a segment, crossing a boundary, otherwise postfilter over all of it.
 DEFAULT_STRADDLE_LEVELS = 1
 MAX_STRADDLE_LEVELS = 16
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: straddle buckets of a bucket and a half as well as of two buckets
 
 
 @dataclass(frozen=True)
@@ -74,20 +76,26 @@ def tree_depth(n: int, beta: int, leaf_rows: int) -> int:
 
 
 def straddle_keys(beta: int, depth: int, straddle_levels: int) -> list[tuple[int, int]]:
-    """(level, number) of the straddle buckets: buckets ``number`` and ``number + 1`` of each level
-    1 .. min(straddle_levels, depth), joined; with beta 2 only pairs of different parents (two
-    children of one parent would be the parent again)."""
-    return [
-        (level, number)
-        for level in range(1, min(straddle_levels, depth) + 1)
-        for number in range(beta**level - 1)
-        if beta > 2 or number % 2 == 1
-    ]
+    """(level, number) of the straddle buckets of each level 1 .. min(straddle_levels, depth): numbers
+    below ``2 beta^level - 2`` start every half bucket and run a bucket and a half; the next
+    ``beta^level - 1`` join bucket i and i + 1 (with beta 2 only across parents: two children of one
+    parent would be the parent again)."""
+    keys = []
+    for level in range(1, min(straddle_levels, depth) + 1):
+        sliding = 2 * beta**level - 2
+        keys += [(level, number) for number in range(sliding)]
+        keys += [(level, sliding + i) for i in range(beta**level - 1) if beta > 2 or i % 2 == 1]
+    return keys
 
 
 def straddle_bounds(n: int, beta: int, level: int, number: int) -> tuple[int, int]:
-    """Rows [start, stop) of the straddle bucket over buckets ``number`` and ``number + 1`` of ``level``."""
-    return bucket_bounds(n, beta, level, number)[0], bucket_bounds(n, beta, level, number + 1)[1]
+    """Rows [start, stop) of straddle bucket ``number`` of ``level`` (see ``straddle_keys``): half buckets
+    number .. number + 2, or buckets i and i + 1 (bounds round as ``bucket_bounds`` splits a level)."""
+    halves = 2 * beta**level
+    if number < halves - 2:
+        return number * n // halves, (number + 3) * n // halves
+    first = number - (halves - 2)
+    return bucket_bounds(n, beta, level, first)[0], bucket_bounds(n, beta, level, first + 1)[1]
 
 
 def check_parameters(beta: Any, leaf_rows: Any, straddle_levels: Any = DEFAULT_STRADDLE_LEVELS) -> tuple[int, int, int]:
@@ -191,10 +199,12 @@ class WindowTree:
     def from_arrays(root: HnswIndex, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> WindowTree:
         """The tree from ``to_arrays``' output over the segment's ``root`` index; DataCorruption if torn."""
         try:
-            if meta["version"] != FORMAT_VERSION or meta["rows"] != root.graph.n:
-                raise ValueError(f"version {meta['version']} over {meta['rows']} rows, expected {root.graph.n}")
+            if meta["version"] != FORMAT_VERSION:
+                raise ValueError(f"written in layout version {meta['version']}, this build reads {FORMAT_VERSION}")
+            if meta["rows"] != root.graph.n:
+                raise ValueError(f"it spans {meta['rows']} rows, its segment {root.graph.n}")
             beta, leaf_rows = int(meta["beta"]), int(meta["leaf_rows"])
-            straddle_levels = int(meta.get("straddle_levels", 0))  # trees written before straddles had none
+            straddle_levels = int(meta["straddle_levels"])
             graphs, straddles = {}, {}
             for j, bucket in enumerate(meta["buckets"]):
                 level, number, straddle = int(bucket["level"]), int(bucket["number"]), bool(bucket.get("straddle"))
@@ -241,17 +251,23 @@ class WindowTree:
         level, number = self.holder(lo, hi) if holder is None else holder
         start, stop = bucket_bounds(self.n, self.beta, level, number)
         best = (stop - start, level, number, False)
-        # a straddle bucket of a level below the holder's is smaller than the holder (two buckets of a
-        # level below, beta > 2), and the deepest one holding the rows the smallest: it starts with
-        # the bucket holding lo
+        # a straddle bucket of a level below the holder's is smaller than the holder (at most two
+        # buckets of a level below, beta > 2), and the deepest level's holding the rows the smallest.
+        # Of one level, the shorter ones holding them start in the half bucket holding lo or one of the
+        # two before it (their row counts differ by rounding); the joined pair starts with lo's bucket
         for below in range(self.straddle_levels, level, -1):
-            first = self._bucket_of(lo, below)
-            if (below, first) not in self.straddles:
-                continue
-            start, stop = straddle_bounds(self.n, self.beta, below, first)
-            if hi <= stop:
-                if stop - start < best[0]:
-                    best = (stop - start, below, first, True)
+            halves = 2 * self.beta**below
+            last = min(self._part_of(lo, halves), halves - 3)
+            numbers = [*range(max(0, last - 2), last + 1), halves - 2 + self._bucket_of(lo, below)]
+            held = [
+                (stop - start, below, number, True)
+                for number in numbers
+                if (below, number) in self.straddles
+                for start, stop in [straddle_bounds(self.n, self.beta, below, number)]
+                if start <= lo and hi <= stop
+            ]
+            if held:
+                best = min(best, min(held))
                 break
         rows, level, number, straddle = best
         return level, number, straddle, rows
@@ -263,11 +279,15 @@ class WindowTree:
 
     def _bucket_of(self, row: int, level: int) -> int:
         """Number of the bucket at ``level`` that holds ``row``."""
-        n, width = self.n, self.beta**level
-        number = row * width // n  # up to rounding
-        while (number + 1) * n // width <= row:
+        return self._part_of(row, self.beta**level)
+
+    def _part_of(self, row: int, parts: int) -> int:
+        """Which of ``parts`` equal-count parts of the rows (floor(i n / parts)) holds ``row``."""
+        n = self.n
+        number = row * parts // n  # up to rounding
+        while (number + 1) * n // parts <= row:
             number += 1
-        while number * n // width > row:
+        while number * n // parts > row:
             number -= 1
         return number
 

@@ -29,8 +29,9 @@ ATTRIBUTE_TYPES: dict[str, pa.DataType] = {
 #: Attribute types a window filter (sorted segments) can run on.
 #: hnsw parameters and their allowed ranges. The window tree (buckets of a segment sorted by the window
 #: attribute, each with a graph) splits every bucket into window_tree_beta, down to
-#: window_tree_leaf_rows rows per bucket; the top window_tree_straddle_levels levels also get a graph
-#: over every two neighbouring buckets (0: none).
+#: window_tree_leaf_rows rows per bucket; the top window_tree_straddle_levels levels also get straddle
+#: graphs across their bucket boundaries, over every two neighbouring buckets and over a bucket and a
+#: half starting every half bucket (0: none).
 HNSW_LIMITS = {
     "m": (2, 4096),
     "ef_construction": (2, 4096),

@@ -100,12 +100,13 @@ class TermGraphs:
     def __init__(self, graphs: Iterable[TermGraph], ranges: Iterable[FieldRanges] = ()) -> None:
         self.graphs = {(g.field, g.term): g for g in graphs}
         self.ranges = {r.field: r for r in ranges}
+        self._fields = frozenset(f for f, _ in self.graphs)  # asked once per filter and query by the planner
 
     def get(self, field: str, term: object) -> TermGraph | None:
         return self.graphs.get((field, term)) if isinstance(term, str) else None
 
     def has_field(self, field: str) -> bool:
-        return any(f == field for f, _ in self.graphs)
+        return field in self._fields
 
     def __len__(self) -> int:
         """How many graphs: one per large term, and one per run of each numeric field's value order."""

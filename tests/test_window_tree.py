@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.oracles import exact_search
+from vecstore.core import tree_geometry
 from vecstore.errors import DataCorruption, InvalidArgument
 from vecstore.index.hnsw import HnswIndex
 from vecstore.index.window_tree import (
@@ -113,6 +114,32 @@ def test_a_window_no_longer_than_a_bucket_lies_in_a_straddle_of_its_level(n, bet
     start, stop = straddle_bounds(n, beta, level, number)
     assert (level, number) in straddle_keys(beta, level, level) and number < halves - 2
     assert start <= lo and hi <= stop
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(64, 20_000), st.sampled_from([2, 3, 4, 5, 8]), st.integers(16, 400), st.integers(0, 3), st.data())
+def test_compiled_geometry_matches_every_bucket_listed(n, beta, leaf_rows, straddle_levels, data):
+    """``tree_geometry.holders`` against a listing of every bucket and straddle bucket of the layout:
+    the deepest bucket holding the window, and a graph holding it with the fewest rows of them all
+    (the bucket itself on a tie)."""
+    depth = tree_depth(n, beta, leaf_rows)
+    levels = min(straddle_levels, depth)
+    lo = data.draw(st.integers(0, n - 1))
+    hi = data.draw(st.integers(lo + 1, n))
+    level, number, at, held, straddle, rows = tree_geometry.holders(n, beta, depth, levels, lo, hi)
+    buckets = [(lv, i, *bucket_bounds(n, beta, lv, i)) for lv in range(depth + 1) for i in range(beta**lv)]
+    holding = [(lv, i) for lv, i, start, stop in buckets if start <= lo and hi <= stop]
+    assert (level, number) == max(holding)  # the deepest (one bucket a level can hold it)
+    assert tree_geometry.holder(n, beta, depth, lo, hi) == (level, number)
+    graphs = {(lv, i, False): (start, stop) for lv, i, start, stop in buckets}
+    graphs.update({(lv, i, True): straddle_bounds(n, beta, lv, i) for lv, i in straddle_keys(beta, depth, levels)})
+    fewest = min(stop - start for start, stop in graphs.values() if start <= lo and hi <= stop)
+    start, stop = graphs[(at, held, straddle)]
+    assert start <= lo and hi <= stop and rows == stop - start == fewest
+    if not straddle:
+        assert (at, held) == (level, number)
+    else:
+        assert rows < bucket_bounds(n, beta, level, number)[1] - bucket_bounds(n, beta, level, number)[0]
 
 
 def test_straddle_postfilter_finds_the_windows_neighbours():

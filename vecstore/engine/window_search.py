@@ -115,8 +115,7 @@ def tree_options(
     lo, hi = allowed.bounds
     options: list[Option] = []
     n, beta = tree.n, tree.beta
-    level, number = tree.holder(lo, hi)
-    held_at, held_number, straddle, held_rows = tree.postfilter_holder(lo, hi, (level, number))
+    level, number, held_at, held_number, straddle, held_rows = tree.holders(lo, hi)
     if held_at > 0:  # the root itself is priced by the planner as the segment graph
         graph = masked_graph_option(count, held_rows, ef, m, scale)
         if graph is not None:

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from vecstore.core import tree_geometry
 from vecstore.errors import DataCorruption, InvalidArgument
 from vecstore.index.hnsw import HnswGraph, HnswIndex, build_prepared
 
@@ -227,14 +228,7 @@ class WindowTree:
 
     def holder(self, lo: int, hi: int) -> tuple[int, int]:
         """(level, number) of the deepest graph bucket that holds rows [lo, hi) entirely (0, 0: the root)."""
-        n, beta = self.n, self.beta
-        found = (0, 0)
-        for level in range(1, self.depth + 1):
-            number = self._bucket_of(lo, level)
-            if hi > (number + 1) * n // beta**level:
-                break
-            found = (level, number)
-        return found
+        return tree_geometry.holder(self.n, self.beta, self.depth, lo, hi)
 
     def smallest_holding(self, lo: int, hi: int) -> Bucket:
         """The deepest graph bucket that holds rows [lo, hi) entirely (the root when none deeper does)."""
@@ -244,52 +238,20 @@ class WindowTree:
         start, stop = straddle_bounds(self.n, self.beta, level, number)
         return Bucket(level, number, start, stop, self.straddles[(level, number)], straddle=True)
 
-    def postfilter_holder(self, lo: int, hi: int, holder: tuple[int, int] | None = None) -> tuple[int, int, bool, int]:
+    def postfilter_holder(self, lo: int, hi: int) -> tuple[int, int, bool, int]:
         """(level, number, straddle, rows) of the fewest-row graph, bucket or straddle bucket, that holds
-        rows [lo, hi) entirely: where a postfilter of them searches the fewest other rows. ``holder`` is
-        ``holder(lo, hi)`` when the caller has it already."""
-        level, number = self.holder(lo, hi) if holder is None else holder
-        start, stop = bucket_bounds(self.n, self.beta, level, number)
-        best = (stop - start, level, number, False)
-        # a straddle bucket of a level below the holder's is smaller than the holder (at most two
-        # buckets of a level below, beta > 2), and the deepest level's holding the rows the smallest.
-        # Of one level, the shorter ones holding them start in the half bucket holding lo or one of the
-        # two before it (their row counts differ by rounding); the joined pair starts with lo's bucket
-        for below in range(self.straddle_levels, level, -1):
-            halves = 2 * self.beta**below
-            last = min(self._part_of(lo, halves), halves - 3)
-            numbers = [*range(max(0, last - 2), last + 1), halves - 2 + self._bucket_of(lo, below)]
-            held = [
-                (stop - start, below, number, True)
-                for number in numbers
-                if (below, number) in self.straddles
-                for start, stop in [straddle_bounds(self.n, self.beta, below, number)]
-                if start <= lo and hi <= stop
-            ]
-            if held:
-                best = min(best, min(held))
-                break
-        rows, level, number, straddle = best
-        return level, number, straddle, rows
+        rows [lo, hi) entirely: where a postfilter of them searches the fewest other rows."""
+        return self.holders(lo, hi)[2:]
+
+    def holders(self, lo: int, hi: int) -> tuple[int, int, int, int, bool, int]:
+        """``holder(lo, hi)`` followed by ``postfilter_holder(lo, hi)``, in one compiled call (the planner
+        asks both for every window query)."""
+        return tree_geometry.holders(self.n, self.beta, self.depth, self.straddle_levels, lo, hi)
 
     def postfilter_bucket(self, lo: int, hi: int) -> Bucket:
         """The bucket ``postfilter_holder`` names."""
         level, number, straddle, _ = self.postfilter_holder(lo, hi)
         return self.straddle(level, number) if straddle else self.bucket(level, number)
-
-    def _bucket_of(self, row: int, level: int) -> int:
-        """Number of the bucket at ``level`` that holds ``row``."""
-        return self._part_of(row, self.beta**level)
-
-    def _part_of(self, row: int, parts: int) -> int:
-        """Which of ``parts`` equal-count parts of the rows (floor(i n / parts)) holds ``row``."""
-        n = self.n
-        number = row * parts // n  # up to rounding
-        while (number + 1) * n // parts <= row:
-            number += 1
-        while number * n // parts > row:
-            number -= 1
-        return number
 
     def children(self, bucket: Bucket) -> Iterator[Bucket]:
         """The buckets one level down; below the deepest level, none (their rows are scanned exactly)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
-from functools import partial
+from functools import lru_cache, partial
 
 import numpy as np
 import pyarrow as pa
@@ -177,6 +177,12 @@ def _gathered_scan(
     )
 
 
+@lru_cache(maxsize=4096)
+def _fields_read(node: Node) -> frozenset[str]:
+    """The fields ``node`` reads (asked for every planned query; filters repeat, and nodes are immutable)."""
+    return frozenset(node.fields())
+
+
 def plan_view(
     view: SegmentView,
     allowed: Allowed,
@@ -198,8 +204,11 @@ def plan_view(
     if not exact and view.tree is not None:
         pricers.append(partial(_tree_options, view, allowed, ef, m, k, oversampling, rescore, queries))
     if not exact and view.terms is not None and node is not None:
-        pricers.append(partial(term_options, view, allowed, node, ef, m, TERM_PIECE_CALL_NS / queries))
-        if view.terms.ranges:
+        # only a filter reading a field with term or range graphs has options through them
+        fields = _fields_read(node)
+        if view.terms.has_any_field(fields):
+            pricers.append(partial(term_options, view, allowed, node, ef, m, TERM_PIECE_CALL_NS / queries))
+        if not fields.isdisjoint(view.terms.ranges):
             pricers.append(partial(range_options, view, allowed, node, ef, m))
     trees = partial(_all_options, pricers) if pricers else None
     # windows on the sort column are served by the window tree's options; a category's rows may cluster

@@ -108,6 +108,10 @@ class TermGraphs:
     def has_field(self, field: str) -> bool:
         return field in self._fields
 
+    def has_any_field(self, fields: frozenset[str]) -> bool:
+        """Whether a term graph exists for a term of any of ``fields``."""
+        return not self._fields.isdisjoint(fields)
+
     def __len__(self) -> int:
         """How many graphs: one per large term, and one per run of each numeric field's value order."""
         return len(self.graphs) + sum(len(r.runs) for r in self.ranges.values())

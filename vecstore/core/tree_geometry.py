@@ -18,6 +18,31 @@ from numba import njit
 
 
 @njit(nogil=True, cache=True)
+def bucket_span(n, beta, level, number):
+    """Rows [start, stop) of bucket ``number`` of ``level``: children split their parent exactly."""
+    width = beta**level
+    return number * n // width, (number + 1) * n // width
+
+
+@njit(nogil=True, cache=True)
+def straddle_span(n, beta, level, number):
+    """Rows [start, stop) of straddle bucket ``number`` of ``level``: half buckets number .. number + 2,
+    or from ``2 beta^level - 2`` on, buckets i and i + 1 joined (bounds round as the buckets' do)."""
+    halves = 2 * beta**level
+    if number < halves - 2:
+        return number * n // halves, (number + 3) * n // halves
+    first = number - (halves - 2)
+    return bucket_span(n, beta, level, first)[0], bucket_span(n, beta, level, first + 1)[1]
+
+
+@njit(nogil=True, cache=True)
+def joins_pair(beta, parts, first):
+    """Whether buckets ``first`` and ``first + 1`` of a level of ``parts`` buckets get a joined straddle:
+    with beta 2 only across parents (two children of one parent would be the parent again)."""
+    return first < parts - 1 and (beta > 2 or first % 2 == 1)
+
+
+@njit(nogil=True, cache=True)
 def part_of(n, parts, row):
     """Which of ``parts`` equal-count parts of ``n`` rows (floor(i n / parts)) holds ``row``."""
     number = row * parts // n  # up to rounding
@@ -32,11 +57,9 @@ def part_of(n, parts, row):
 def holder(n, beta, depth, lo, hi):
     """(level, number) of the deepest bucket holding rows [lo, hi) entirely; (0, 0) is the root."""
     level, number = 0, 0
-    width = 1
     for deeper in range(1, depth + 1):
-        width *= beta
-        candidate = part_of(n, width, lo)
-        if hi > (candidate + 1) * n // width:
+        candidate = part_of(n, beta**deeper, lo)
+        if hi > bucket_span(n, beta, deeper, candidate)[1]:
             break
         level, number = deeper, candidate
     return level, number
@@ -53,23 +76,23 @@ def holders(n, beta, depth, straddle_levels, lo, hi):
     the shorter straddles holding the rows start in the half bucket holding lo or one of the two before
     it (their row counts differ by rounding); the pair holding them starts with lo's bucket."""
     held_level, held_number = holder(n, beta, depth, lo, hi)
-    width = beta**held_level
-    rows = (held_number + 1) * n // width - held_number * n // width
+    start, stop = bucket_span(n, beta, held_level, held_number)
+    rows = stop - start
     level, number, straddle = held_level, held_number, False
     for below in range(straddle_levels, held_level, -1):
         parts = beta**below
         halves = 2 * parts
         last = min(part_of(n, halves, lo), halves - 3)
         found_rows, found_number = -1, -1
-        for shorter in range(max(0, last - 2), last + 1):  # ascending: a tie keeps the lower number
-            start, stop = shorter * n // halves, (shorter + 3) * n // halves
-            if start <= lo and hi <= stop and (found_rows < 0 or stop - start < found_rows):
-                found_rows, found_number = stop - start, shorter
         pair = part_of(n, parts, lo)
-        if pair < parts - 1 and (beta > 2 or pair % 2 == 1):
-            start, stop = pair * n // parts, (pair + 2) * n // parts
+        # the shorter ones, then the pair after them: ascending numbers, so a tie keeps the lower one
+        for shorter in range(max(0, last - 2), last + 2):
+            candidate = shorter if shorter <= last else halves - 2 + pair
+            if shorter > last and not joins_pair(beta, parts, pair):
+                break
+            start, stop = straddle_span(n, beta, below, candidate)
             if start <= lo and hi <= stop and (found_rows < 0 or stop - start < found_rows):
-                found_rows, found_number = stop - start, halves - 2 + pair
+                found_rows, found_number = stop - start, candidate
         if found_rows >= 0:
             if found_rows < rows:
                 level, number, straddle, rows = below, found_number, True, found_rows

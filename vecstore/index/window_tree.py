@@ -64,8 +64,7 @@ class Bucket:
 
 def bucket_bounds(n: int, beta: int, level: int, number: int) -> tuple[int, int]:
     """Rows [start, stop) of a bucket. Children split their parent exactly: floor(i n / beta^level)."""
-    width = beta**level
-    return number * n // width, (number + 1) * n // width
+    return tree_geometry.bucket_span(n, beta, level, number)
 
 
 def tree_depth(n: int, beta: int, leaf_rows: int) -> int:
@@ -83,20 +82,16 @@ def straddle_keys(beta: int, depth: int, straddle_levels: int) -> list[tuple[int
     parent would be the parent again)."""
     keys = []
     for level in range(1, min(straddle_levels, depth) + 1):
-        sliding = 2 * beta**level - 2
-        keys += [(level, number) for number in range(sliding)]
-        keys += [(level, sliding + i) for i in range(beta**level - 1) if beta > 2 or i % 2 == 1]
+        parts = beta**level
+        keys += [(level, number) for number in range(2 * parts - 2)]
+        keys += [(level, 2 * parts - 2 + i) for i in range(parts - 1) if tree_geometry.joins_pair(beta, parts, i)]
     return keys
 
 
 def straddle_bounds(n: int, beta: int, level: int, number: int) -> tuple[int, int]:
     """Rows [start, stop) of straddle bucket ``number`` of ``level`` (see ``straddle_keys``): half buckets
     number .. number + 2, or buckets i and i + 1 (bounds round as ``bucket_bounds`` splits a level)."""
-    halves = 2 * beta**level
-    if number < halves - 2:
-        return number * n // halves, (number + 3) * n // halves
-    first = number - (halves - 2)
-    return bucket_bounds(n, beta, level, first)[0], bucket_bounds(n, beta, level, first + 1)[1]
+    return tree_geometry.straddle_span(n, beta, level, number)
 
 
 def check_parameters(beta: Any, leaf_rows: Any, straddle_levels: Any = DEFAULT_STRADDLE_LEVELS) -> tuple[int, int, int]:

@@ -47,9 +47,9 @@ def test_window_kernel_equals_searchsorted_then_the_exact_scan(case, max_rows):
     query = rng.standard_normal(DIM).astype(np.float32)
     keys = rng.permutation(3 * n + 1)[:n].astype(np.int64)
     norms = row_norms(vectors, metric)
-    sq, rows, offsets, ids, distances, source = window_topk_one(
+    sq, rows, offsets, ids, distances = window_topk_one(
         values, low, low_open, has_low, high, high_open, has_high, NO_TERM if term is None else term,
-        term is not None, live, max_rows, vectors, norms, query, keys, k, metric, 3,
+        term is not None, live, max_rows, vectors, norms, query, keys, k, metric,
     )  # fmt: skip
     lo = int(np.searchsorted(values, low, "right" if low_open else "left")) if has_low else 0
     hi = int(np.searchsorted(values, high, "left" if high_open else "right")) if has_high else n
@@ -62,7 +62,7 @@ def test_window_kernel_equals_searchsorted_then_the_exact_scan(case, max_rows):
     if live.shape[0]:
         want_offsets = want_offsets[live[want_offsets]]
     if span > max_rows:  # too many rows (deleted ones count): nothing scanned, the rows handed back
-        assert (ids == -1).all() and np.isinf(distances).all() and (source == -1).all()
+        assert (ids == -1).all() and np.isinf(distances).all()
         if term is None and not live.shape[0]:  # a run of live rows: its bounds, not its rows
             assert rows == -2
             np.testing.assert_array_equal(offsets, [[lo, hi]])
@@ -75,7 +75,6 @@ def test_window_kernel_equals_searchsorted_then_the_exact_scan(case, max_rows):
     np.testing.assert_array_equal(offsets, batch_offsets)
     np.testing.assert_array_equal(distances, batch_distances)
     np.testing.assert_array_equal(ids, [[keys[o] if o >= 0 else -1 for o in offsets[0]]])
-    np.testing.assert_array_equal(source, np.where(offsets >= 0, 3, -1))
     metric_name = {L2: "l2", IP: "ip", COSINE: "cosine"}[metric]
     want_ids, want_d = exact_search(metric_name, query[None], vectors[want_offsets], keys[want_offsets], k)
     assert_same_neighbours(ids, distances, want_ids, want_d, rtol=2e-4, atol=2e-3)
@@ -86,7 +85,7 @@ def test_window_kernel_reports_a_query_that_is_not_finite():
     vectors = np.ones((10, DIM), dtype=np.float32)
     query = np.full(DIM, np.nan, dtype=np.float32)
     sq, rows, *_ = window_topk_one(values, 2, False, True, 4, False, True, NO_TERM, False, NO_DELETES, 100,
-                                   vectors, row_norms(vectors, L2), query, np.arange(10), 3, L2, 0)  # fmt: skip
+                                   vectors, row_norms(vectors, L2), query, np.arange(10), 3, L2)  # fmt: skip
     assert np.isnan(sq) and rows == -1
 
 
@@ -290,18 +289,21 @@ def test_lane_runs_scans_graph_walks_and_window_tree_searches_as_the_general_pat
 
 def test_bad_input_through_the_lane_gets_the_general_errors_and_loses_nothing(tmp_path):
     with vecstore.connect(tmp_path / "db") as db:
-        col = db.create_collection("w", dim=DIM, metric="cosine", attributes={"t": "int64"}, window="t")
-        col.upsert(np.arange(100), np.random.default_rng(1).standard_normal((100, DIM)), {"t": np.arange(100)})
+        col = db.create_collection("w", dim=DIM, metric="cosine", attributes={"t": "int64", "c": "string"}, window="t")
+        col.upsert(np.arange(100), np.random.default_rng(1).standard_normal((100, DIM)),
+                   {"t": np.arange(100), "c": ["a", "b"] * 50})  # fmt: skip
         col.seal()
         window = "t between 3 and 9"
         bad = np.ones(DIM, dtype=np.float32)
         bad[2] = np.nan
-        with pytest.raises(InvalidArgument, match="NaN or infinity"):
-            col.search(bad, filter=window)
-        with pytest.raises(InvalidArgument, match="all zeros"):
-            col.search(np.zeros(DIM, dtype=np.float32), filter=window)
-        with pytest.raises(InvalidArgument, match="too large"):
-            col.search(np.full(DIM, 3e19, dtype=np.float32), filter=window)
+        # a window (its kernel checks the query), a term's rows and an OR (checked before their scans)
+        for text in (window, "c = 'a'", "t < 5 or c = 'b'"):
+            with pytest.raises(InvalidArgument, match="NaN or infinity"):
+                col.search(bad, filter=text)
+            with pytest.raises(InvalidArgument, match="all zeros"):
+                col.search(np.zeros(DIM, dtype=np.float32), filter=text)
+            with pytest.raises(InvalidArgument, match="too large"):
+                col.search(np.full(DIM, 3e19, dtype=np.float32), filter=text)
         with pytest.raises(InvalidArgument, match="unknown field"):
             col.search(np.ones(DIM, dtype=np.float32), filter="nope between 1 and 2")
         with pytest.raises(InvalidArgument):

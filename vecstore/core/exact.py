@@ -120,14 +120,20 @@ def _norm_term(sq, metric):
 
 
 @njit(nogil=True, cache=True)
-def _one_row_result(found, distances, keys, k, source):
-    """[1, k] rows of offsets, keys, distances and ``source``, padded -1 / -1 / +inf / -1."""
+def _keys_row(found, keys, k):
+    """[1, k] keys of the offsets ``found`` [k], -1 where they are padding."""
     out_keys = np.full((1, k), -1, dtype=np.int64)
-    out_source = np.full((1, k), -1, dtype=np.int64)
     for i in range(k):
         if found[i] >= 0:
             out_keys[0, i] = keys[found[i]]
-            out_source[0, i] = source
+    return out_keys
+
+
+@njit(nogil=True, cache=True)
+def _one_row_result(found, distances, keys, k, source):
+    """[1, k] rows of offsets, keys, distances and ``source``, padded -1 / -1 / +inf / -1."""
+    out_keys = _keys_row(found, keys, k)
+    out_source = np.where(out_keys >= 0, source, -1)
     return found.reshape(1, k), out_keys, distances.reshape(1, k), out_source
 
 
@@ -163,11 +169,9 @@ def window_span(values, low, low_open, has_low, high, high_open, has_high):
 
 
 @njit(inline="always")
-def _nothing_scanned(keys, k, source):
-    """Keys, distances and source of a search that scanned nothing: padding [1, k]."""
-    found = np.full(k, -1, dtype=np.int64)
-    _, out_keys, out_distances, out_source = _one_row_result(found, np.full(k, np.inf, np.float32), keys, k, source)
-    return out_keys, out_distances, out_source
+def _nothing_scanned(k):
+    """Keys and distances of a search that scanned nothing: padding [1, k]."""
+    return np.full((1, k), -1, dtype=np.int64), np.full((1, k), np.inf, dtype=np.float32)
 
 
 @njit(nogil=True, cache=True)
@@ -202,12 +206,13 @@ def window_rows(values, low, low_open, has_low, high, high_open, has_high, term_
 @njit(nogil=True, cache=True)
 def window_topk_one(
     values, low, low_open, has_low, high, high_open, has_high, term_rows, by_term, live, max_rows,
-    vectors, norms, query, keys, k, metric, source,
+    vectors, norms, query, keys, k, metric,
 ):  # fmt: skip
     """One query's exact top-k over ``window_rows``: returns ``(query_sq, rows, offsets, keys,
-    distances, source)`` as ``topk_scan_one`` does, with ``rows`` the live rows scanned. Nothing is
-    scanned when the query is not finite (``query_sq``; ``rows`` = -1), or when the window holds more
-    than ``max_rows`` rows: then keys, distances and source are padding [1, k], and for the caller to
+    distances)``, the last three [1, k] as ``topk_scan_one`` gives them (no source tag: every array
+    handed back costs a boxing, and the caller knows its segment), with ``rows`` the live rows scanned.
+    Nothing is scanned when the query is not finite (``query_sq``; ``rows`` = -1), or when the window
+    holds more than ``max_rows`` rows: then keys and distances are padding [1, k], and for the caller to
     plan with, either ``rows`` = -1 and ``offsets`` [1, n] are the window's live rows (``window_rows``'
     answer), or, for a window of every row without a term, ``rows`` = -2 and ``offsets`` [1, 2] are
     its bounds ``[lo, hi)``: its rows are not listed."""
@@ -216,20 +221,19 @@ def window_topk_one(
     if finite and not by_term and live.shape[0] == 0:  # a run of rows: too long to scan is told by its bounds
         lo, hi = window_span(values, low, low_open, has_low, high, high_open, has_high)
         if hi - lo > max_rows:
-            out_keys, out_distances, out_source = _nothing_scanned(keys, k, source)
+            out_keys, out_distances = _nothing_scanned(k)
             bounds = np.empty((1, 2), dtype=np.int64)
             bounds[0, 0], bounds[0, 1] = lo, hi
-            return sq, -2, bounds, out_keys, out_distances, out_source
+            return sq, -2, bounds, out_keys, out_distances
     # the window's live rows whatever their count (it is at most the segment's): the scan's rows, or
     # the ones the caller plans with; none for a query that cannot be searched
     span, offsets = window_rows(values, low, low_open, has_low, high, high_open, has_high, term_rows, by_term, live,
                                 values.shape[0] if finite else -1)  # fmt: skip
     if span > max_rows or not finite:
-        out_keys, out_distances, out_source = _nothing_scanned(keys, k, source)
-        return sq, -1, offsets.reshape(1, offsets.shape[0]), out_keys, out_distances, out_source
+        out_keys, out_distances = _nothing_scanned(k)
+        return sq, -1, offsets.reshape(1, offsets.shape[0]), out_keys, out_distances
     found, distances = topk_scan(vectors, norms, query, _norm_term(sq, metric), offsets, keys, k, metric)
-    out_offsets, out_keys, out_distances, out_source = _one_row_result(found, distances, keys, k, source)
-    return sq, offsets.shape[0], out_offsets, out_keys, out_distances, out_source
+    return sq, offsets.shape[0], found.reshape(1, k), _keys_row(found, keys, k), distances.reshape(1, k)
 
 
 @njit(nogil=True, cache=True, parallel=True)

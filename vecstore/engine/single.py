@@ -31,7 +31,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from vecstore.core.exact import PARALLEL_SCAN_MIN_ROWS, window_topk_one
+from vecstore.core.exact import PARALLEL_SCAN_MIN_ROWS, query_sq, window_topk_one
 from vecstore.engine.allowed import Allowed, allowed_rows
 from vecstore.engine.filtering import single_term_rows
 from vecstore.engine.hits import Hits, found_hits, merge_hits, scan_rows
@@ -151,9 +151,17 @@ def _window_args(view: SegmentView, node: Node) -> tuple | None:
 
 
 def _row_limit(view: SegmentView, dim: int, ef: int, m: int, exact: bool) -> int:
-    """The most rows the planner would scan in ``view`` that one kernel call on this thread scans."""
+    """The most rows the planner would scan in ``view`` that one kernel call on this thread scans,
+    kept with the view per settings (pricing it costs more than a selective scan)."""
     serial = PARALLEL_SCAN_MIN_ROWS - 1
-    return serial if exact or view.graph is None else min(serial, scan_row_limit(dim, ef, m))
+    if exact or view.graph is None:
+        return serial
+    key = ("row_limit", dim, ef, m)
+    limit = view.unfiltered_plans.get(key)
+    if limit is None:
+        limit = min(serial, scan_row_limit(dim, ef, m))
+        _keep_plan(view, key, limit)
+    return limit
 
 
 def _scanned_outright(view: SegmentView, rows: int, dim: int, ef: int, m: int) -> bool:
@@ -179,6 +187,12 @@ def _query_is_sound(query: np.ndarray, sq: float, metric: str) -> bool:
     return False
 
 
+def _query_checked(query: np.ndarray, metric: str) -> bool:
+    """``_query_is_sound`` by the query's compiled squared norm, for a path whose kernel does not check
+    the query: a quarter of what ``to_queries`` costs a single query, which a selective scan notices."""
+    return _query_is_sound(query, query_sq(query), metric)
+
+
 def _walk(
     view: SegmentView, index: int, query: np.ndarray, k: int, ef: int, mask: np.ndarray | None, two_hop: bool,
     metric: str, rows: int,
@@ -189,7 +203,8 @@ def _walk(
     assert graph is not None
     keyed = graph.search_one_keyed(query, view.ids, k, ef, mask, two_hop)
     if keyed is None:  # an inner-product graph: the general call and labelling
-        to_queries(query, query.shape[0], metric, 1)
+        if not _query_checked(query, metric):
+            return None
         found, distances = graph.search_validated(query[None], k, ef, mask, two_hop=two_hop)
         hits = found_hits(view, index, found, distances)
     else:
@@ -269,7 +284,8 @@ def _whole_segment(
                                           exact)  # fmt: skip
         _keep_plan(view, key, strategy)
     if strategy in (EMPTY, EXACT_SCAN):
-        to_queries(query, query.shape[0], metric, 1)
+        if not _query_checked(query, metric):
+            return None
         if strategy == EMPTY:
             return EMPTY, None
         if rows >= PARALLEL_SCAN_MIN_ROWS:
@@ -291,9 +307,8 @@ def _unfiltered(
         return _whole_segment(view, index, query, k, ef, m, exact, metric)
     every, planned = _unfiltered_plan(view, k, ef, m, query.shape[0], oversampling)
     outcome = _planned(view, index, every, query, k, ef, m, metric, oversampling, planned)
-    if outcome is not None and not checked and outcome[0] not in _WALKS_THAT_CHECK:
-        to_queries(query, query.shape[0], metric, 1)
-    return outcome
+    unchecked = outcome is not None and not checked and outcome[0] not in _WALKS_THAT_CHECK
+    return None if unchecked and not _query_checked(query, metric) else outcome
 
 
 #: Settings (k, ef, ...) whose unfiltered plans one view keeps; past this many it starts afresh.
@@ -421,8 +436,8 @@ def search_one(
         window = _window_args(view, node)
         allowed = None
         if window is not None:
-            sq, rows, offsets, ids, distances, source = window_topk_one(
-                *window, limit, view.vectors, view.norms, query, view.ids, k, metric_code, index
+            sq, rows, offsets, ids, distances = window_topk_one(
+                *window, limit, view.vectors, view.norms, query, view.ids, k, metric_code
             )
             if not checked:
                 if not _query_is_sound(query, sq, metric):
@@ -430,7 +445,7 @@ def search_one(
                 checked = True
             if rows >= 0:  # scanned
                 if rows:
-                    hits.append(Hits(source, ids, offsets, distances))
+                    hits.append(Hits(offsets, ids, offsets, distances))  # the lane never gathers: no source needed
                 strategies.append(EXACT_SCAN if rows else EMPTY)
                 continue
             # too many rows to scan outright: the kernel handed back the window's live rows to plan with,
@@ -449,7 +464,8 @@ def search_one(
             else:
                 allowed = Allowed(offsets[0], "payload_index" if window[-2] else "window_slice")
         if not checked:
-            to_queries(query, dim, metric, 1)  # raises for a query the general path would refuse
+            if not _query_checked(query, metric):  # raises for a query the general path would refuse
+                return None
             checked = True
         if allowed is None:
             allowed = allowed_rows(view, node)

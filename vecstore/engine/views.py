@@ -58,8 +58,9 @@ class SegmentView:
 
     @cached_property
     def unfiltered_plans(self) -> dict:
-        """The planner's answers for searches of every live row, by search settings: they depend on
-        nothing a query brings, and a view's rows never change (the single-query lane fills it)."""
+        """The planner's answers for searches of every live row, and its scan limits, by search
+        settings: they depend on nothing a query brings, and a view's rows never change (the
+        single-query lane fills it)."""
         return {}
 
     @cached_property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import pickle
 
 import numpy as np
 import pyarrow as pa
@@ -231,6 +232,17 @@ def test_evaluator_equals_row_by_row_oracle_and_text_round_trips(node):
     got = evaluate(node, COLUMNS, len(ROWS))
     want = filter_mask(node, ROWS, ALL_TYPES)
     np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=200, deadline=None)
+@given(filters)
+def test_a_nodes_kept_hash_is_its_fields_hash_and_is_not_pickled(node):
+    again = parse_filter(str(node))
+    assert again is not node and hash(again) == hash(node) and {node: 1}[again] == 1
+    assert hash(node) == hash(node)  # the kept hash, the second time
+    restored = pickle.loads(pickle.dumps(node))
+    assert "_hash" not in restored.__dict__  # string hashes differ between processes: recomputed there
+    assert restored == node and hash(restored) == hash(node)
 
 
 def test_evaluator_on_chunked_columns_and_empty_tables():

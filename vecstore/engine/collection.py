@@ -56,7 +56,7 @@ def _check_flag(value: Any, name: str) -> None:
 
 
 @lru_cache(maxsize=1024)
-def _parsed_filter(spec: str | Node, attributes: tuple[tuple[str, str], ...]) -> Node | None:
+def _parsed_filter(spec: str | Node, attributes: frozenset[tuple[str, str]]) -> Node | None:
     return to_filter(spec, dict(attributes))  # a bad filter raises, and nothing is cached
 
 
@@ -99,7 +99,8 @@ class Collection(SegmentIndexes):
         try:
             config = self._store.config()
             self.schema = CollectionSchema.from_json(config["schema"])
-            self._attribute_items = tuple(self.schema.attributes.items())
+            # the filter cache's key: a frozenset keeps its hash, where a tuple rehashes every pair per search
+            self._attribute_items = frozenset(self.schema.attributes.items())
             options = config.get("options", {})
             self.seal_rows = int(options.get("seal_rows", DEFAULT_SEAL_ROWS))
             self.compact_dead_fraction = float(options.get("compact_dead_fraction", DEFAULT_COMPACT_DEAD_FRACTION))

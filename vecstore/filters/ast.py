@@ -47,6 +47,10 @@ def _render_list(values: tuple[Value, ...]) -> str:
 class Node:
     """Base of every filter node; ``&``, ``|`` and ``~`` combine nodes."""
 
+    def __getstate__(self) -> dict:
+        # a pickled node leaves its kept hash behind: string hashes differ between processes
+        return {name: value for name, value in self.__dict__.items() if name != "_hash"}
+
     def __and__(self, other: Node) -> Node:
         return And.of(self, _as_node(other))
 
@@ -65,13 +69,31 @@ class Node:
         raise NotImplementedError
 
 
+def filter_node(cls: type) -> type:
+    """A frozen dataclass node that computes its hash once: the engine keys its caches (parsed filters,
+    plans, kernel bounds) by node, several lookups a search, and a dataclass rehashes every field of
+    the tree on each."""
+    cls = dataclass(frozen=True, eq=True)(cls)
+    fields_hash = cls.__hash__
+
+    def __hash__(self: Node) -> int:
+        kept = self.__dict__.get("_hash")
+        if kept is None:
+            kept = fields_hash(self)
+            object.__setattr__(self, "_hash", kept)
+        return kept
+
+    cls.__hash__ = __hash__  # type: ignore[method-assign]
+    return cls
+
+
 def _as_node(value: object) -> Node:
     if not isinstance(value, Node):
         raise InvalidArgument(f"cannot combine a filter with {type(value).__name__}; use field(...) expressions")
     return value
 
 
-@dataclass(frozen=True, eq=True)
+@filter_node
 class Compare(Node):
     field: str
     op: str
@@ -84,7 +106,7 @@ class Compare(Node):
         return {self.field}
 
 
-@dataclass(frozen=True, eq=True)
+@filter_node
 class Between(Node):
     field: str
     low: Value
@@ -97,7 +119,7 @@ class Between(Node):
         return {self.field}
 
 
-@dataclass(frozen=True, eq=True)
+@filter_node
 class InList(Node):
     field: str
     values: tuple[Value, ...]
@@ -111,7 +133,7 @@ class InList(Node):
         return {self.field}
 
 
-@dataclass(frozen=True, eq=True)
+@filter_node
 class Contains(Node):
     """``mode`` is "one" (contains v), "any" (contains any (..)) or "all" (contains all (..))."""
 
@@ -128,7 +150,7 @@ class Contains(Node):
         return {self.field}
 
 
-@dataclass(frozen=True, eq=True)
+@filter_node
 class IsNull(Node):
     field: str
     negated: bool = False
@@ -140,7 +162,7 @@ class IsNull(Node):
         return {self.field}
 
 
-@dataclass(frozen=True, eq=True)
+@filter_node
 class And(Node):
     children: tuple[Node, ...]
 
@@ -158,7 +180,7 @@ class And(Node):
         return set().union(*(c.fields() for c in self.children))
 
 
-@dataclass(frozen=True, eq=True)
+@filter_node
 class Or(Node):
     children: tuple[Node, ...]
 
@@ -176,7 +198,7 @@ class Or(Node):
         return set().union(*(c.fields() for c in self.children))
 
 
-@dataclass(frozen=True, eq=True)
+@filter_node
 class Not(Node):
     child: Node
 

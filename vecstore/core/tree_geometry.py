@@ -65,6 +65,16 @@ def holder(n, beta, depth, lo, hi):
     return level, number
 
 
+@njit(inline="always")
+def _fewer_rows(n, beta, level, number, lo, hi, found_rows, found_number):
+    """``(rows, number)`` of straddle bucket ``number`` of ``level`` when it holds [lo, hi) with fewer
+    rows than the one found so far (``found_rows`` -1: none yet); that one's otherwise."""
+    start, stop = straddle_span(n, beta, level, number)
+    if start <= lo and hi <= stop and (found_rows < 0 or stop - start < found_rows):
+        return stop - start, number
+    return found_rows, found_number
+
+
 @njit(nogil=True, cache=True)
 def holders(n, beta, depth, straddle_levels, lo, hi):
     """``(holder level, holder number, level, number, straddle, rows)``: the deepest bucket holding rows
@@ -84,15 +94,12 @@ def holders(n, beta, depth, straddle_levels, lo, hi):
         halves = 2 * parts
         last = min(part_of(n, halves, lo), halves - 3)
         found_rows, found_number = -1, -1
-        pair = part_of(n, parts, lo)
         # the shorter ones, then the pair after them: ascending numbers, so a tie keeps the lower one
-        for shorter in range(max(0, last - 2), last + 2):
-            candidate = shorter if shorter <= last else halves - 2 + pair
-            if shorter > last and not joins_pair(beta, parts, pair):
-                break
-            start, stop = straddle_span(n, beta, below, candidate)
-            if start <= lo and hi <= stop and (found_rows < 0 or stop - start < found_rows):
-                found_rows, found_number = stop - start, candidate
+        for shorter in range(max(0, last - 2), last + 1):
+            found_rows, found_number = _fewer_rows(n, beta, below, shorter, lo, hi, found_rows, found_number)
+        pair = part_of(n, parts, lo)
+        if joins_pair(beta, parts, pair):
+            found_rows, found_number = _fewer_rows(n, beta, below, halves - 2 + pair, lo, hi, found_rows, found_number)
         if found_rows >= 0:
             if found_rows < rows:
                 level, number, straddle, rows = below, found_number, True, found_rows

@@ -3,6 +3,8 @@ the planner, and its answers against the general path and the exact oracle over 
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -409,45 +411,61 @@ def test_a_batch_sends_each_query_alone_with_its_filter_through_the_lane(tmp_pat
         assert col.stats()[LANE_COUNTER] - before == 10
 
 
-def test_rows_no_graph_option_can_undercut_are_scanned_without_planning(tmp_path, monkeypatch, graphs_priced_in):
-    """``outright_scan_limit``: for every window and window-and-term filter allowing at most that many
-    rows, the planner (tree options included, one query) scans; the lane scans them without asking it.
-    Above the limit some filters do get a graph, so the bound is not vacuous."""
-    from vecstore.engine import single
+@pytest.mark.parametrize("term_graphs", [False, True])
+def test_rows_no_graph_option_can_undercut_are_scanned_without_planning(
+    tmp_path, monkeypatch, graphs_priced_in, term_graphs
+):
+    """``outright_scan_limit`` over the view's smallest graph (a window-tree bucket, or with term and range
+    graphs a term's graph when that is smaller): for every window, window-and-term and range filter
+    allowing at most that many rows, the planner (tree, term and range options included, one query)
+    scans; the lane scans them without asking it. Above the limit some filters do get a graph, so the
+    bound is not vacuous."""
     from vecstore.engine.allowed import allowed_rows
     from vecstore.engine.search import plan_view
 
     rng = np.random.default_rng(41)
     hnsw = {"m": 8, "ef_construction": 40, "ef": 10, "window_tree_beta": 4, "window_tree_leaf_rows": 700}
+    if term_graphs:  # c0 on 15% of the rows: its graph (about 900 rows) is smaller than a tree bucket
+        hnsw |= {"term_graphs": ["c", "s"], "term_graph_min_rows": 600}
     with vecstore.connect(tmp_path / "db") as db:
-        col = db.create_collection("w", dim=DIM, attributes={"t": "int64", "c": "string"}, window="t", hnsw=hnsw)
-        terms = [f"c{i % 3}" for i in range(6000)]
-        col.upsert(np.arange(6000), rng.standard_normal((6000, DIM)), {"t": rng.permutation(6000), "c": terms})
+        attributes = {"t": "int64", "c": "string", "s": "float64"}
+        col = db.create_collection("w", dim=DIM, attributes=attributes, window="t", hnsw=hnsw)
+        terms = np.where(rng.random(6000) < 0.15, "c0", np.where(rng.random(6000) < 0.5, "c1", "c2")).tolist()
+        col.upsert(np.arange(6000), rng.standard_normal((6000, DIM)),
+                   {"t": rng.permutation(6000), "c": terms, "s": rng.random(6000)})  # fmt: skip
         col.seal()
         assert col.wait_for_indexes(timeout=300)
         col.delete(np.arange(0, 6000, 17))
         (view,) = col._snapshot()
         assert view.tree is not None and view.tree.smallest_graph_rows == 1500
+        assert (view.terms is not None) == term_graphs
+        smallest = 1500
+        if term_graphs:
+            smallest = min(g.num_rows for g in view.terms.graphs.values())
+            assert smallest < 1000 and view.terms.smallest_graph_rows == smallest and view.terms.ranges
         ef, m = 10, hnsw["m"]
-        limit = planner.outright_scan_limit(DIM, ef, m, view.tree.smallest_graph_rows, planner.TREE_SPLIT_CALL_NS)
-        quick = single._row_limit(view, DIM, ef, m, exact=False)
-        assert limit > quick  # wider than the quick limit here
-        for rows in range(quick + 1, view.tree.smallest_graph_rows // 2):  # past a traversal's share too
-            assert single._scanned_outright(view, rows, DIM, ef, m) == (rows <= limit)
+        limit = planner.outright_scan_limit(DIM, ef, m, smallest, planner.TREE_SPLIT_CALL_NS)
+        assert single._row_limit(view, DIM, ef, m, exact=False) == min(limit, single.PARALLEL_SCAN_MIN_ROWS - 1)
+        assert limit > planner.scan_row_limit(DIM, ef, m)  # wider than the planner's own quick limit here
         filters = []
         for width in sorted({1, limit // 2, limit - 8, limit, limit + 8, limit + 40, 2 * limit, 3 * limit, 1400}):
             low = int(rng.integers(0, 6000 - width))
-            filters += [f"t >= {low} and t < {low + width}", f"t >= {low} and t < {low + 3 * width} and c = 'c1'"]
-        graphs_above = 0
+            filters += [f"t >= {low} and t < {low + width}", f"t >= {low} and t < {low + 7 * width} and c = 'c0'"]
+            start = float(rng.random() * (1 - width / 6000))
+            filters.append(f"s >= {start} and s < {start + width / 6000}")
+        graphs_above = Counter()
         for text in filters:
             node = parse_filter(text)
             rows = allowed_rows(view, node).offsets.shape[0]
             plan, _ = plan_view(view, allowed_rows(view, node), k=10, ef=ef, m=m, dim=DIM, exact=False,
-                                oversampling=1.0, rescore=True, queries=1)  # fmt: skip
+                                oversampling=1.0, rescore=True, queries=1, node=node)  # fmt: skip
             if rows <= limit:
                 assert plan.strategy in (planner.EXACT_SCAN, planner.EMPTY), (text, rows, limit, plan.to_dict())
-            graphs_above += rows > limit and plan.strategy != planner.EXACT_SCAN
+            elif plan.strategy != planner.EXACT_SCAN:
+                graphs_above[plan.strategy] += 1
         assert graphs_above, "no filter above the limit got a graph: the test does not probe the bound"
+        if term_graphs:
+            assert graphs_above[planner.TERM_GRAPH] and graphs_above[planner.RANGE_GRAPH], graphs_above
 
         def no_planning(*args, **kwargs):
             raise AssertionError("the lane planned rows no graph option could undercut")

@@ -16,8 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from vecstore.core.exact import SCAN_PREFETCH_AHEAD, SCAN_PREFETCH_MIN_ROW_BYTES
-from vecstore.core.prefetch import prefetch_whole_row
+from vecstore.core.exact import SCAN_PREFETCH_MIN_ROW_BYTES, prefetch_row_ahead
 from vecstore.core.topk import drained, heap_arrays, offer_if_kept
 
 L2, IP = 0, 1
@@ -99,8 +98,8 @@ def estimate_topk(codes, query, metric, offsets, keys, count):
     # is scored, as the float scan does
     prefetch = codes.shape[1] >= SCAN_PREFETCH_MIN_ROW_BYTES
     for j in range(m):
-        if prefetch and j + SCAN_PREFETCH_AHEAD < m:
-            prefetch_whole_row(codes, offsets[j + SCAN_PREFETCH_AHEAD])
+        if prefetch:
+            prefetch_row_ahead(codes, offsets, j)
         row = offsets[j]
         size = offer_if_kept(hd, hk, ho, size, code_distance(codes[row], query, metric), keys[row], row)
     return drained(hd, hk, ho, size, count)

@@ -45,11 +45,9 @@ from vecstore.engine.planner import (
     QUANTIZED_SCAN,
     RANGE_GRAPH,
     TERM_GRAPH,
-    TRAVERSE_MIN_ALLOWED_FRACTION,
     TREE_SPLIT_CALL_NS,
     WINDOW_STRATEGIES,
     outright_scan_limit,
-    scan_row_limit,
     walk_candidates,
     whole_segment_strategy,
 )
@@ -151,31 +149,26 @@ def _window_args(view: SegmentView, node: Node) -> tuple | None:
 
 
 def _row_limit(view: SegmentView, dim: int, ef: int, m: int, exact: bool) -> int:
-    """The most rows the planner would scan in ``view`` that one kernel call on this thread scans,
-    kept with the view per settings (pricing it costs more than a selective scan)."""
+    """The most allowed rows of ``view`` the lane scans in one kernel call on this thread without asking
+    the planner, kept with the view per settings (pricing it costs more than a selective scan): every
+    row exact search scans, else every row the planner would scan however it weighed the view's graphs."""
     serial = PARALLEL_SCAN_MIN_ROWS - 1
     if exact or view.graph is None:
         return serial
     key = ("row_limit", dim, ef, m)
     limit = view.unfiltered_plans.get(key)
     if limit is None:
-        limit = min(serial, scan_row_limit(dim, ef, m))
+        limit = min(serial, outright_scan_limit(dim, ef, m, _smallest_graph_rows(view), TREE_SPLIT_CALL_NS))
         _keep_plan(view, key, limit)
     return limit
 
 
-def _scanned_outright(view: SegmentView, rows: int, dim: int, ef: int, m: int) -> bool:
-    """Whether the planner would scan ``rows`` allowed rows (more than ``_row_limit``) however it
-    weighed the view's graphs, for one query: ``outright_scan_limit``, priced only for fewer rows than
-    a traversal of the smallest graph needs (it never reaches that many)."""
-    if view.graph is None:
-        return False  # _row_limit already allowed every row one thread scans
-    if view.terms is not None and len(view.terms):
-        return False  # a term's own graph can undercut a scan that no masked walk could
+def _smallest_graph_rows(view: SegmentView) -> int:
+    """Nodes of the view's smallest float graph a filter's walk could take: a window-tree bucket, a term
+    graph or range run, or the segment graph itself (``outright_scan_limit`` bounds every option by it)."""
     smallest = view.num_rows if view.tree is None else view.tree.smallest_graph_rows
-    if rows / max(smallest, 1) >= TRAVERSE_MIN_ALLOWED_FRACTION:
-        return False
-    return rows <= min(PARALLEL_SCAN_MIN_ROWS - 1, outright_scan_limit(dim, ef, m, smallest, TREE_SPLIT_CALL_NS))
+    terms = None if view.terms is None else view.terms.smallest_graph_rows
+    return smallest if terms is None else min(smallest, terms)
 
 
 def _query_is_sound(query: np.ndarray, sq: float, metric: str) -> bool:
@@ -470,8 +463,7 @@ def search_one(
         if allowed is None:
             allowed = allowed_rows(view, node)
         rows = allowed.count
-        # past the quick limit, rows no graph option could undercut are still scanned without planning
-        if rows <= limit or (not exact and _scanned_outright(view, rows, dim, search_ef, m)):
+        if rows <= limit:
             if rows:
                 hits.append(scan_rows(view, index, allowed.offsets, query.reshape(1, dim), k, metric_code))
             strategies.append(EXACT_SCAN if rows else EMPTY)

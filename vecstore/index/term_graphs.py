@@ -101,6 +101,11 @@ class TermGraphs:
         self.graphs = {(g.field, g.term): g for g in graphs}
         self.ranges = {r.field: r for r in ranges}
         self._fields = frozenset(f for f, _ in self.graphs)  # asked once per filter and query by the planner
+        sizes = [g.num_rows for g in self.graphs.values()]
+        sizes += [run.num_rows for field in self.ranges.values() for run in field.runs]
+        #: rows of the smallest term graph or range run (None without any): no graph option through them
+        #: walks fewer, which bounds the rows a scan always wins for
+        self.smallest_graph_rows: int | None = min(sizes, default=None)
 
     def get(self, field: str, term: object) -> TermGraph | None:
         return self.graphs.get((field, term)) if isinstance(term, str) else None

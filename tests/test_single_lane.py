@@ -480,6 +480,42 @@ def test_rows_no_graph_option_can_undercut_are_scanned_without_planning(
                 np.testing.assert_array_equal(lane.ids, want.ids, err_msg=text)
 
 
+def test_a_view_with_codes_plans_what_the_float_bound_would_scan(tmp_path, monkeypatch):
+    """``outright_scan_limit`` prices float graphs only: where the planner prefers scanning the sq8 codes
+    (exact scans priced dearer here, so that it does on a small segment), windows under that bound
+    run as the general path runs them, strategy and all, not as the lane's exact scan."""
+    from vecstore.engine.allowed import allowed_rows
+    from vecstore.engine.search import plan_view
+
+    monkeypatch.setattr(planner, "EXACT_NS_PER_ROW_DIM", 6.0)
+    dim, rng = 160, np.random.default_rng(43)
+    hnsw = {"m": 8, "ef_construction": 40, "ef": 10, "window_tree_beta": 4, "window_tree_leaf_rows": 700}
+    with vecstore.connect(tmp_path / "db") as db:
+        col = db.create_collection("w", dim=dim, attributes={"t": "int64"}, window="t", hnsw=hnsw,
+                                   quantization={"kind": "sq8"})  # fmt: skip
+        col.upsert(np.arange(6000), rng.standard_normal((6000, dim)), {"t": rng.permutation(6000)})
+        col.seal()
+        assert col.wait_for_indexes(timeout=300)
+        (view,) = col._snapshot()
+        assert view.codes is not None and view.tree is not None
+        bound = planner.outright_scan_limit(dim, 10, 8, view.tree.smallest_graph_rows, planner.TREE_SPLIT_CALL_NS)
+        assert single._row_limit(view, dim, 10, 8, exact=False) == planner.scan_row_limit(dim, 10, 8) < bound
+        quantized = 0
+        for width in range(1, bound + 1, 4):
+            low = int(rng.integers(0, 6000 - width))
+            text = f"t >= {low} and t < {low + width}"
+            node = parse_filter(text)
+            plan, _ = plan_view(view, allowed_rows(view, node), k=10, ef=10, m=8, dim=dim, exact=False,
+                                oversampling=1.0, rescore=True, queries=1, node=node)  # fmt: skip
+            query = rng.standard_normal(dim).astype(np.float32)
+            lane = col.search(query, k=10, filter=text, ef=10)
+            general = col.search(query, k=10, filter=text, ef=10, explain=True)
+            assert lane.strategy == general.strategy == plan.strategy, (text, lane.strategy, plan.strategy)
+            np.testing.assert_array_equal(lane.ids, general.ids, err_msg=text)
+            quantized += plan.strategy == planner.QUANTIZED_SCAN
+        assert quantized, "the codes' scan never won under the bound: the test does not probe it"
+
+
 @pytest.mark.parametrize("metric", ["l2", "cosine", "ip"])
 def test_lane_walks_sq8_codes_as_the_general_path_does(tmp_path, metric, monkeypatch):
     """A collection with sq8 codes: unfiltered, masked and two-hop walks over the codes (and any scan the

@@ -48,6 +48,7 @@ from vecstore.engine.planner import (
     TREE_SPLIT_CALL_NS,
     WINDOW_STRATEGIES,
     outright_scan_limit,
+    scan_row_limit,
     walk_candidates,
     whole_segment_strategy,
 )
@@ -151,14 +152,19 @@ def _window_args(view: SegmentView, node: Node) -> tuple | None:
 def _row_limit(view: SegmentView, dim: int, ef: int, m: int, exact: bool) -> int:
     """The most allowed rows of ``view`` the lane scans in one kernel call on this thread without asking
     the planner, kept with the view per settings (pricing it costs more than a selective scan): every
-    row exact search scans, else every row the planner would scan however it weighed the view's graphs."""
+    row exact search scans, else every row the planner would scan however it weighed the view's float
+    graphs. That bound does not price a scan or walk over codes, which can undercut the exact scan
+    below it; a view with codes takes only the planner's own quick limit."""
     serial = PARALLEL_SCAN_MIN_ROWS - 1
     if exact or view.graph is None:
         return serial
     key = ("row_limit", dim, ef, m)
     limit = view.unfiltered_plans.get(key)
     if limit is None:
-        limit = min(serial, outright_scan_limit(dim, ef, m, _smallest_graph_rows(view), TREE_SPLIT_CALL_NS))
+        if view.codes is not None:
+            limit = min(serial, scan_row_limit(dim, ef, m))
+        else:
+            limit = min(serial, outright_scan_limit(dim, ef, m, _smallest_graph_rows(view), TREE_SPLIT_CALL_NS))
         _keep_plan(view, key, limit)
     return limit
 

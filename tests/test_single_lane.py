@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import vecstore
 from tests.oracles import assert_same_neighbours, exact_search, filter_mask
 from vecstore.core.exact import COSINE, IP, L2, exact_topk, row_norms, window_topk_one
-from vecstore.engine import planner, single
+from vecstore.engine import planner, search, single
 from vecstore.engine.single import LANE_COUNTER
 from vecstore.errors import InvalidArgument
 from vecstore.filters import parse_filter
@@ -415,11 +415,11 @@ def test_a_batch_sends_each_query_alone_with_its_filter_through_the_lane(tmp_pat
 def test_rows_no_graph_option_can_undercut_are_scanned_without_planning(
     tmp_path, monkeypatch, graphs_priced_in, term_graphs
 ):
-    """``outright_scan_limit`` over the view's smallest graph (a window-tree bucket, or with term and range
-    graphs a term's graph when that is smaller): for every window, window-and-term and range filter
-    allowing at most that many rows, the planner (tree, term and range options included, one query)
-    scans; the lane scans them without asking it. Above the limit some filters do get a graph, so the
-    bound is not vacuous."""
+    """``outright_scan_limit`` over the smallest graph a filter may walk (a window-tree bucket, or for a
+    filter reading a field with term or range graphs a term's graph when that is smaller): for every
+    window, window-and-term and range filter allowing at most that many rows, the planner (tree, term
+    and range options included, one query) scans; the lane scans them without asking it. Above the
+    limit some filters do get a graph, so the bound is not vacuous."""
     from vecstore.engine.allowed import allowed_rows
     from vecstore.engine.search import plan_view
 
@@ -444,11 +444,24 @@ def test_rows_no_graph_option_can_undercut_are_scanned_without_planning(
             smallest = min(g.num_rows for g in view.terms.graphs.values())
             assert smallest < 1000 and view.terms.smallest_graph_rows == smallest and view.terms.ranges
         ef, m = 10, hnsw["m"]
+        serial = single.PARALLEL_SCAN_MIN_ROWS - 1
+        # a window alone walks no term or range graph, so only the tree's buckets bound it
+        window_limit = planner.outright_scan_limit(DIM, ef, m, 1500, planner.TREE_SPLIT_CALL_NS)
         limit = planner.outright_scan_limit(DIM, ef, m, smallest, planner.TREE_SPLIT_CALL_NS)
-        assert single._row_limit(view, DIM, ef, m, exact=False) == min(limit, single.PARALLEL_SCAN_MIN_ROWS - 1)
+        window, term = parse_filter("t >= 10 and t < 20"), parse_filter("t >= 10 and t < 20 and c = 'c0'")
+        assert single._row_limit(view, window, DIM, ef, m, False, 10, 1.0) == min(window_limit, serial)
+        assert single._row_limit(view, term, DIM, ef, m, False, 10, 1.0) == min(limit, serial)
         assert limit > planner.scan_row_limit(DIM, ef, m)  # wider than the planner's own quick limit here
+        if term_graphs:
+            assert window_limit > limit  # the term graphs narrow only the filters that read their fields
+
+        def limit_of(node):
+            return window_limit if not any(search.reads_term_graphs(view, node)) else limit
+
         filters = []
-        for width in sorted({1, limit // 2, limit - 8, limit, limit + 8, limit + 40, 2 * limit, 3 * limit, 1400}):
+        widths = {1, limit // 2, limit - 8, limit, limit + 8, limit + 40, 2 * limit, 3 * limit, 1400}
+        widths |= {window_limit - 8, window_limit, window_limit + 8}
+        for width in sorted(widths):
             low = int(rng.integers(0, 6000 - width))
             filters += [f"t >= {low} and t < {low + width}", f"t >= {low} and t < {low + 7 * width} and c = 'c0'"]
             start = float(rng.random() * (1 - width / 6000))
@@ -457,10 +470,11 @@ def test_rows_no_graph_option_can_undercut_are_scanned_without_planning(
         for text in filters:
             node = parse_filter(text)
             rows = allowed_rows(view, node).offsets.shape[0]
+            bound = limit_of(node)
             plan, _ = plan_view(view, allowed_rows(view, node), k=10, ef=ef, m=m, dim=DIM, exact=False,
                                 oversampling=1.0, rescore=True, queries=1, node=node)  # fmt: skip
-            if rows <= limit:
-                assert plan.strategy in (planner.EXACT_SCAN, planner.EMPTY), (text, rows, limit, plan.to_dict())
+            if rows <= bound:
+                assert plan.strategy in (planner.EXACT_SCAN, planner.EMPTY), (text, rows, bound, plan.to_dict())
             elif plan.strategy != planner.EXACT_SCAN:
                 graphs_above[plan.strategy] += 1
         assert graphs_above, "no filter above the limit got a graph: the test does not probe the bound"
@@ -472,7 +486,8 @@ def test_rows_no_graph_option_can_undercut_are_scanned_without_planning(
 
         monkeypatch.setattr(single, "plan_view", no_planning)
         for text in filters:
-            if allowed_rows(view, parse_filter(text)).offsets.shape[0] <= limit:
+            node = parse_filter(text)
+            if allowed_rows(view, node).offsets.shape[0] <= limit_of(node):
                 query = rng.standard_normal(DIM).astype(np.float32)
                 lane = col.search(query, k=10, filter=text, ef=ef)
                 assert lane.strategy in (planner.EXACT_SCAN, planner.EMPTY)
@@ -480,14 +495,17 @@ def test_rows_no_graph_option_can_undercut_are_scanned_without_planning(
                 np.testing.assert_array_equal(lane.ids, want.ids, err_msg=text)
 
 
-def test_a_view_with_codes_plans_what_the_float_bound_would_scan(tmp_path, monkeypatch):
-    """``outright_scan_limit`` prices float graphs only: where the planner prefers scanning the sq8 codes
-    (exact scans priced dearer here, so that it does on a small segment), windows under that bound
-    run as the general path runs them, strategy and all, not as the lane's exact scan."""
+@pytest.mark.parametrize("scan_ns_per_row_dim", [None, 6.0])
+def test_a_view_with_codes_plans_what_the_float_bound_would_scan(tmp_path, monkeypatch, scan_ns_per_row_dim):
+    """``outright_scan_limit`` prices float graphs only: where the planner prefers scanning or walking
+    the sq8 codes (with exact scans priced dearer, it scans them on a small segment), windows under
+    that bound run as the general path runs them, strategy and all, not as the lane's exact scan; the
+    lane's bound for a view with codes is ``coded_scan_limit``, which prices them."""
     from vecstore.engine.allowed import allowed_rows
     from vecstore.engine.search import plan_view
 
-    monkeypatch.setattr(planner, "EXACT_NS_PER_ROW_DIM", 6.0)
+    if scan_ns_per_row_dim is not None:
+        monkeypatch.setattr(planner, "EXACT_NS_PER_ROW_DIM", scan_ns_per_row_dim)
     dim, rng = 160, np.random.default_rng(43)
     hnsw = {"m": 8, "ef_construction": 40, "ef": 10, "window_tree_beta": 4, "window_tree_leaf_rows": 700}
     with vecstore.connect(tmp_path / "db") as db:
@@ -498,10 +516,18 @@ def test_a_view_with_codes_plans_what_the_float_bound_would_scan(tmp_path, monke
         assert col.wait_for_indexes(timeout=300)
         (view,) = col._snapshot()
         assert view.codes is not None and view.tree is not None
-        bound = planner.outright_scan_limit(dim, 10, 8, view.tree.smallest_graph_rows, planner.TREE_SPLIT_CALL_NS)
-        assert single._row_limit(view, dim, 10, 8, exact=False) == planner.scan_row_limit(dim, 10, 8) < bound
+        smallest = view.tree.smallest_graph_rows
+        bound = planner.outright_scan_limit(dim, 10, 8, smallest, planner.TREE_SPLIT_CALL_NS)
+        oversampling = col._default_oversampling
+        limit = single._row_limit(view, parse_filter("t >= 0 and t < 10"), dim, 10, 8, False, 10, oversampling)
+        coded = planner.coded_scan_limit(dim, 10, 8, 6000, smallest, 6000, planner.TREE_SPLIT_CALL_NS, "sq8", dim, 10,
+                                         oversampling)  # fmt: skip
+        if scan_ns_per_row_dim is not None:  # the codes' scan undercuts the exact scan below the float bound
+            assert limit == coded < bound
+        else:
+            assert limit == coded
         quantized = 0
-        for width in range(1, bound + 1, 4):
+        for width in range(1, max(bound, limit) + 41, 4):  # past both bounds
             low = int(rng.integers(0, 6000 - width))
             text = f"t >= {low} and t < {low + width}"
             node = parse_filter(text)
@@ -513,7 +539,8 @@ def test_a_view_with_codes_plans_what_the_float_bound_would_scan(tmp_path, monke
             assert lane.strategy == general.strategy == plan.strategy, (text, lane.strategy, plan.strategy)
             np.testing.assert_array_equal(lane.ids, general.ids, err_msg=text)
             quantized += plan.strategy == planner.QUANTIZED_SCAN
-        assert quantized, "the codes' scan never won under the bound: the test does not probe it"
+        if scan_ns_per_row_dim is not None:
+            assert quantized, "the codes' scan never won under the bound: the test does not probe it"
 
 
 @pytest.mark.parametrize("metric", ["l2", "cosine", "ip"])

@@ -227,10 +227,15 @@ def _fewest_rows(fraction: float, graph_rows: int) -> int:
     return rows
 
 
-def outright_scan_limit(dim: int, ef: int, m: int, smallest_graph_rows: int, split_ns: float) -> int:
-    """The most allowed rows ``plan_segment`` scans however it weighs the float graphs of a segment
-    (no codes) whose smallest graph, a window-tree bucket or the segment graph itself, has
-    ``smallest_graph_rows`` nodes; at least ``scan_row_limit``. Every graph option costs at least:
+def outright_scan_limit(
+    dim: int, ef: int, m: int, smallest_graph_rows: int, split_ns: float, scale: float | None = None,
+    extra_ns: float = 0.0,
+) -> int:  # fmt: skip
+    """The most allowed rows ``plan_segment`` scans however it weighs the graphs of a segment whose
+    smallest graph, a window-tree bucket or the segment graph itself, has ``smallest_graph_rows`` nodes,
+    walked at ``scale`` of the calibrated distance (float rows' by default: at least ``scan_row_limit``
+    then) with ``extra_ns`` more per option (``coded_scan_limit``'s walks over codes). Every graph
+    option costs at least:
 
     - a traversal, an unfiltered search, and it is offered only where the allowed rows are at least
       ``TRAVERSE_MIN_ALLOWED_FRACTION`` of its graph;
@@ -238,18 +243,53 @@ def outright_scan_limit(dim: int, ef: int, m: int, smallest_graph_rows: int, spl
       (``two_hop_floor``), below which no graph is walked at all;
     - a cover or three-split with a graph piece, an unfiltered search and ``split_ns`` (without one,
       the same rows scanned in two calls, dearer than one)."""
-    scale = float_distance_scale(dim)
-    unfiltered = unfiltered_graph_cost(ef, m, scale=scale)
+    scale = float_distance_scale(dim) if scale is None else scale
+    unfiltered = unfiltered_graph_cost(ef, m, scale=scale) + extra_ns
     floor = two_hop_floor(m)
-    two_hop = two_hop_cost(floor, ef, m, scale)
+    two_hop = two_hop_cost(floor, ef, m, scale) + extra_ns
     pieces = unfiltered + split_ns
     walked_from = _fewest_rows(floor, smallest_graph_rows)
     traversed_from = _fewest_rows(TRAVERSE_MIN_ALLOWED_FRACTION, smallest_graph_rows)
     return max(
-        scan_row_limit(dim, ef, m),  # past it a traversal might win, wherever it is offered
+        _rows_within(unfiltered, dim),  # past it a traversal might win, wherever it is offered
         min(_rows_within(min(two_hop, pieces), dim), traversed_from - 1),  # no traversal: two-hop or pieces
         min(_rows_within(pieces, dim), walked_from - 1),  # no walk of a masked graph: pieces only
     )
+
+
+def coded_scan_limit(dim: int, ef: int, m: int, graph_rows: int, tree_rows: int | None, float_rows: int,
+                     split_ns: float, kind: str, code_width: int, k: int, oversampling: float) -> int:  # fmt: skip
+    """``outright_scan_limit`` for a segment with ``kind`` codes, whose options ``plan_segment`` weighs
+    as it prices them: the graphs walked over float rows (the smallest of ``float_rows`` nodes); the
+    segment graph (``graph_rows`` nodes) walked over the codes at least at ``max(ef, k x oversampling)``
+    after preparing the query; the window tree's buckets (the smallest of ``tree_rows``) likewise, plus
+    the call that rescores its candidates, or over float rows where codes walk no cheaper
+    (``tree_walk``). No row count past where a scan of the codes (``quantized_option``, rescoring
+    included) undercuts the exact scan is scanned outright. Candidates' rescoring in a walk is left
+    out of its price: the bound may only come out lower."""
+    code_scale = code_graph_scale(kind, code_width)
+    walk_ef = max(ef, k, math.ceil(k * oversampling))
+    query_ns = code_query_ns(kind, dim)
+    trees_over_codes = tree_rows is not None and code_scale < float_distance_scale(dim)
+    if tree_rows is not None and not trees_over_codes:
+        float_rows = min(float_rows, tree_rows)
+    high = min(
+        outright_scan_limit(dim, ef, m, float_rows, split_ns),
+        outright_scan_limit(dim, walk_ef, m, graph_rows, split_ns, code_scale, query_ns),
+    )
+    if trees_over_codes:
+        high = min(high, outright_scan_limit(dim, walk_ef, m, tree_rows, split_ns, code_scale,
+                                             query_ns + EXACT_CALL_NS))  # fmt: skip
+    low = 0
+    # the exact scan's cost less the code scan's is negative while the code scan rescores every row, and
+    # affine in the rows after: the counts where the exact scan costs no more are a prefix, bisected
+    while low < high:
+        rows = (low + high + 1) >> 1
+        if exact_cost(rows, dim) <= quantized_option(rows, kind, dim, code_width, k, oversampling, True).cost_ns:
+            low = rows
+        else:
+            high = rows - 1
+    return low
 
 
 def whole_segment_strategy(live_rows: int, graph_rows: int | None, ef: int, m: int, dim: int, exact: bool) -> str:

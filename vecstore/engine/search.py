@@ -183,6 +183,15 @@ def _fields_read(node: Node) -> frozenset[str]:
     return frozenset(node.fields())
 
 
+def reads_term_graphs(view: SegmentView, node: Node | None) -> tuple[bool, bool]:
+    """Whether ``node`` reads a field with term graphs in ``view``, and one with range graphs: only such
+    a filter has options through them."""
+    if view.terms is None or node is None:
+        return False, False
+    fields = _fields_read(node)
+    return view.terms.has_any_field(fields), not fields.isdisjoint(view.terms.ranges)
+
+
 def plan_view(
     view: SegmentView,
     allowed: Allowed,
@@ -203,12 +212,11 @@ def plan_view(
     pricers = []
     if not exact and view.tree is not None:
         pricers.append(partial(_tree_options, view, allowed, ef, m, k, oversampling, rescore, queries))
-    if not exact and view.terms is not None and node is not None:
-        # only a filter reading a field with term or range graphs has options through them
-        fields = _fields_read(node)
-        if view.terms.has_any_field(fields):
+    if not exact:
+        through_terms, through_ranges = reads_term_graphs(view, node)
+        if through_terms:
             pricers.append(partial(term_options, view, allowed, node, ef, m, TERM_PIECE_CALL_NS / queries))
-        if not fields.isdisjoint(view.terms.ranges):
+        if through_ranges:
             pricers.append(partial(range_options, view, allowed, node, ef, m))
     trees = partial(_all_options, pricers) if pricers else None
     # windows on the sort column are served by the window tree's options; a category's rows may cluster

@@ -47,12 +47,12 @@ from vecstore.engine.planner import (
     TERM_GRAPH,
     TREE_SPLIT_CALL_NS,
     WINDOW_STRATEGIES,
+    coded_scan_limit,
     outright_scan_limit,
-    scan_row_limit,
     walk_candidates,
     whole_segment_strategy,
 )
-from vecstore.engine.search import plan_view
+from vecstore.engine.search import plan_view, reads_term_graphs
 from vecstore.engine.term_search import TermPiece, run_term_option
 from vecstore.engine.views import SegmentView
 from vecstore.engine.window_search import run_tree_option, tree_walk
@@ -149,32 +149,34 @@ def _window_args(view: SegmentView, node: Node) -> tuple | None:
     return (keys, *bounds, term_rows, rest is not None, _EVERY_ROW_LIVE if view.live is None else view.live)
 
 
-def _row_limit(view: SegmentView, dim: int, ef: int, m: int, exact: bool) -> int:
-    """The most allowed rows of ``view`` the lane scans in one kernel call on this thread without asking
-    the planner, kept with the view per settings (pricing it costs more than a selective scan): every
-    row exact search scans, else every row the planner would scan however it weighed the view's float
-    graphs. That bound does not price a scan or walk over codes, which can undercut the exact scan
-    below it; a view with codes takes only the planner's own quick limit."""
+def _row_limit(view: SegmentView, node: Node, dim: int, ef: int, m: int, exact: bool, k: int,
+               oversampling: float) -> int:  # fmt: skip
+    """The most rows ``node`` allows in ``view`` that the lane scans in one kernel call on this thread
+    without asking the planner, kept with the view per settings (pricing it costs more than a selective
+    scan): every row exact search scans, else every row the planner would scan however it weighed the
+    graphs it may walk for ``node`` (term and range graphs only for a filter reading their fields), and
+    the view's codes' scan and walks when it has codes."""
     serial = PARALLEL_SCAN_MIN_ROWS - 1
     if exact or view.graph is None:
         return serial
-    key = ("row_limit", dim, ef, m)
+    through_terms = any(reads_term_graphs(view, node))
+    key = ("row_limit", dim, ef, m, k, oversampling, through_terms)
     limit = view.unfiltered_plans.get(key)
     if limit is None:
-        if view.codes is not None:
-            limit = min(serial, scan_row_limit(dim, ef, m))
+        # term graphs and range runs are walked over float rows, and only for a filter reading their fields
+        terms = view.terms.smallest_graph_rows if through_terms and view.terms is not None else None
+        float_rows = view.num_rows if terms is None else min(view.num_rows, terms)
+        tree_rows = None if view.tree is None else view.tree.smallest_graph_rows
+        codes = view.codes
+        if codes is not None:
+            limit = coded_scan_limit(dim, ef, m, view.num_rows, tree_rows, float_rows, TREE_SPLIT_CALL_NS, codes.kind,
+                                     codes.codes.shape[1], k, oversampling)  # fmt: skip
         else:
-            limit = min(serial, outright_scan_limit(dim, ef, m, _smallest_graph_rows(view), TREE_SPLIT_CALL_NS))
+            smallest = float_rows if tree_rows is None else min(float_rows, tree_rows)
+            limit = outright_scan_limit(dim, ef, m, smallest, TREE_SPLIT_CALL_NS)
+        limit = min(serial, limit)
         _keep_plan(view, key, limit)
     return limit
-
-
-def _smallest_graph_rows(view: SegmentView) -> int:
-    """Nodes of the view's smallest float graph a filter's walk could take: a window-tree bucket, a term
-    graph or range run, or the segment graph itself (``outright_scan_limit`` bounds every option by it)."""
-    smallest = view.num_rows if view.tree is None else view.tree.smallest_graph_rows
-    terms = None if view.terms is None else view.terms.smallest_graph_rows
-    return smallest if terms is None else min(smallest, terms)
 
 
 def _query_is_sound(query: np.ndarray, sq: float, metric: str) -> bool:
@@ -431,7 +433,7 @@ def search_one(
             if outcome[1] is not None:
                 hits.append(outcome[1])
             continue
-        limit = _row_limit(view, dim, search_ef, m, exact)
+        limit = _row_limit(view, node, dim, search_ef, m, exact, k, oversampling)
         window = _window_args(view, node)
         allowed = None
         if window is not None:

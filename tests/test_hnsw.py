@@ -96,7 +96,8 @@ def test_masked_search_returns_only_allowed_rows(index, data):
 
 def _two_hop_reference(vectors, links0, counts0, query, entry, ef, k, mask):
     """Layer-0 two-hop search written plainly: allowed neighbours are scored, a rejected neighbour's own
-    allowed neighbours are scored in its place; stops when the nearest candidate is beyond the ef-th."""
+    allowed neighbours are scored in its place; stops when the nearest candidate is beyond the ef-th. A
+    walk that runs out of candidates before it keeps ef rows then scores every allowed row it missed."""
 
     def dist(node):
         return float(((vectors[node].astype(np.float64) - query) ** 2).sum())
@@ -129,6 +130,10 @@ def _two_hop_reference(vectors, links0, counts0, query, entry, ef, k, mask):
                 if mask[nb2] and nb2 not in visited:
                     visited.add(nb2)
                     offer(nb2)
+    if len(results) < ef:
+        for row in np.flatnonzero(mask):
+            if row not in visited:
+                offer(row)
     return [node for _, node in sorted((-d, n) for d, n in results)[:k]]
 
 
@@ -149,6 +154,49 @@ def test_two_hop_walk_equals_a_plain_reference_walk(data):
         assert mask[got[got >= 0]].all()
         same += list(got[0][got[0] >= 0]) == want
     assert same >= 48
+
+
+def _two_islands(rows_each: int) -> tuple[np.ndarray, np.ndarray]:
+    """Layer-0 links of two chains that share no edge: rows [0, rows_each) and [rows_each, 2 rows_each),
+    each row linked to the two rows either side of it in its own chain."""
+    n = 2 * rows_each
+    links0 = np.full((n, 4), -1, dtype=np.int32)
+    counts0 = np.zeros(n, dtype=np.int32)
+    for row in range(n):
+        start = row - row % rows_each
+        near = [r for r in (row - 2, row - 1, row + 1, row + 2) if start <= r < start + rows_each]
+        links0[row, : len(near)] = near
+        counts0[row] = len(near)
+    return links0, counts0
+
+
+@pytest.mark.parametrize("metric", [kernels.L2, kernels.IP])
+def test_two_hop_walk_cut_off_from_allowed_rows_scores_them_all(metric):
+    """Allowed rows beyond the walk's reach (here in a part of the graph no edge leads to) are scored
+    when the walk runs out of rows before it keeps ef of them: the answer is the exact one, where the
+    walk alone would return only the rows of its own part."""
+    rng = np.random.default_rng(5)
+    links0, counts0 = _two_islands(100)
+    vectors = rng.standard_normal((200, 8)).astype(np.float32)
+    mask = np.zeros(200, dtype=np.bool_)
+    mask[::10] = True  # 10 allowed rows in each island; every rejected row's neighbours reach the next
+    for seed in range(10):
+        query = rng.standard_normal(8).astype(np.float32)
+        visited, epoch = np.zeros(200, np.uint32), np.uint32(1)
+        ef = 16
+        cand_d, cand_n = np.empty(201, np.float32), np.empty(201, np.int32)
+        res_d, res_n = np.empty(ef + 1, np.float32), np.empty(ef + 1, np.int32)
+        entry = 3 + seed  # in the first island
+        n_res = kernels.search_layer_two_hop(vectors, query, metric, entry, ef, links0, counts0, visited, epoch,
+                                             mask, cand_d, cand_n, res_d, res_n)  # fmt: skip
+        assert n_res == ef  # 10 of its own island, and 6 more from the other one
+        got = sorted(res_n[:n_res].tolist())
+        scores = ((vectors - query) ** 2).sum(axis=1) if metric == kernels.L2 else -(vectors @ query)
+        allowed = np.flatnonzero(mask)
+        want = sorted(allowed[np.argsort(scores[allowed], kind="stable")[:ef]].tolist())
+        assert got == want
+        if metric == kernels.L2:
+            assert got == sorted(_two_hop_reference(vectors, links0, counts0, query, entry, ef, ef, mask))
 
 
 def test_mask_with_fewer_rows_than_k_returns_them_all(index, data):

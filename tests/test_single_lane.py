@@ -424,7 +424,7 @@ def test_rows_no_graph_option_can_undercut_are_scanned_without_planning(
     from vecstore.engine.search import plan_view
 
     rng = np.random.default_rng(41)
-    hnsw = {"m": 8, "ef_construction": 40, "ef": 10, "window_tree_beta": 4, "window_tree_leaf_rows": 700}
+    hnsw = {"m": 12, "ef_construction": 40, "ef": 10, "window_tree_beta": 4, "window_tree_leaf_rows": 700}
     if term_graphs:  # c0 on 15% of the rows: its graph (about 900 rows) is smaller than a tree bucket
         hnsw |= {"term_graphs": ["c", "s"], "term_graph_min_rows": 600}
     with vecstore.connect(tmp_path / "db") as db:

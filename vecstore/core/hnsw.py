@@ -348,6 +348,23 @@ def search_layer_two_hop(vectors, query, metric, entry, ef, links0, counts0, vis
                 prefetch_whole_row(vectors, reached[r + 1])
             bound, n_cand, n_res = _offer(vectors, query, metric, reached[r], ef, bound, cand_d, cand_n, n_cand,
                                           res_d, res_n, n_res)  # fmt: skip
+    if n_res < ef:
+        n_res = _complete_scan(vectors, query, metric, ef, visited, epoch, mask, res_d, res_n, n_res)
+    return n_res
+
+
+@njit(inline="always")
+def _complete_scan(vectors, query, metric, ef, visited, epoch, mask, res_d, res_n, n_res):
+    """Score every allowed row a two-hop walk did not reach. Called when the walk ran out of rows before it
+    kept ef: until then nothing is pruned, so it kept every allowed row it could reach, and the rest are
+    cut off from them by rejected rows further than two hops (a filter whose rows sit in several islands
+    of the graph). Scoring those too makes the answer exact where the walk alone would return the nearest
+    island's rows as the nearest rows."""
+    bound = np.float32(np.inf)
+    for row in range(mask.shape[0]):
+        if mask[row] and visited[row] != epoch:
+            d = distance(vectors, row, query, metric)
+            n_res, bound = _keep(res_d, res_n, n_res, d, row, ef, bound)
     return n_res
 
 

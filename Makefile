@@ -54,11 +54,11 @@ bench-install: $(BENCH_STAMP)
 bench: $(BENCH_STAMP)
 	$(PY) -m bench run --preset quick
 
-# movies at full size (58,688 rows), unfiltered and every window fraction 2^-16 .. 2^0 (13 minutes)
+# movies at full size (58,688 rows), unfiltered and every window fraction 2^-16 .. 2^0 (about 20 minutes)
 bench-windows: $(BENCH_STAMP)
 	$(PY) -m bench run --preset windows
 
-# ranges on movie rating and votes (full size) and jeopardy's windows and categories (15 minutes)
+# ranges on movie rating and votes (full size) and jeopardy's windows and categories (about 22 minutes)
 bench-attributes: $(BENCH_STAMP)
 	$(PY) -m bench run --preset attributes
 

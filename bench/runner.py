@@ -69,7 +69,7 @@ PRESETS = {
         ef_construction=100,
     ),
     # every window fraction on one whole real dataset, with the quick sweep: the window-fraction curve at
-    # full size in about 13 minutes, where the full preset takes hours
+    # full size in about 20 minutes, where the full preset takes hours
     "windows": Preset(
         "windows",
         [DatasetPlan("movies", None, 100, list(range(16, -1, -1)))],
@@ -81,7 +81,7 @@ PRESETS = {
     ),
     # the other real attributes: ranges on movie rating and votes at full size (no window tree
     # serves them: the payload index's sorted values do), and jeopardy (1536-d air-date windows,
-    # categories, their conjunction); about 15 minutes
+    # categories, their conjunction); about 22 minutes
     "attributes": Preset(
         "attributes",
         [

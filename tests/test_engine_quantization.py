@@ -286,3 +286,22 @@ def test_sq8_walks_are_priced_below_float_walks_only_where_codes_are_cheaper():
     walk = planner.quantized_graph_option(20_000, 20_000, 40, 16, "sq8", 784, 784, 10, 1.0, True)
     floats = planner.masked_graph_option(20_000, 20_000, 40, 16, planner.float_distance_scale(784))
     assert walk.cost_ns < floats[1]
+
+
+def test_scattered_rows_of_wide_vectors_are_priced_by_bandwidth():
+    """Up to ``HIGH_DIM_FROM`` dimensions a run of rows and rows spread over the segment scan at one
+    price; past it the spread rows cost more, and with sq8 codes a category's 263 rows of 1536-d
+    vectors are scanned over their codes where a window's 263 rows are scanned exactly."""
+    from vecstore.engine import planner
+
+    assert planner.exact_cost(300, 784, scattered=True) == planner.exact_cost(300, 784)
+    assert planner.exact_cost(300, 1536, scattered=True) > 3 * planner.exact_cost(300, 1536)
+
+    def strategy(found_by: str) -> str:
+        codes = planner.quantized_option(263, "sq8", 1536, 1536, 10, 1.0, True)
+        plan, _ = planner.plan_segment("s", 263, 9_900, found_by, exact_requested=False, graph_rows=9_900,
+                                       ef=10, m=16, dim=1536, quantized=codes)  # fmt: skip
+        return plan.strategy
+
+    assert strategy("payload_index") == strategy("evaluated") == planner.QUANTIZED_SCAN
+    assert strategy("window_slice") == planner.EXACT_SCAN

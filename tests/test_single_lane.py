@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import vecstore
 from tests.oracles import assert_same_neighbours, exact_search, filter_mask
 from vecstore.core.exact import COSINE, IP, L2, exact_topk, row_norms, window_topk_one
-from vecstore.engine import planner, search, single
+from vecstore.engine import graphs, planner, search, single
 from vecstore.engine.single import LANE_COUNTER
 from vecstore.errors import InvalidArgument
 from vecstore.filters import parse_filter
@@ -449,8 +449,8 @@ def test_rows_no_graph_option_can_undercut_are_scanned_without_planning(
         window_limit = planner.outright_scan_limit(DIM, ef, m, 1500, planner.TREE_SPLIT_CALL_NS)
         limit = planner.outright_scan_limit(DIM, ef, m, smallest, planner.TREE_SPLIT_CALL_NS)
         window, term = parse_filter("t >= 10 and t < 20"), parse_filter("t >= 10 and t < 20 and c = 'c0'")
-        assert single._row_limit(view, window, DIM, ef, m, False, 10, 1.0) == min(window_limit, serial)
-        assert single._row_limit(view, term, DIM, ef, m, False, 10, 1.0) == min(limit, serial)
+        assert single._row_limit(view, window, DIM, ef, m, False, 10, 1.0, False) == min(window_limit, serial)
+        assert single._row_limit(view, term, DIM, ef, m, False, 10, 1.0, False) == min(limit, serial)
         assert limit > planner.scan_row_limit(DIM, ef, m)  # wider than the planner's own quick limit here
         if term_graphs:
             assert window_limit > limit  # the term graphs narrow only the filters that read their fields
@@ -519,7 +519,7 @@ def test_a_view_with_codes_plans_what_the_float_bound_would_scan(tmp_path, monke
         smallest = view.tree.smallest_graph_rows
         bound = planner.outright_scan_limit(dim, 10, 8, smallest, planner.TREE_SPLIT_CALL_NS)
         oversampling = col._default_oversampling
-        limit = single._row_limit(view, parse_filter("t >= 0 and t < 10"), dim, 10, 8, False, 10, oversampling)
+        limit = single._row_limit(view, parse_filter("t >= 0 and t < 10"), dim, 10, 8, False, 10, oversampling, False)
         coded = planner.coded_scan_limit(dim, 10, 8, 6000, smallest, 6000, planner.TREE_SPLIT_CALL_NS, "sq8", dim, 10,
                                          oversampling)  # fmt: skip
         if scan_ns_per_row_dim is not None:  # the codes' scan undercuts the exact scan below the float bound
@@ -563,6 +563,7 @@ def test_lane_walks_sq8_codes_as_the_general_path_does(tmp_path, metric, monkeyp
         col.seal()
         assert col.wait_for_indexes(timeout=300)
         assert col.describe()["segments"][0]["codes"] == "ready (sq8)"
+        assert (col._snapshot()[0].graph is not None) == (n > graphs.MIN_GRAPH_ROWS)
         col.delete(deleted)
         live = ~np.isin(np.arange(n), deleted)
         g = np.arange(n) % 10
@@ -625,3 +626,42 @@ def test_an_sq8_collection_below_128_dims_walks_floats_in_the_lane_and_checks_qu
             with pytest.raises(InvalidArgument, match=message):
                 col.search(bad, k=10)
         assert col.count() == 20_000
+
+
+@pytest.mark.parametrize("n", [3000, 4500])  # without a segment graph, and with one
+def test_wide_category_rows_are_scanned_over_codes_and_a_window_of_as_many_exactly(tmp_path, n):
+    """Past ``HIGH_DIM_FROM`` dimensions a category's rows, spread over the segment, are priced by
+    bandwidth (``planner.scan_row_ns``): with sq8 codes the lane scans their codes and rescores the best,
+    as the planner does, while a window on the sort column allowing as many rows is scanned exactly.
+    Both answers against the oracle over the allowed rows: the window's identical, the codes' at recall
+    0.9 or more, and never a row outside the filter."""
+    dim, rare = 1536, n * 3 // 100
+    rng = np.random.default_rng(47)
+    vectors = rng.standard_normal((n, dim)).astype(np.float32)
+    category = np.where(rng.permutation(n) < rare, "rare", "common")
+    with vecstore.connect(tmp_path / "db") as db:
+        col = db.create_collection("w", dim=dim, metric="l2", attributes={"t": "int64", "c": "string"}, window="t",
+                                   hnsw={"m": 8, "ef_construction": 40, "ef": 10},
+                                   quantization={"kind": "sq8"})  # fmt: skip
+        col.upsert(np.arange(n), vectors, {"t": np.arange(n), "c": category.tolist()})
+        col.seal()
+        assert col.wait_for_indexes(timeout=300)
+        assert col.describe()["segments"][0]["codes"] == "ready (sq8)"
+        assert (col._snapshot()[0].graph is not None) == (n > graphs.MIN_GRAPH_ROWS)
+        queries = rng.standard_normal((12, dim)).astype(np.float32)
+        cases = {"c = 'rare'": category == "rare", f"t >= 1000 and t < {1000 + rare}": (np.arange(n) >= 1000)
+                 & (np.arange(n) < 1000 + rare)}  # fmt: skip
+        found = 0
+        for text, allowed in cases.items():
+            want_ids, want_d = exact_search("l2", queries, vectors[allowed], np.flatnonzero(allowed), 10)
+            for i, q in enumerate(queries):
+                got = col.search(q, k=10, filter=text)
+                assert got.strategy == col.search(q, k=10, filter=text, explain=True).strategy
+                assert allowed[got.ids[0]].all()
+                if text.startswith("t"):
+                    assert got.strategy == planner.EXACT_SCAN
+                    assert_same_neighbours(got.ids, got.distances, want_ids[i : i + 1], want_d[i : i + 1])
+                else:
+                    assert got.strategy == planner.QUANTIZED_SCAN
+                    found += len(set(got.ids[0].tolist()) & set(want_ids[i].tolist()))
+        assert found >= 0.9 * 10 * len(queries)

@@ -21,7 +21,9 @@ segments of git-commits (384-d) and fashion-mnist (784-d), m=16, ef=64: a scanne
 0.075 ns per dimension (23-32 ns at 384-d, 60-64 ns at 784-d) plus 7 us per scan call; a graph
 distance about 55 ns whatever the dimension (memory latency dominates), two-hop searches about 50 ns
 per modelled distance growing with the allowed share (it scores more of each neighbourhood), and a
-graph call about 10 us beyond its distances. Graph strategies also have recall floors that costs do
+graph call about 10 us beyond its distances. Past 784 dimensions rows cost more by their width: a
+graph distance, and a scanned row when the rows lie spread over the segment (a category's, candidates
+to rescore; ``scan_row_ns``), are bound by bandwidth. Graph strategies also have recall floors that costs do
 not capture: below about 48 / (2m)^2 of a graph's rows (4.7% at m=16) two-hop edges fall apart
 (movies 50k, m=16, ef=64: recall@10 0.88-0.96 at 1%, 0.18-0.65 at 0.3%).
 """
@@ -66,6 +68,13 @@ BINARY_GRAPH_DISTANCE_SCALE = 1.05
 #: (1536-d, 9.8k rows, m=16) measured about 258 ns per modelled distance against 55 below.
 HIGH_DIM_FROM = 784
 HIGH_DIM_NS_PER_DIM = 0.27
+#: Above the same width a scan of rows scattered over the segment (a category's or an IN-list's rows
+#: found by the payload index, the candidates a code search rescores) is bound by bandwidth too: jeopardy
+#: (1536-d, 9.9k rows, one thread, exact scans through the engine) read `category =` rows (263 a query)
+#: in 159 us and `category in (3)` rows (780) in 455 us, about 570 ns a row beyond the call against the
+#: 115 the calibrated price says. Contiguous rows (a window on the sort column) stream from the hardware
+#: prefetcher and keep the calibrated price (jeopardy windows of 8-160 rows: about 250 ns a row).
+HIGH_DIM_SCATTERED_NS_PER_DIM = 0.6
 BINARY_NS_PER_ROW = 5.5
 BINARY_NS_PER_WORD = 0.1
 BINARY_ENCODE_NS_PER_DIM = 3.0
@@ -187,8 +196,17 @@ class SegmentPlan:
         }
 
 
-def exact_cost(rows: int, dim: int) -> float:
-    return EXACT_CALL_NS + EXACT_NS_PER_ROW_DIM * dim * rows
+def scan_row_ns(dim: int, scattered: bool = False) -> float:
+    """One row of an exact scan; ``scattered``: rows spread over the segment, not one contiguous run."""
+    ns = EXACT_NS_PER_ROW_DIM * dim
+    if scattered:
+        ns += HIGH_DIM_SCATTERED_NS_PER_DIM * max(0, dim - HIGH_DIM_FROM)
+    return ns
+
+
+def exact_cost(rows: int, dim: int, scattered: bool = False) -> float:
+    """An exact scan of ``rows`` rows in one call (``scan_row_ns``)."""
+    return EXACT_CALL_NS + scan_row_ns(dim, scattered) * rows
 
 
 def float_distance_scale(dim: int) -> float:
@@ -203,12 +221,12 @@ def unfiltered_graph_cost(ef: int, m: int, live_fraction: float = 1.0, scale: fl
     return GRAPH_CALL_NS + TRAVERSE_NS_PER_DISTANCE * scale * work
 
 
-def _rows_within(budget_ns: float, dim: int) -> int:
+def _rows_within(budget_ns: float, dim: int, scattered: bool = False) -> int:
     """The most rows whose exact scan costs at most ``budget_ns``."""
-    rows = max(0, int((budget_ns - EXACT_CALL_NS) / (EXACT_NS_PER_ROW_DIM * dim)))
-    while rows > 0 and exact_cost(rows, dim) > budget_ns:  # the division may round either way
+    rows = max(0, int((budget_ns - EXACT_CALL_NS) / scan_row_ns(dim, scattered)))
+    while rows > 0 and exact_cost(rows, dim, scattered) > budget_ns:  # the division may round either way
         rows -= 1
-    while exact_cost(rows + 1, dim) <= budget_ns:
+    while exact_cost(rows + 1, dim, scattered) <= budget_ns:
         rows += 1
     return rows
 
@@ -234,7 +252,7 @@ def _fewest_rows(fraction: float, graph_rows: int) -> int:
 
 def outright_scan_limit(
     dim: int, ef: int, m: int, smallest_graph_rows: int, split_ns: float, scale: float | None = None,
-    extra_ns: float = 0.0,
+    extra_ns: float = 0.0, scattered: bool = False,
 ) -> int:  # fmt: skip
     """The most allowed rows ``plan_segment`` scans however it weighs the graphs of a segment whose
     smallest graph, a window-tree bucket or the segment graph itself, has ``smallest_graph_rows`` nodes,
@@ -247,7 +265,9 @@ def outright_scan_limit(
     - a two-hop walk, its call and distances at the smallest share it is offered for
       (``two_hop_floor``), below which no graph is walked at all;
     - a cover or three-split with a graph piece, an unfiltered search and ``split_ns`` (without one,
-      the same rows scanned in two calls, dearer than one)."""
+      the same rows scanned in two calls, dearer than one).
+
+    ``scattered``: the filter's rows lie spread over the segment (``scan_row_ns``)."""
     scale = float_distance_scale(dim) if scale is None else scale
     unfiltered = unfiltered_graph_cost(ef, m, scale=scale) + extra_ns
     floor = two_hop_floor(m)
@@ -256,14 +276,15 @@ def outright_scan_limit(
     walked_from = _fewest_rows(floor, smallest_graph_rows)
     traversed_from = _fewest_rows(TRAVERSE_MIN_ALLOWED_FRACTION, smallest_graph_rows)
     return max(
-        _rows_within(unfiltered, dim),  # past it a traversal might win, wherever it is offered
-        min(_rows_within(min(two_hop, pieces), dim), traversed_from - 1),  # no traversal: two-hop or pieces
-        min(_rows_within(pieces, dim), walked_from - 1),  # no walk of a masked graph: pieces only
+        _rows_within(unfiltered, dim, scattered),  # past it a traversal might win, wherever it is offered
+        min(_rows_within(min(two_hop, pieces), dim, scattered), traversed_from - 1),  # no traversal
+        min(_rows_within(pieces, dim, scattered), walked_from - 1),  # no walk of a masked graph: pieces only
     )
 
 
 def coded_scan_limit(dim: int, ef: int, m: int, graph_rows: int, tree_rows: int | None, float_rows: int,
-                     split_ns: float, kind: str, code_width: int, k: int, oversampling: float) -> int:  # fmt: skip
+                     split_ns: float, kind: str, code_width: int, k: int, oversampling: float,
+                     scattered: bool = False) -> int:  # fmt: skip
     """``outright_scan_limit`` for a segment with ``kind`` codes, whose options ``plan_segment`` weighs
     as it prices them: the graphs walked over float rows (the smallest of ``float_rows`` nodes); the
     segment graph (``graph_rows`` nodes) walked over the codes at least at ``max(ef, k x oversampling)``
@@ -271,7 +292,8 @@ def coded_scan_limit(dim: int, ef: int, m: int, graph_rows: int, tree_rows: int 
     the call that rescores its candidates, or over float rows where codes walk no cheaper
     (``tree_walk``). No row count past where a scan of the codes (``quantized_option``, rescoring
     included) undercuts the exact scan is scanned outright. Candidates' rescoring in a walk is left
-    out of its price: the bound may only come out lower."""
+    out of its price: the bound may only come out lower. ``scattered``: the filter's rows lie spread over the segment
+    (``scan_row_ns``)."""
     code_scale = code_graph_scale(kind, code_width)
     walk_ef = max(ef, k, math.ceil(k * oversampling))
     query_ns = code_query_ns(kind, dim)
@@ -279,18 +301,27 @@ def coded_scan_limit(dim: int, ef: int, m: int, graph_rows: int, tree_rows: int 
     if tree_rows is not None and not trees_over_codes:
         float_rows = min(float_rows, tree_rows)
     high = min(
-        outright_scan_limit(dim, ef, m, float_rows, split_ns),
-        outright_scan_limit(dim, walk_ef, m, graph_rows, split_ns, code_scale, query_ns),
+        outright_scan_limit(dim, ef, m, float_rows, split_ns, scattered=scattered),
+        outright_scan_limit(dim, walk_ef, m, graph_rows, split_ns, code_scale, query_ns, scattered),
     )
     if trees_over_codes:
         high = min(high, outright_scan_limit(dim, walk_ef, m, tree_rows, split_ns, code_scale,
-                                             query_ns + EXACT_CALL_NS))  # fmt: skip
+                                             query_ns + EXACT_CALL_NS, scattered))  # fmt: skip
+    return codes_scan_limit(dim, high, kind, code_width, k, oversampling, scattered)
+
+
+def codes_scan_limit(dim: int, high: int, kind: str, code_width: int, k: int, oversampling: float,
+                     scattered: bool = False) -> int:  # fmt: skip
+    """The most rows, at most ``high``, whose exact scan costs no more than scanning their ``kind`` codes
+    and rescoring the best (``quantized_option``): what ``plan_segment`` scans exactly where no graph is
+    priced."""
     low = 0
     # the exact scan's cost less the code scan's is negative while the code scan rescores every row, and
     # affine in the rows after: the counts where the exact scan costs no more are a prefix, bisected
     while low < high:
         rows = (low + high + 1) >> 1
-        if exact_cost(rows, dim) <= quantized_option(rows, kind, dim, code_width, k, oversampling, True).cost_ns:
+        if exact_cost(rows, dim, scattered) <= quantized_option(rows, kind, dim, code_width, k, oversampling,
+                                                                True).cost_ns:  # fmt: skip
             low = rows
         else:
             high = rows - 1
@@ -382,7 +413,7 @@ def quantized_graph_option(
     if rescore:
         candidates = walk_candidates(kind, candidates, walk_ef)
     # rescoring is priced by the row: for one query it runs inside the walk's call, a batch shares its call
-    rescoring = EXACT_NS_PER_ROW_DIM * dim * min(candidates, allowed_rows) if rescore else 0.0
+    rescoring = scan_row_ns(dim, scattered=True) * min(candidates, allowed_rows) if rescore else 0.0
     two_hop = walk[0] == HNSW_TWO_HOP
     how = "rescored" if rescore else "by their estimates, not rescored"
     why = (
@@ -405,7 +436,7 @@ def quantized_option(
     else:
         scan = PQ_NS_PER_LOOKUP * code_width * allowed_rows
     scan += code_query_ns(kind, dim)
-    rescoring = exact_cost(candidates, dim) if rescore else 0.0
+    rescoring = exact_cost(candidates, dim, scattered=True) if rescore else 0.0  # the candidates lie anywhere
     how = "{} candidates rescored" if rescore else "{} candidates by their estimates, not rescored"
     why = f"{kind} codes of {{}} rows, {how}"
     return Option(QUANTIZED_SCAN, QUANTIZED_CALL_NS + scan + rescoring, why, (allowed_rows, candidates), ("quantized",))
@@ -451,7 +482,8 @@ def plan_segment(
     """
     if allowed_rows == 0:
         return SegmentPlan(name, EMPTY, 0, live_rows, rows_found_by, "no live row matches the filter"), None
-    exact_ns = exact_cost(allowed_rows, dim)
+    # a category's rows (payload index) or an evaluated filter's lie spread over the segment; a window's are a run
+    exact_ns = exact_cost(allowed_rows, dim, scattered=rows_found_by in ("payload_index", "evaluated"))
     if exact_requested:
         return SegmentPlan(name, EXACT_SCAN, allowed_rows, live_rows, rows_found_by, "exact=True requested"), None
     if quantized is None and quantized_graph is None:  # the common selective filter: nothing to weigh

@@ -48,6 +48,7 @@ from vecstore.engine.planner import (
     TREE_SPLIT_CALL_NS,
     WINDOW_STRATEGIES,
     coded_scan_limit,
+    codes_scan_limit,
     outright_scan_limit,
     walk_candidates,
     whole_segment_strategy,
@@ -150,30 +151,36 @@ def _window_args(view: SegmentView, node: Node) -> tuple | None:
 
 
 def _row_limit(view: SegmentView, node: Node, dim: int, ef: int, m: int, exact: bool, k: int,
-               oversampling: float) -> int:  # fmt: skip
+               oversampling: float, scattered: bool) -> int:  # fmt: skip
     """The most rows ``node`` allows in ``view`` that the lane scans in one kernel call on this thread
     without asking the planner, kept with the view per settings (pricing it costs more than a selective
     scan): every row exact search scans, else every row the planner would scan however it weighed the
     graphs it may walk for ``node`` (term and range graphs only for a filter reading their fields), and
-    the view's codes' scan and walks when it has codes."""
+    the view's codes' scan and walks when it has codes. ``scattered``: the filter is not a window on the
+    sort column, so its rows lie spread over the segment (``planner.scan_row_ns``)."""
     serial = PARALLEL_SCAN_MIN_ROWS - 1
-    if exact or view.graph is None:
+    if exact:
         return serial
-    through_terms = any(reads_term_graphs(view, node))
-    key = ("row_limit", dim, ef, m, k, oversampling, through_terms)
+    codes = view.codes
+    if view.graph is None and codes is None:
+        return serial
+    through_terms = view.graph is not None and any(reads_term_graphs(view, node))
+    key = ("row_limit", dim, ef, m, k, oversampling, through_terms, scattered)
     limit = view.unfiltered_plans.get(key)
-    if limit is None:
+    if limit is None and view.graph is None:  # nothing to walk: the planner weighs the codes' scan alone
+        limit = codes_scan_limit(dim, serial, codes.kind, codes.codes.shape[1], k, oversampling, scattered)
+        _keep_plan(view, key, limit)
+    elif limit is None:
         # term graphs and range runs are walked over float rows, and only for a filter reading their fields
         terms = view.terms.smallest_graph_rows if through_terms and view.terms is not None else None
         float_rows = view.num_rows if terms is None else min(view.num_rows, terms)
         tree_rows = None if view.tree is None else view.tree.smallest_graph_rows
-        codes = view.codes
         if codes is not None:
             limit = coded_scan_limit(dim, ef, m, view.num_rows, tree_rows, float_rows, TREE_SPLIT_CALL_NS, codes.kind,
-                                     codes.codes.shape[1], k, oversampling)  # fmt: skip
+                                     codes.codes.shape[1], k, oversampling, scattered)  # fmt: skip
         else:
             smallest = float_rows if tree_rows is None else min(float_rows, tree_rows)
-            limit = outright_scan_limit(dim, ef, m, smallest, TREE_SPLIT_CALL_NS)
+            limit = outright_scan_limit(dim, ef, m, smallest, TREE_SPLIT_CALL_NS, scattered=scattered)
         limit = min(serial, limit)
         _keep_plan(view, key, limit)
     return limit
@@ -433,8 +440,8 @@ def search_one(
             if outcome[1] is not None:
                 hits.append(outcome[1])
             continue
-        limit = _row_limit(view, node, dim, search_ef, m, exact, k, oversampling)
         window = _window_args(view, node)
+        limit = _row_limit(view, node, dim, search_ef, m, exact, k, oversampling, window is None)
         allowed = None
         if window is not None:
             sq, rows, offsets, ids, distances = window_topk_one(

@@ -104,7 +104,7 @@ def term_piece(graph: TermGraph | RangeRun | None, rows: np.ndarray, mask: np.nd
         allowed = rows.shape[0] if mask is None else int(mask.sum())
     if mask is not None and allowed == rows.shape[0]:
         mask = None
-    scan_ns = exact_cost(allowed, dim)
+    scan_ns = exact_cost(allowed, dim, scattered=True)  # a term's rows lie spread over the segment
     if graph is not None and allowed:
         walk = masked_graph_option(allowed, graph.num_rows, ef, m, planner.float_distance_scale(dim))
         if walk is not None and walk[1] < scan_ns:

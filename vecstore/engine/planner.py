@@ -23,8 +23,8 @@ distance about 55 ns whatever the dimension (memory latency dominates), two-hop 
 per modelled distance growing with the allowed share (it scores more of each neighbourhood), and a
 graph call about 10 us beyond its distances. Past 784 dimensions rows cost more by their width: a
 graph distance, and a scanned row when the rows lie spread over the segment (a category's, candidates
-to rescore; ``scan_row_ns``), are bound by bandwidth. Graph strategies also have recall floors that costs do
-not capture: below about 48 / (2m)^2 of a graph's rows (4.7% at m=16) two-hop edges fall apart
+to rescore; ``scan_row_ns``), are bound by bandwidth. Graph strategies also have recall floors that
+costs do not capture: below about 48 / (2m)^2 of a graph's rows (4.7% at m=16) two-hop edges fall apart
 (movies 50k, m=16, ef=64: recall@10 0.88-0.96 at 1%, 0.18-0.65 at 0.3%).
 """
 
@@ -292,8 +292,8 @@ def coded_scan_limit(dim: int, ef: int, m: int, graph_rows: int, tree_rows: int 
     the call that rescores its candidates, or over float rows where codes walk no cheaper
     (``tree_walk``). No row count past where a scan of the codes (``quantized_option``, rescoring
     included) undercuts the exact scan is scanned outright. Candidates' rescoring in a walk is left
-    out of its price: the bound may only come out lower. ``scattered``: the filter's rows lie spread over the segment
-    (``scan_row_ns``)."""
+    out of its price: the bound may only come out lower. ``scattered``: the filter's rows lie spread
+    over the segment (``scan_row_ns``)."""
     code_scale = code_graph_scale(kind, code_width)
     walk_ef = max(ef, k, math.ceil(k * oversampling))
     query_ns = code_query_ns(kind, dim)

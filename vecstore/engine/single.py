@@ -167,22 +167,22 @@ def _row_limit(view: SegmentView, node: Node, dim: int, ef: int, m: int, exact: 
     through_terms = view.graph is not None and any(reads_term_graphs(view, node))
     key = ("row_limit", dim, ef, m, k, oversampling, through_terms, scattered)
     limit = view.unfiltered_plans.get(key)
-    if limit is None and view.graph is None:  # nothing to walk: the planner weighs the codes' scan alone
+    if limit is not None:
+        return limit
+    tree_rows = None if view.tree is None else view.tree.smallest_graph_rows
+    # term graphs and range runs are walked over float rows, and only for a filter reading their fields
+    terms = view.terms.smallest_graph_rows if through_terms and view.terms is not None else None
+    float_rows = view.num_rows if terms is None else min(view.num_rows, terms)
+    if view.graph is None:  # nothing to walk: the planner weighs the codes' scan alone
         limit = codes_scan_limit(dim, serial, codes.kind, codes.codes.shape[1], k, oversampling, scattered)
-        _keep_plan(view, key, limit)
-    elif limit is None:
-        # term graphs and range runs are walked over float rows, and only for a filter reading their fields
-        terms = view.terms.smallest_graph_rows if through_terms and view.terms is not None else None
-        float_rows = view.num_rows if terms is None else min(view.num_rows, terms)
-        tree_rows = None if view.tree is None else view.tree.smallest_graph_rows
-        if codes is not None:
-            limit = coded_scan_limit(dim, ef, m, view.num_rows, tree_rows, float_rows, TREE_SPLIT_CALL_NS, codes.kind,
-                                     codes.codes.shape[1], k, oversampling, scattered)  # fmt: skip
-        else:
-            smallest = float_rows if tree_rows is None else min(float_rows, tree_rows)
-            limit = outright_scan_limit(dim, ef, m, smallest, TREE_SPLIT_CALL_NS, scattered=scattered)
-        limit = min(serial, limit)
-        _keep_plan(view, key, limit)
+    elif codes is not None:
+        limit = coded_scan_limit(dim, ef, m, view.num_rows, tree_rows, float_rows, TREE_SPLIT_CALL_NS, codes.kind,
+                                 codes.codes.shape[1], k, oversampling, scattered)  # fmt: skip
+    else:
+        smallest = float_rows if tree_rows is None else min(float_rows, tree_rows)
+        limit = outright_scan_limit(dim, ef, m, smallest, TREE_SPLIT_CALL_NS, scattered=scattered)
+    limit = min(serial, limit)
+    _keep_plan(view, key, limit)
     return limit
 
 
@@ -441,6 +441,8 @@ def search_one(
                 hits.append(outcome[1])
             continue
         window = _window_args(view, node)
+        # a window AND a term is priced as a run: its kernel finds and scores the rows in one call, where
+        # the planner prices the same rows as scattered (past 784 dimensions it may take the codes)
         limit = _row_limit(view, node, dim, search_ef, m, exact, k, oversampling, window is None)
         allowed = None
         if window is not None:

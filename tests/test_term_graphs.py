@@ -164,11 +164,8 @@ def test_subset_test_for_every_filter_term_graphs_answer(tmp_path, single, prici
             assert ran >= len(queries)
 
 
-def test_every_live_row_of_a_term_is_reachable(tmp_path, monkeypatch):
+def test_every_live_row_of_a_term_is_reachable(tmp_path):
     """k as large as a term: the walk, or the exact rescan when it falls short, returns every row."""
-    # the walk at ef = k, not the ef matching a masked walk (three times that: dearer than a scan of the
-    # term's 120 rows), so that the walk runs and is what is tested
-    monkeypatch.setattr(planner, "MATCHED_WALK_EF_MAX_SCALE", 1.0)
     with vecstore.connect(tmp_path / "db") as db:
         col, ids, _, attrs = _collection(db, hnsw={"term_graph_min_rows": 64})
         allowed = np.array(["z" in row for row in attrs["tags"]])  # about 120 rows: a graph of its own
@@ -201,60 +198,6 @@ def test_planner_prefers_a_terms_graph_to_a_masked_walk_and_says_why(tmp_path):
         # without graphs for the field the planner walks the segment graph as before
         explained = col.search(clustered(1, seed=6, dim=DIM), k=10, filter="cat = 'b'", explain=True, exact=True)
         assert explained.plan[0]["segments"][0]["strategy"] == planner.EXACT_SCAN
-
-
-def test_matched_walk_ef_scales_by_the_square_root_of_the_share_and_is_capped():
-    assert planner.matched_walk_ef(20, 1.0, 0.25) == 40
-    assert planner.matched_walk_ef(20, 0.5, 0.125) == 40  # a masked term walk has its own share
-    assert planner.matched_walk_ef(20, 1.0, 0.001) == 20 * planner.MATCHED_WALK_EF_MAX_SCALE
-    assert planner.matched_walk_ef(20, 0.3, 0.3) == 20  # the walk meets the segment's share: as thorough
-    assert planner.matched_walk_ef(20, 1.0, 0.0) == 20
-
-
-def test_term_graphs_walk_at_the_ef_matching_the_segment_graphs_masked_walk(tmp_path, monkeypatch):
-    """A masked walk of the segment graph keeps ef allowed rows and so searches further than a term graph's
-    walk at the same ef; the planner prices and runs the term graphs at the ef that matches it, in the
-    single-query lane and the batch path alike, and says so in the plan."""
-    walked: list[int] = []
-    for name in ("search_validated", "search_one_keyed"):
-        original = getattr(HnswIndex, name)
-
-        def recording(self, query, ids_or_k, *args, _original=original, _name=name, **kwargs):
-            walked.append(args[1] if _name == "search_one_keyed" else args[0])  # the ef argument
-            return _original(self, query, ids_or_k, *args, **kwargs)
-
-        monkeypatch.setattr(HnswIndex, name, recording)
-    with vecstore.connect(tmp_path / "db") as db:
-        col, ids, vectors, attrs = _collection(db)
-        (view,) = col._snapshot()
-        queries = clustered(4, seed=46, dim=DIM)
-        node = parse_filter("cat = 'a'")
-        allowed = allowed_rows(view, node)
-        want_ef = planner.matched_walk_ef(64, 1.0, allowed.count / view.live_count)
-        assert want_ef > 64
-        (option,) = term_options(view, allowed, node, 64, 12)
-        assert [p.ef for p in option.detail[1]] == [want_ef]
-        mask = attrs["cat"] == "a"
-        want, _ = exact_search("l2", queries, vectors[mask], ids[mask], 10)
-        walked.clear()
-        batch = col.search(queries, k=10, filter="cat = 'a'", explain=True)  # the general path
-        assert batch.plan[0]["segments"][0]["strategy"] == planner.TERM_GRAPH
-        assert f"walked at ef {want_ef}" in batch.plan[0]["segments"][0]["reason"]
-        assert walked and set(walked) == {want_ef}
-        walked.clear()
-        single = [col.search(q, k=10, filter="cat = 'a'") for q in queries]  # the single-query lane
-        assert {r.strategy for r in single} == {planner.TERM_GRAPH}
-        assert walked and set(walked) == {want_ef}
-        for found in (batch.ids, np.vstack([r.ids for r in single])):
-            assert recall(found, want) >= 0.95
-            assert np.isin(found[found >= 0], ids[mask]).all()
-        # two fifths of the rows, unrelated to the clusters: at the same recall two term graphs cost more
-        # than the segment graph's masked walk, which the planner now takes
-        node = parse_filter("cat in ('a', 'b')")
-        plan, _ = plan_view(view, allowed_rows(view, node), k=10, ef=64, m=12, dim=DIM, exact=False,
-                            oversampling=1.0, rescore=True, queries=1, node=node)  # fmt: skip
-        assert plan.strategy == planner.HNSW
-        assert planner.TERM_GRAPH in {o.strategy for o in plan.alternatives}
 
 
 def test_cosine_and_ip_term_graphs_search_their_metric(tmp_path):

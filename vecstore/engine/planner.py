@@ -351,31 +351,6 @@ def two_hop_cost(fraction: float, ef: int, m: int, scale: float = 1.0) -> float:
     return GRAPH_CALL_NS + TWO_HOP_NS_PER_DISTANCE * scale * work
 
 
-#: A masked walk of the segment graph keeps ef *allowed* results, so under a filter it explores further
-#: than an unmasked walk at the same ef and reaches more recall: git-commits 20k (384-d, m=16), recall@10
-#: at ef 10 / 20: unfiltered 0.85 / 0.93; `repo =` (18% of the rows) masked 0.95 / 0.98 against 0.80 /
-#: 0.90 for the repository's own graph; `repo in (2)` (35%) masked 0.91 / 0.95 against 0.86 / 0.91 for
-#: its two graphs; `top_dirs contains` (13%) 0.96 / 0.99 against 0.87 / 0.94. The term graphs met the
-#: masked walk's recall at about share^-0.5 times its ef (3.3x, 1.6-2.1x and 2.4x). Walking them at ef
-#: alone let the planner weigh a less thorough search against a more thorough one: it took the two graphs
-#: of `repo in (2)` at every ef, though the masked walk reached recall 0.95 at 3,712 queries a second
-#: against their 3,364.
-MATCHED_WALK_EF_EXPONENT = 0.5
-#: the scale is measured from shares of 13% up; below that the segment's alternative is a two-hop walk
-#: or a scan, not a traversal whose recall the term graph must match
-MATCHED_WALK_EF_MAX_SCALE = 3.0
-
-
-def matched_walk_ef(ef: int, walk_share: float, segment_share: float) -> int:
-    """The ef at which a walk of a smaller graph (a term's), where ``walk_share`` of its nodes are allowed,
-    reaches about the recall of the segment graph's masked walk at ``ef`` over a filter allowing
-    ``segment_share`` of the segment's rows (``MATCHED_WALK_EF_EXPONENT``)."""
-    if segment_share <= 0.0 or walk_share <= segment_share:
-        return ef
-    scale = min(MATCHED_WALK_EF_MAX_SCALE, (walk_share / segment_share) ** MATCHED_WALK_EF_EXPONENT)
-    return math.ceil(ef * scale)
-
-
 def masked_graph_option(allowed: int, graph_rows: int, ef: int, m: int, scale: float = 1.0) -> tuple[str, float] | None:
     """The better of traversal and two-hop in a graph of ``graph_rows`` nodes of which ``allowed``
     pass, or None when too few pass for either to keep its recall."""

@@ -297,7 +297,7 @@ def search_views(
                     view, index, allowed, queries, k, search_ef, oversampling, rescore, two_hop, metric_code
                 )
             elif option.strategy in (TERM_GRAPH, RANGE_GRAPH):
-                hits = run_term_option(view, index, option, queries, k, metric_code)
+                hits = run_term_option(view, index, option, queries, k, ef, metric_code)
             elif option.detail is not None:
                 walk = tree_walk(view, k, oversampling, rescore)  # as _tree_options priced it
                 hits = run_tree_option(view, index, allowed, option, queries, k, ef, metric_code, walk)

@@ -266,14 +266,15 @@ def _postfilter_walk(
     return _keyed_hits(keyed, query, k, metric, rows)
 
 
-def _term_walk(view: SegmentView, piece: TermPiece, query: np.ndarray, k: int, metric: str, rows: int) -> Hits | None:
+def _term_walk(
+    view: SegmentView, piece: TermPiece, query: np.ndarray, k: int, ef: int, metric: str, rows: int
+) -> Hits | None:  # fmt: skip
     """A term or range graph, the one piece of its option, walked in one call that checks the query and
     names the hits; None when the walk fell short of k of the ``rows`` allowed. Not for an
     inner-product collection."""
     graph = piece.graph
     assert graph is not None
-    keyed = graph.index.search_one_keyed(query, view.ids, k, max(piece.ef, k), piece.mask, piece.how == "two_hop",
-                                         rows=graph.rows)  # fmt: skip
+    keyed = graph.index.search_one_keyed(query, view.ids, k, ef, piece.mask, piece.how == "two_hop", rows=graph.rows)
     return _keyed_hits(keyed, query, k, metric, rows)
 
 
@@ -381,9 +382,9 @@ def _planned(
     if plan.strategy in (TERM_GRAPH, RANGE_GRAPH) and option is not None:
         pieces = option.detail[1]
         if len(pieces) == 1 and pieces[0].how != "scan" and metric != "ip":
-            hits = _term_walk(view, pieces[0], query, k, metric, rows)
+            hits = _term_walk(view, pieces[0], query, k, ef, metric, rows)
             return None if hits is None else (plan.strategy, hits)
-        hits = run_term_option(view, index, option, query[None], k, METRIC_CODES[metric])
+        hits = run_term_option(view, index, option, query[None], k, ef, METRIC_CODES[metric])
         return None if hits.ids[0, min(k, rows) - 1] < 0 else (plan.strategy, hits)
     if plan.strategy == QUANTIZED_SCAN and option is not None and view.codes is not None:
         count = max(k, math.ceil(k * oversampling))  # as the general path asks

@@ -32,14 +32,13 @@ from vecstore.index.term_graphs import TermGraph
 class TermPiece:
     """One term's part of a search: ``rows`` are the term's segment rows (ascending; a range run's in
     value order), ``mask`` the allowed ones among them (None: all of them), ``how`` is "walk",
-    "two_hop" or "scan", ``ef`` the ef its walk runs at."""
+    "two_hop" or "scan"."""
 
     graph: TermGraph | RangeRun | None
     rows: np.ndarray
     mask: np.ndarray | None
     allowed: int
     how: str
-    ef: int
 
     def offsets(self) -> np.ndarray:
         rows = np.asarray(self.rows, dtype=np.int64)
@@ -98,27 +97,20 @@ def _rows_of(index: object, values: tuple) -> int:
 
 
 def term_piece(graph: TermGraph | RangeRun | None, rows: np.ndarray, mask: np.ndarray | None, ef: int, m: int,
-               dim: int, allowed: int | None = None,
-               segment_share: float | None = None) -> tuple[TermPiece, float]:  # fmt: skip
+               dim: int, allowed: int | None = None) -> tuple[TermPiece, float]:  # fmt: skip
     """The cheaper of walking a term's (or a range run's) graph and scanning its allowed rows, and its cost.
-    ``allowed``: how many of ``mask`` are set, when the caller knows (a range run holds every allowed row).
-    ``segment_share``: the filter's share of the segment's live rows; a term graph's walk then runs at
-    the ef whose recall matches the segment graph's masked walk at ``ef`` (``planner.matched_walk_ef``),
-    so the planner weighs the two at the same recall."""
+    ``allowed``: how many of ``mask`` are set, when the caller knows (a range run holds every allowed row)."""
     if allowed is None:
         allowed = rows.shape[0] if mask is None else int(mask.sum())
     if mask is not None and allowed == rows.shape[0]:
         mask = None
     scan_ns = exact_cost(allowed, dim, scattered=True)  # a term's rows lie spread over the segment
     if graph is not None and allowed:
-        walk_ef = ef
-        if segment_share is not None and isinstance(graph, TermGraph):
-            walk_ef = planner.matched_walk_ef(ef, allowed / graph.num_rows, segment_share)
-        walk = masked_graph_option(allowed, graph.num_rows, walk_ef, m, planner.float_distance_scale(dim))
+        walk = masked_graph_option(allowed, graph.num_rows, ef, m, planner.float_distance_scale(dim))
         if walk is not None and walk[1] < scan_ns:
             how = "two_hop" if walk[0] == HNSW_TWO_HOP else "walk"
-            return TermPiece(graph, rows, mask, allowed, how, walk_ef), walk[1]
-    return TermPiece(graph, rows, mask, allowed, "scan", ef), scan_ns
+            return TermPiece(graph, rows, mask, allowed, how), walk[1]
+    return TermPiece(graph, rows, mask, allowed, "scan"), scan_ns
 
 
 def term_options(view: SegmentView, allowed: Allowed, node: Node | None, ef: int, m: int,
@@ -138,7 +130,6 @@ def term_options(view: SegmentView, allowed: Allowed, node: Node | None, ef: int
     every = None if exact else allowed.mask(view.num_rows)
     pieces: list[TermPiece] = []
     cost, graphs = 0.0, 0
-    share = allowed.count / max(view.live_count, 1)
     for value in values:
         graph = view.terms.get(field, value)
         if graph is not None:
@@ -149,7 +140,7 @@ def term_options(view: SegmentView, allowed: Allowed, node: Node | None, ef: int
         if rows.shape[0] == 0:
             continue
         mask = every[rows] if every is not None else None if live is None else live[rows]
-        piece, piece_ns = term_piece(graph, rows, mask, ef, m, dim, segment_share=share)
+        piece, piece_ns = term_piece(graph, rows, mask, ef, m, dim)
         if piece.allowed == 0:
             continue
         pieces.append(piece)
@@ -158,18 +149,17 @@ def term_options(view: SegmentView, allowed: Allowed, node: Node | None, ef: int
     if not graphs:
         return []  # every piece scanned: the plain scan of the same rows costs less
     cost += piece_ns * (len(pieces) - 1)
-    walk_ef = max(p.ef for p in pieces if p.how != "scan")
-    why = "graphs of {} of {} terms of {} ({} rows allowed) walked at ef {} to match a masked walk, the rest scanned"
+    why = "graphs of {} of {} terms of {} ({} rows allowed), the rest scanned"
     # a row of a list column may hold several of the terms, and be found in each of their graphs
     overlap = len(pieces) > 1 and pa.types.is_large_list(view.table.schema.field(field).type)
     detail = ("terms", tuple(pieces), overlap)
-    return [Option(TERM_GRAPH, cost, why, (graphs, len(pieces), field, allowed.count, walk_ef), detail)]
+    return [Option(TERM_GRAPH, cost, why, (graphs, len(pieces), field, allowed.count), detail)]
 
 
-def run_term_option(view: SegmentView, index: int, option: Option, queries: np.ndarray, k: int,
+def run_term_option(view: SegmentView, index: int, option: Option, queries: np.ndarray, k: int, ef: int,
                     metric_code: int) -> Hits:  # fmt: skip
-    """Run a term-graph option on one segment: each piece walked (at its own ef) or scanned, the hits
-    merged by distance with each row once."""
+    """Run a term-graph option on one segment: each piece walked or scanned, the hits merged by
+    distance with each row once."""
     _, pieces, overlap = option.detail
     nq = queries.shape[0]
     found: list[tuple[np.ndarray, np.ndarray]] = []  # per piece: segment offsets [q, k] (-1 padded), distances
@@ -180,7 +170,7 @@ def run_term_option(view: SegmentView, index: int, option: Option, queries: np.n
             continue
         graph = piece.graph
         assert graph is not None
-        nodes, distances = graph.index.search_validated(queries, k, max(piece.ef, k), piece.mask,
+        nodes, distances = graph.index.search_validated(queries, k, max(ef, k), piece.mask,
                                                         two_hop=piece.how == "two_hop")  # fmt: skip
         found.append((np.where(nodes >= 0, graph.rows[np.maximum(nodes, 0)], -1), distances))
     if nq == 1 and len(found) > 1:

@@ -455,6 +455,23 @@ def _lift_may_matter(root: tuple[str, float], fraction: float, others_ns: float,
     return fraction * fraction < two_hop_floor(m)
 
 
+def _walk_kind(code_walk: Option) -> str:
+    """HNSW or HNSW_TWO_HOP: how a ``quantized_graph_option`` crosses the segment graph."""
+    return HNSW_TWO_HOP if code_walk.detail[1] else HNSW
+
+
+def _clustered_code_walk(code_walk: Option, fraction: float, lift: float, m: int) -> Option | None:
+    """A walk of the segment graph over codes under a filter of ``lift``, priced as the float walk is: a
+    traversal ``lift`` times dearer (the whole option, rescoring included: a small share of it), a
+    two-hop walk withdrawn below its floor. Measured: fashion-mnist `class in (2)` (20% of the rows, lift
+    6-9) walked over sq8 codes ran 2,743 queries a second at recall 0.95 where the classes' term graphs,
+    the float collection's choice, ran 6,764."""
+    if _walk_kind(code_walk) == HNSW_TWO_HOP:
+        return code_walk if fraction / lift >= two_hop_floor(m) else None
+    why = code_walk.why + "; filter linked {:.1f}x more to itself than random rows"
+    return Option(code_walk.strategy, code_walk.cost_ns * lift, why, (*code_walk.args, lift), code_walk.detail)
+
+
 def plan_segment(
     name: str,
     allowed_rows: int,
@@ -506,13 +523,15 @@ def plan_segment(
         root = masked_graph_option(allowed_rows, graph_rows, ef, m, scale)
         if tree_options is not None:
             options += tree_options()
-        if quantized_graph is not None:
-            options.append(quantized_graph)
         if root is not None:
             fraction = allowed_rows / graph_rows
             others_ns = min(o.cost_ns for o in options)
+            # the codes' walk crosses the same graph under the same filter: a lift weighs on it alike
+            walks = (
+                [root] if quantized_graph is None else [root, (_walk_kind(quantized_graph), quantized_graph.cost_ns)]
+            )
             lift = 1.0
-            if clustering is not None and _lift_may_matter(root, fraction, others_ns, m):
+            if clustering is not None and any(_lift_may_matter(w, fraction, others_ns, m) for w in walks):
                 lift = clustering()
             if lift >= CLUSTERED_MIN_LIFT:
                 why = "filter allows {:.1%} of the graph's rows, linked {:.1f}x more to each other than random rows"
@@ -520,8 +539,12 @@ def plan_segment(
                     options.append(Option(root[0], root[1] * lift, why, (fraction, lift)))
                 elif fraction / lift >= two_hop_floor(m):
                     options.append(Option(root[0], root[1], why, (fraction, lift)))
+                if quantized_graph is not None:
+                    quantized_graph = _clustered_code_walk(quantized_graph, fraction, lift, m)
             else:
                 options.append(Option(root[0], root[1], "filter allows {:.1%} of the graph's rows", (fraction,)))
+        if quantized_graph is not None:
+            options.append(quantized_graph)
     best = min(options, key=lambda o: o.cost_ns)
     alternatives = [o for o in options if o is not best]
     if len(options) > 1:

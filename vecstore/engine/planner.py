@@ -460,16 +460,27 @@ def _walk_kind(code_walk: Option) -> str:
     return HNSW_TWO_HOP if code_walk.detail[1] else HNSW
 
 
+def _lifted_cost(strategy: str, cost_ns: float, fraction: float, lift: float, m: int) -> float | None:
+    """A walk of the segment graph (over floats or codes) under a filter of ``lift``: a traversal ``lift``
+    times dearer, a two-hop walk at its price but withdrawn (None) below its floor."""
+    if strategy == HNSW:
+        return cost_ns * lift
+    return cost_ns if fraction / lift >= two_hop_floor(m) else None
+
+
 def _clustered_code_walk(code_walk: Option, fraction: float, lift: float, m: int) -> Option | None:
-    """A walk of the segment graph over codes under a filter of ``lift``, priced as the float walk is: a
-    traversal ``lift`` times dearer (the whole option, rescoring included: a small share of it), a
-    two-hop walk withdrawn below its floor. Measured: fashion-mnist `class in (2)` (20% of the rows, lift
-    6-9) walked over sq8 codes ran 2,743 queries a second at recall 0.95 where the classes' term graphs,
-    the float collection's choice, ran 6,764."""
-    if _walk_kind(code_walk) == HNSW_TWO_HOP:
-        return code_walk if fraction / lift >= two_hop_floor(m) else None
+    """``_lifted_cost`` for a walk over codes (the whole option, rescoring included: a small share of it).
+    Measured: fashion-mnist `class in (2)` (20% of the rows, lift 6-9) walked over sq8 codes ran 2,743
+    queries a second at recall 0.95 where the classes' term graphs, the float collection's choice, ran
+    6,764."""
+    kind = _walk_kind(code_walk)
+    cost = _lifted_cost(kind, code_walk.cost_ns, fraction, lift, m)
+    if cost is None:
+        return None
+    if kind == HNSW_TWO_HOP:  # kept at its price
+        return code_walk
     why = code_walk.why + "; filter linked {:.1f}x more to itself than random rows"
-    return Option(code_walk.strategy, code_walk.cost_ns * lift, why, (*code_walk.args, lift), code_walk.detail)
+    return Option(code_walk.strategy, cost, why, (*code_walk.args, lift), code_walk.detail)
 
 
 def plan_segment(
@@ -535,10 +546,9 @@ def plan_segment(
                 lift = clustering()
             if lift >= CLUSTERED_MIN_LIFT:
                 why = "filter allows {:.1%} of the graph's rows, linked {:.1f}x more to each other than random rows"
-                if root[0] == HNSW:
-                    options.append(Option(root[0], root[1] * lift, why, (fraction, lift)))
-                elif fraction / lift >= two_hop_floor(m):
-                    options.append(Option(root[0], root[1], why, (fraction, lift)))
+                cost = _lifted_cost(root[0], root[1], fraction, lift, m)
+                if cost is not None:
+                    options.append(Option(root[0], cost, why, (fraction, lift)))
                 if quantized_graph is not None:
                     quantized_graph = _clustered_code_walk(quantized_graph, fraction, lift, m)
             else:

@@ -7,8 +7,10 @@ from collections import deque
 
 import numpy as np
 import pytest
+from numba import njit
 
 from tests.oracles import exact_search
+from vecstore.core import binary, scalar
 from vecstore.core import hnsw as kernels
 from vecstore.index.hnsw import HnswGraph, HnswIndex, insertion_order, sample_levels, spread_order
 
@@ -366,3 +368,53 @@ def test_link_counts_equal_a_numpy_count_of_the_links(index):
         assert g.link_lift(rows, member, share) == pytest.approx(member[linked].mean() / share)
     assert kernels.link_counts(g.links0, g.counts0, np.zeros(0, np.int64), member) == (0, 0)
     assert g.link_lift(np.zeros(0, np.int64), member, 0.5) == 1.0
+
+
+@njit
+def _scored(vectors, query, metric, rows):
+    out = np.full(rows.shape[0], np.nan, dtype=np.float32)
+    kernels.score_rows(vectors, query, metric, rows, rows.shape[0], out)
+    return out
+
+
+@njit
+def _one_by_one(vectors, query, metric, rows):
+    out = np.empty(rows.shape[0], dtype=np.float32)
+    for i in range(rows.shape[0]):
+        out[i] = kernels.distance(vectors, rows[i], query, metric)
+    return out
+
+
+@pytest.mark.parametrize("count", [0, 1, 3, 4, 5, 8, 11, 32])
+def test_rows_scored_four_at_a_time_equal_a_numpy_oracle_for_every_row_type(count):
+    """``score_rows`` (four rows a loop, the walks' distances) against numpy for float rows and scalar
+    codes, and against the one-row ``distance`` for the types it scores one by one (PQ tables, binary
+    planes), over block-sized and ragged counts."""
+    rng = np.random.default_rng(count)
+    dim = 70  # not a multiple of any vector width
+    floats = rng.standard_normal((50, dim)).astype(np.float32)
+    rows = rng.integers(0, 50, count).astype(np.int32)
+    query = rng.standard_normal(dim).astype(np.float32)
+    want_l2 = ((floats[rows] - query) ** 2).sum(axis=1)
+    np.testing.assert_allclose(_scored(floats, query, kernels.L2, rows), want_l2, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(_scored(floats, query, kernels.IP, rows), -(floats[rows] @ query), rtol=1e-5, atol=1e-4)
+
+    offset, step = scalar.fit_range(floats)
+    codes = scalar.encode(floats, offset, step)
+    decoded = scalar.decode(codes, offset, step).astype(np.float64)
+    for metric in (scalar.L2, scalar.IP):
+        prepared = scalar.prepare_queries(query[None, :], offset, step, metric)[0]
+        got = _scored(codes, prepared, metric, rows)
+        if metric == scalar.L2:
+            want = ((decoded[rows] - query) ** 2).sum(axis=1)
+        else:
+            want = -(decoded[rows] @ query) + query @ offset  # less the query's constant (scalar module)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+
+    table = rng.random((8, 256)).astype(np.float32)
+    pq_codes = rng.integers(0, 256, (50, 8)).astype(np.uint8)
+    want_pq = table[np.arange(8), pq_codes[rows]].sum(axis=1)
+    np.testing.assert_allclose(_scored(pq_codes, table, 0, rows), want_pq, rtol=1e-5)
+    signs = binary.pack_signs(floats, np.zeros(dim, dtype=np.float32))
+    planes = binary.query_planes(query, np.zeros(dim, dtype=np.float32), False)
+    np.testing.assert_array_equal(_scored(signs, planes, 0, rows), _one_by_one(signs, planes, 0, rows))

@@ -23,13 +23,10 @@ from numba.extending import overload
 
 from vecstore.core.binary import planes_score
 from vecstore.core.exact import query_sq
-from vecstore.core.prefetch import prefetch_row, prefetch_whole_row
-from vecstore.core.scalar import code_distance
+from vecstore.core.prefetch import prefetch_row
+from vecstore.core.scalar import code_distance, code_distance4
 
 L2, IP = 0, 1
-#: Rows at least this long (bytes) are prefetched whole, one neighbour ahead, during a walk: the first
-#: cache line of every neighbour is requested up front, but a 784-d row spans 49 lines.
-WALK_PREFETCH_MIN_ROW_BYTES = 256
 
 
 def distance(vectors, a, query, metric):
@@ -83,6 +80,66 @@ def _distance_for(vectors, a, query, metric):
         return -acc
 
     return real
+
+
+def distance4(vectors, a, b, c, d, query, metric):
+    """``distance`` from rows ``a``, ``b``, ``c`` and ``d`` at once, as a tuple of four. One loop reads
+    the four rows side by side: their cache misses overlap, where one row at a time each is waited
+    for (random 384-d to 1536-d rows: 30-40% less time a distance). Only callable from Numba."""
+    raise TypeError("hnsw.distance4 runs inside Numba kernels only")
+
+
+@overload(distance4, jit_options={"fastmath": True, "nogil": True})
+def _distance4_for(vectors, a, b, c, d, query, metric):
+    if vectors.dtype == types.int8:
+
+        def scalar_estimates(vectors, a, b, c, d, query, metric):
+            return code_distance4(vectors[a], vectors[b], vectors[c], vectors[d], query, metric)
+
+        return scalar_estimates
+
+    if vectors.dtype in (types.uint8, types.uint64):  # table lookups and popcounts: no wide loads to overlap
+
+        def one_by_one(vectors, a, b, c, d, query, metric):
+            return (distance(vectors, a, query, metric), distance(vectors, b, query, metric),
+                    distance(vectors, c, query, metric), distance(vectors, d, query, metric))  # fmt: skip
+
+        return one_by_one
+
+    def real4(vectors, a, b, c, d, query, metric):
+        ra, rb, rc, rd = vectors[a], vectors[b], vectors[c], vectors[d]
+        sa = sb = sc = sd = np.float32(0.0)
+        if metric == L2:
+            for j in range(query.shape[0]):
+                q = query[j]
+                da, db, dc, dd = ra[j] - q, rb[j] - q, rc[j] - q, rd[j] - q
+                sa += da * da
+                sb += db * db
+                sc += dc * dc
+                sd += dd * dd
+            return sa, sb, sc, sd
+        for j in range(query.shape[0]):
+            q = query[j]
+            sa += ra[j] * q
+            sb += rb[j] * q
+            sc += rc[j] * q
+            sd += rd[j] * q
+        return -sa, -sb, -sc, -sd
+
+    return real4
+
+
+@njit(inline="always")
+def score_rows(vectors, query, metric, rows, count, out):
+    """``out[i]`` = the distance of ``rows[i]`` for i < ``count``, four rows a loop (``distance4``)."""
+    i = 0
+    while i + 4 <= count:
+        out[i], out[i + 1], out[i + 2], out[i + 3] = distance4(vectors, rows[i], rows[i + 1], rows[i + 2],
+                                                               rows[i + 3], query, metric)  # fmt: skip
+        i += 4
+    while i < count:
+        out[i] = distance(vectors, rows[i], query, metric)
+        i += 1
 
 
 # --- heaps over (distance, node) pairs ---------------------------------------------------------
@@ -224,7 +281,8 @@ def search_layer(vectors, query, metric, entry, ef, layer, links0, counts0, link
     """
     n_cand, n_res, bound = _seed(vectors, query, metric, entry, ef, not use_mask or mask[entry], visited, epoch,
                                  cand_d, cand_n, res_d, res_n)  # fmt: skip
-    whole_rows = vectors.shape[1] * vectors.itemsize >= WALK_PREFETCH_MIN_ROW_BYTES
+    fresh = np.empty(links0.shape[1], dtype=np.int32)  # an expansion's unvisited neighbours
+    fresh_d = np.empty(links0.shape[1], dtype=np.float32)
     while n_cand > 0:
         if cand_d[0] > bound:
             break
@@ -234,17 +292,17 @@ def search_layer(vectors, query, metric, entry, ef, layer, links0, counts0, link
         for i in range(count):  # start every neighbour's loads before the first distance
             prefetch_row(visited, links[i])
             prefetch_row(vectors, links[i])
+        n_fresh = 0
         for i in range(count):
             nb = links[i]
-            if visited[nb] == epoch:
-                continue
-            visited[nb] = epoch
-            if whole_rows:  # the next unvisited neighbour's whole row loads while this distance runs
-                for j in range(i + 1, count):
-                    if visited[links[j]] != epoch:
-                        prefetch_whole_row(vectors, links[j])
-                        break
-            d = distance(vectors, nb, query, metric)
+            if visited[nb] != epoch:
+                visited[nb] = epoch
+                fresh[n_fresh] = nb
+                n_fresh += 1
+        # all distances first, four rows a loop; then offered in link order, as one at a time would be
+        score_rows(vectors, query, metric, fresh, n_fresh, fresh_d)
+        for i in range(n_fresh):
+            nb, d = fresh[i], fresh_d[i]
             if d < bound:
                 n_cand = _push(cand_d, cand_n, n_cand, d, nb, 1)
                 if layer == 0:
@@ -280,9 +338,8 @@ def _drain_ascending(res_d, res_n, n_res, out_n, out_d):
 
 
 @njit(inline="always")
-def _offer(vectors, query, metric, nb, ef, bound, cand_d, cand_n, n_cand, res_d, res_n, n_res):
-    """Score an allowed, unvisited node and keep it as a candidate and result if it beats the bound."""
-    d = distance(vectors, nb, query, metric)
+def _offer(nb, d, ef, bound, cand_d, cand_n, n_cand, res_d, res_n, n_res):
+    """Keep an allowed, unvisited node at distance ``d`` as a candidate and result if it beats the bound."""
     if d < bound:
         n_cand = _push(cand_d, cand_n, n_cand, d, nb, 1)
         n_res, bound = _keep(res_d, res_n, n_res, d, nb, ef, bound)
@@ -298,15 +355,15 @@ def search_layer_two_hop(vectors, query, metric, entry, ef, links0, counts0, vis
     instead, so the allowed rows stay connected when most of the graph is filtered out, and distances
     are computed for allowed rows alone. The entry may be rejected: it only seeds the search.
 
-    Each expansion first gathers the allowed rows it reaches, then scores them in that order: the
-    rejected neighbours' lists and the reached rows are requested before they are read, where one
-    at a time each was a cache miss the walk waited for.
+    Each expansion first gathers the allowed rows it reaches, then scores them four at a time
+    (``score_rows``) and offers them in that order: the rejected neighbours' lists and the reached rows
+    are requested before they are read, where one at a time each was a cache miss the walk waited for.
     """
     n_cand, n_res, bound = _seed(vectors, query, metric, entry, ef, mask[entry], visited, epoch, cand_d, cand_n,
                                  res_d, res_n)  # fmt: skip
     width = links0.shape[1]
     reached = np.empty(width * (width + 1), dtype=np.int32)
-    whole_rows = vectors.shape[1] * vectors.itemsize >= WALK_PREFETCH_MIN_ROW_BYTES
+    reached_d = np.empty(width * (width + 1), dtype=np.float32)
     while n_cand > 0:
         if cand_d[0] > bound:
             break
@@ -343,11 +400,10 @@ def search_layer_two_hop(vectors, query, metric, entry, ef, links0, counts0, vis
                 reached[n_reached] = nb2
                 n_reached += 1
                 prefetch_row(vectors, nb2)
+        score_rows(vectors, query, metric, reached, n_reached, reached_d)
         for r in range(n_reached):
-            if whole_rows and r + 1 < n_reached:  # the next row loads whole while this distance runs
-                prefetch_whole_row(vectors, reached[r + 1])
-            bound, n_cand, n_res = _offer(vectors, query, metric, reached[r], ef, bound, cand_d, cand_n, n_cand,
-                                          res_d, res_n, n_res)  # fmt: skip
+            bound, n_cand, n_res = _offer(reached[r], reached_d[r], ef, bound, cand_d, cand_n, n_cand, res_d, res_n,
+                                          n_res)  # fmt: skip
     if n_res < ef:
         n_res = _complete_scan(vectors, query, metric, ef, visited, epoch, mask, res_d, res_n, n_res)
     return n_res

@@ -68,6 +68,14 @@ BINARY_GRAPH_DISTANCE_SCALE = 1.05
 #: (1536-d, 9.8k rows, m=16) measured about 258 ns per modelled distance against 55 below.
 HIGH_DIM_FROM = 784
 HIGH_DIM_NS_PER_DIM = 0.27
+#: A walk scores an expansion's float rows four at a time, their loads overlapping (``hnsw.score_rows``):
+#: against one at a time (the calibration above), same graphs and queries alternated in one process,
+#: 20k rows, m=16, ef 10-40: 1.08-1.22x the queries a second at 384-d, 1.15-1.27x at 784-d (two-hop
+#: 1.0-1.14x), 1.53-1.63x at 1536-d (jeopardy). So a float graph distance costs 0.87 of the calibrated
+#: one, and past ``HIGH_DIM_FROM`` it grows by 0.177 ns a dimension, not 0.27 (258 / 1.58 = 163 ns at
+#: 1536-d). Walks over codes did not change (sq8 at 784 and 1536 bytes: 0.91-1.12x).
+FLOAT_WALK_SCALE = 0.87
+FLOAT_HIGH_DIM_NS_PER_DIM = 0.177
 #: Above the same width a scan of rows scattered over the segment (a category's or an IN-list's rows
 #: found by the payload index, the candidates a code search rescores) is bound by bandwidth too: jeopardy
 #: (1536-d, 9.9k rows, one thread, exact scans through the engine) read `category =` rows (263 a query)
@@ -209,9 +217,16 @@ def exact_cost(rows: int, dim: int, scattered: bool = False) -> float:
     return EXACT_CALL_NS + scan_row_ns(dim, scattered) * rows
 
 
+def _wide_row_scale(width: int, ns_per_dim: float) -> float:
+    """A graph distance over rows of ``width`` values relative to the calibrated one, by their bandwidth
+    past ``HIGH_DIM_FROM``."""
+    return 1.0 + ns_per_dim * max(0, width - HIGH_DIM_FROM) / TRAVERSE_NS_PER_DISTANCE
+
+
 def float_distance_scale(dim: int) -> float:
-    """A graph distance between float rows relative to the calibrated one (``TRAVERSE_NS_PER_DISTANCE``)."""
-    return 1.0 + HIGH_DIM_NS_PER_DIM * max(0, dim - HIGH_DIM_FROM) / TRAVERSE_NS_PER_DISTANCE
+    """A graph distance between float rows relative to the calibrated one (``TRAVERSE_NS_PER_DISTANCE``),
+    scored four rows at a time (``FLOAT_WALK_SCALE``)."""
+    return FLOAT_WALK_SCALE * _wide_row_scale(dim, FLOAT_HIGH_DIM_NS_PER_DIM)
 
 
 def unfiltered_graph_cost(ef: int, m: int, live_fraction: float = 1.0, scale: float = 1.0) -> float:
@@ -369,8 +384,9 @@ def code_graph_scale(kind: str, code_width: int) -> float:
     if kind == "binary":
         return BINARY_GRAPH_DISTANCE_SCALE
     if kind == "sq8":
-        float_scale = float_distance_scale(code_width)
-        return SQ8_GRAPH_DISTANCE_SCALE * float_scale if code_width >= SQ8_FROM_DIM else float_scale
+        if code_width < SQ8_FROM_DIM:
+            return float_distance_scale(code_width)
+        return SQ8_GRAPH_DISTANCE_SCALE * _wide_row_scale(code_width, HIGH_DIM_NS_PER_DIM)
     return 1.0 + PQ_NS_PER_LOOKUP * code_width / TRAVERSE_NS_PER_DISTANCE
 
 

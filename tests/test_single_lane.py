@@ -140,6 +140,22 @@ def test_the_filter_lift_is_sampled_only_where_it_can_change_the_choice():
     assert plan.strategy == planner.EXACT_SCAN
 
 
+def test_a_two_hop_walk_withdrawn_by_the_lift_says_so_in_the_reason():
+    """8% of the rows clears the two-hop floor (4.7% at m=16); linked 3x more to each other, a query
+    outside their region meets 2.7%, so the walk is withdrawn and the reason names the lift, not a
+    share that contradicts the floor it quotes."""
+    dim, graph_rows = 1536, 100_000
+    assert 8_000 / graph_rows > planner.two_hop_floor(16) > 8_000 / graph_rows / 3
+    plan, _ = _clustered_plan(8_000, graph_rows, dim, 3.0)
+    assert plan.strategy == planner.EXACT_SCAN and not plan.alternatives
+    assert plan.reason == (
+        "filter allows 8.00% of the graph's rows, linked 3.0x more to each other than random rows: "
+        "2.67% near a query, below 4.7% (m=16)"
+    )
+    plan, _ = _clustered_plan(4_000, graph_rows, dim, None)  # under the floor as it stands: no lift sampled
+    assert plan.reason == "filter allows 4.00% of the graph's rows, below 4.7% (m=16)"
+
+
 def test_a_walk_over_codes_is_priced_by_the_filters_lift_as_the_float_walk_is():
     """The codes' walk crosses the segment graph the float walk crosses: under a clustered filter it is as
     many times dearer, so a term graph that the lift puts ahead of both is chosen (fashion-mnist classes

@@ -546,6 +546,8 @@ def plan_segment(
     graph_floor = unfiltered_graph_cost(ef, m, scale=scale)  # no float graph walk costs less
     if quantized_graph is not None:
         graph_floor = min(graph_floor, quantized_graph.cost_ns)
+    lift = 1.0
+    withdrawn_lift = None  # the lift that took the two-hop walk below its floor, for the reason
     if graph_rows is not None and scans_ns > graph_floor:
         root = masked_graph_option(allowed_rows, graph_rows, ef, m, scale)
         if tree_options is not None:
@@ -557,7 +559,6 @@ def plan_segment(
             walks = (
                 [root] if quantized_graph is None else [root, (_walk_kind(quantized_graph), quantized_graph.cost_ns)]
             )
-            lift = 1.0
             if clustering is not None and any(_lift_may_matter(w, fraction, others_ns, m) for w in walks):
                 lift = clustering()
             if lift >= CLUSTERED_MIN_LIFT:
@@ -565,6 +566,8 @@ def plan_segment(
                 cost = _lifted_cost(root[0], root[1], fraction, lift, m)
                 if cost is not None:
                     options.append(Option(root[0], cost, why, (fraction, lift)))
+                else:
+                    withdrawn_lift = lift
                 if quantized_graph is not None:
                     quantized_graph = _clustered_code_walk(quantized_graph, fraction, lift, m)
             else:
@@ -579,6 +582,13 @@ def plan_segment(
         why, args = "segment has no graph (too small, or still being built); exact scan of the allowed rows", ()
     elif scans_ns <= graph_floor:
         why, args = "exact scan of {} rows is cheaper than any graph search", (allowed_rows,)
+    elif withdrawn_lift is not None:
+        fraction = allowed_rows / graph_rows
+        why = (
+            "filter allows {:.2%} of the graph's rows, linked {:.1f}x more to each other than random rows: "
+            "{:.2%} near a query, below {:.1%} (m={})"
+        )
+        args = (fraction, withdrawn_lift, fraction / withdrawn_lift, two_hop_floor(m), m)
     else:
         fraction = allowed_rows / graph_rows
         why, args = "filter allows {:.2%} of the graph's rows, below {:.1%} (m={})", (fraction, two_hop_floor(m), m)

@@ -93,6 +93,13 @@ BINARY_ENCODE_NS_PER_DIM = 3.0
 #: (32-d: 6.4 against 7.9 ns, and the walk's bookkeeping dominates).
 SQ8_GRAPH_DISTANCE_SCALE = 0.6
 SQ8_FROM_DIM = 128
+#: Past ``HIGH_DIM_FROM`` bytes an sq8 code's graph distance grows by 0.06 ns a byte, about what a float
+#: row's does per byte (0.177 ns per 4-byte value): jeopardy's sq8 collection (1536-d, 9.9k rows, one
+#: thread, ef 10-28, equal recall) walked its codes at 1.35-1.55x the queries a second of its float
+#: walk, rescoring included, and with 0.06 the estimates say 1.35-1.53x. The float rows' width term per
+#: value (0.27 ns, and 0.177 since walks score four rows a loop) priced the codes' walk at or above
+#: the float walk there, so the sq8 collection walked its floats.
+SQ8_HIGH_DIM_NS_PER_BYTE = 0.06
 #: A flat scan of sq8 codes: about 40 ns a row plus 0.08 ns a byte (20k rows: 54, 70 and 102 ns a row
 #: at 128, 384 and 784 dimensions).
 SQ8_NS_PER_ROW = 40.0
@@ -386,7 +393,7 @@ def code_graph_scale(kind: str, code_width: int) -> float:
     if kind == "sq8":
         if code_width < SQ8_FROM_DIM:
             return float_distance_scale(code_width)
-        return SQ8_GRAPH_DISTANCE_SCALE * _wide_row_scale(code_width, HIGH_DIM_NS_PER_DIM)
+        return SQ8_GRAPH_DISTANCE_SCALE * _wide_row_scale(code_width, SQ8_HIGH_DIM_NS_PER_BYTE)
     return 1.0 + PQ_NS_PER_LOOKUP * code_width / TRAVERSE_NS_PER_DISTANCE
 
 

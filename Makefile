@@ -50,7 +50,7 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 
 bench-install: $(BENCH_STAMP)
 
-# quick preset (27-35 minutes on 2 cores): bench/results/quick/report.md and PNGs
+# quick preset (27-39 minutes on 2 cores): bench/results/quick/report.md and PNGs
 bench: $(BENCH_STAMP)
 	$(PY) -m bench run --preset quick
 
@@ -58,7 +58,7 @@ bench: $(BENCH_STAMP)
 bench-windows: $(BENCH_STAMP)
 	$(PY) -m bench run --preset windows
 
-# ranges on movie rating and votes (full size) and jeopardy's windows and categories (about 22 minutes)
+# ranges on movie rating and votes (full size) and jeopardy's windows and categories (22-24 minutes)
 bench-attributes: $(BENCH_STAMP)
 	$(PY) -m bench run --preset attributes
 

@@ -65,9 +65,9 @@ QUANTIZED_CALL_NS = 5_000.0
 #: the 4-bit query's four popcounts a word walked jeopardy at the same speed).
 BINARY_GRAPH_DISTANCE_SCALE = 1.05
 #: Above about 800 dimensions a float graph distance is bound by bandwidth, not latency: jeopardy
-#: (1536-d, 9.8k rows, m=16) measured about 258 ns per modelled distance against 55 below.
+#: (1536-d, 9.8k rows, m=16) measured about 258 ns per modelled distance against 55 below: 0.27 ns a
+#: dimension past ``HIGH_DIM_FROM``, scoring one row at a time.
 HIGH_DIM_FROM = 784
-HIGH_DIM_NS_PER_DIM = 0.27
 #: A walk scores an expansion's float rows four at a time, their loads overlapping (``hnsw.score_rows``):
 #: against one at a time (the calibration above), same graphs and queries alternated in one process,
 #: 20k rows, m=16, ef 10-40: 1.08-1.22x the queries a second at 384-d, 1.15-1.27x at 784-d (two-hop
@@ -224,10 +224,10 @@ def exact_cost(rows: int, dim: int, scattered: bool = False) -> float:
     return EXACT_CALL_NS + scan_row_ns(dim, scattered) * rows
 
 
-def _wide_row_scale(width: int, ns_per_dim: float) -> float:
-    """A graph distance over rows of ``width`` values relative to the calibrated one, by their bandwidth
-    past ``HIGH_DIM_FROM``."""
-    return 1.0 + ns_per_dim * max(0, width - HIGH_DIM_FROM) / TRAVERSE_NS_PER_DISTANCE
+def _wide_row_scale(width: int, ns_per_unit: float) -> float:
+    """A graph distance over rows ``width`` values (or code bytes) wide relative to the calibrated one,
+    by their bandwidth past ``HIGH_DIM_FROM``."""
+    return 1.0 + ns_per_unit * max(0, width - HIGH_DIM_FROM) / TRAVERSE_NS_PER_DISTANCE
 
 
 def float_distance_scale(dim: int) -> float:
@@ -553,8 +553,7 @@ def plan_segment(
     graph_floor = unfiltered_graph_cost(ef, m, scale=scale)  # no float graph walk costs less
     if quantized_graph is not None:
         graph_floor = min(graph_floor, quantized_graph.cost_ns)
-    lift = 1.0
-    withdrawn_lift = None  # the lift that took the two-hop walk below its floor, for the reason
+    lift = 1.0  # sampled only where a walk is priced; read again by the reason below
     if graph_rows is not None and scans_ns > graph_floor:
         root = masked_graph_option(allowed_rows, graph_rows, ef, m, scale)
         if tree_options is not None:
@@ -573,8 +572,6 @@ def plan_segment(
                 cost = _lifted_cost(root[0], root[1], fraction, lift, m)
                 if cost is not None:
                     options.append(Option(root[0], cost, why, (fraction, lift)))
-                else:
-                    withdrawn_lift = lift
                 if quantized_graph is not None:
                     quantized_graph = _clustered_code_walk(quantized_graph, fraction, lift, m)
             else:
@@ -589,13 +586,13 @@ def plan_segment(
         why, args = "segment has no graph (too small, or still being built); exact scan of the allowed rows", ()
     elif scans_ns <= graph_floor:
         why, args = "exact scan of {} rows is cheaper than any graph search", (allowed_rows,)
-    elif withdrawn_lift is not None:
+    elif lift >= CLUSTERED_MIN_LIFT:  # a walk was priced, and the lift withdrew it
         fraction = allowed_rows / graph_rows
         why = (
             "filter allows {:.2%} of the graph's rows, linked {:.1f}x more to each other than random rows: "
             "{:.2%} near a query, below {:.1%} (m={})"
         )
-        args = (fraction, withdrawn_lift, fraction / withdrawn_lift, two_hop_floor(m), m)
+        args = (fraction, lift, fraction / lift, two_hop_floor(m), m)
     else:
         fraction = allowed_rows / graph_rows
         why, args = "filter allows {:.2%} of the graph's rows, below {:.1%} (m={})", (fraction, two_hop_floor(m), m)

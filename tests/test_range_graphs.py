@@ -16,8 +16,9 @@ from tests.oracles import exact_search
 from tests.test_engine_graphs import clustered, recall
 from vecstore.engine import planner, single
 from vecstore.engine.allowed import allowed_rows
+from vecstore.engine.filtering import matching
 from vecstore.engine.graphs import TERMS_SUFFIX
-from vecstore.engine.range_search import holding_run, range_options
+from vecstore.engine.range_search import holding_run, range_options, run_node_mask
 from vecstore.errors import DataCorruption, InvalidArgument
 from vecstore.filters import parse_filter
 from vecstore.index.range_graphs import RANGE_BUCKETS, run_bounds
@@ -253,3 +254,34 @@ def test_the_lane_walks_a_term_or_range_graph_in_one_call_as_the_general_path(tm
                     seen.add(general.plan[0]["segments"][0]["strategy"])
         assert {planner.RANGE_GRAPH, planner.TERM_GRAPH} <= seen
         assert "walk" in walks  # the one-call path ran (a term of several pieces takes the general one)
+
+
+def test_a_range_on_a_number_is_a_slice_of_its_value_order_equal_to_the_payload_evaluation(tmp_path):
+    """A range's rows are kept as positions of the field's value order, listed and masked only when a
+    path asks: whatever it asks, the answer is the payload index's evaluation of the same filter, with
+    deleted rows left out; and a range graph masks its nodes by those positions as by the rows."""
+    with vecstore.connect(tmp_path / "db") as db:
+        col, ids, *_ = _collection(db)
+        col.delete(ids[::7])
+        (view,) = col._snapshot()
+        assert view.live is not None
+        texts = ["score between 20 and 40", "score < 12", "score >= 61.5", "score = 50", "score > 99.99",
+                 "seen >= '2020-03-01T00:00:00'", "score between 30 and 10"]  # fmt: skip
+        for text in texts:
+            node = parse_filter(text)
+            kept = allowed_rows(view, node)
+            assert kept.positions is not None and kept.positions[0] in ("score", "seen"), text
+            want, want_mask = matching(node, view.payload, view.live)
+            assert kept.count == want.shape[0], text
+            if kept.count:
+                assert kept.bounds == (int(want[0]), int(want[-1]) + 1), text
+            np.testing.assert_array_equal(kept.mask(view.num_rows), want_mask, err_msg=text)
+            np.testing.assert_array_equal(kept.offsets, want, err_msg=text)
+            np.testing.assert_array_equal(kept.sample(16), want[np.arange(min(16, want.shape[0])) * max(
+                want.shape[0] - 1, 0) // max(min(16, want.shape[0]) - 1, 1)], err_msg=text)  # fmt: skip
+            run = holding_run(view, node)
+            if run is not None:
+                np.testing.assert_array_equal(run_node_mask(view, kept, run), want_mask[run.rows], err_msg=text)
+        # not one range on a number: found as before, with no positions
+        for text in ("score != 3", "score in (1, 2)", "cat = 'a'", "score < 10 or cat = 'a'"):
+            assert allowed_rows(view, parse_filter(text)).positions is None, text

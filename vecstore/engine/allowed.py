@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from vecstore.engine.filtering import matching, matching_rows, single_term_rows
+from vecstore.core import rowsets
+from vecstore.engine.filtering import matching, matching_rows, range_positions, single_term_rows
 from vecstore.engine.views import SegmentView
 from vecstore.filters import And, Node, evaluate, interval_on
 from vecstore.filters.bind import parse_timestamp
@@ -64,7 +65,7 @@ class Allowed:
     464 KB per query, evicting the graph the walk then read); ``offsets`` lists them when asked.
     """
 
-    __slots__ = ("_mask", "_offsets", "_run", "found_by")
+    __slots__ = ("_mask", "_num_rows", "_offsets", "_rows", "_run", "found_by", "positions")
 
     def __init__(
         self,
@@ -73,21 +74,42 @@ class Allowed:
         run: tuple[int, int] | None = None,
         mask: np.ndarray | None = None,
     ) -> None:
-        self._offsets = offsets  # int64, ascending; None for a run not listed yet
+        self._offsets = offsets  # int64, ascending; None for a run or a value span not listed yet
         self.found_by = found_by  # all_live_rows | window_slice | payload_index | evaluated
         self._mask = mask  # bool over the view's rows, when the rows were found through one
         self._run = run
+        self._rows: np.ndarray | None = None  # a value span's live rows, in value order
+        self._num_rows = 0  # the view's rows, for listing ``_rows`` ascending
+        #: (field, start, stop) when the rows are those of positions [start, stop) of a numeric field's
+        #: value order (deleted ones left out): a range graph over that order masks its nodes by them
+        self.positions: tuple[str, int, int] | None = None
 
     @classmethod
     def run(cls, lo: int, hi: int, found_by: str = "window_slice") -> Allowed:
         """Every row ``lo .. hi - 1``, all live."""
         return cls(None, found_by, (lo, max(lo, hi)))
 
+    @classmethod
+    def value_span(
+        cls, field: str, order: np.ndarray, start: int, stop: int, num_rows: int, live: np.ndarray | None
+    ) -> Allowed:
+        """The live rows at positions ``[start, stop)`` of ``field``'s value order ``order`` (a range on a
+        numeric field): counted now, listed, masked or bounded only when asked."""
+        rows = order[start:stop]
+        allowed = cls(None, "payload_index")
+        allowed._rows = rows if live is None else rowsets.live_rows(rows, live)
+        allowed._num_rows = num_rows
+        allowed.positions = (field, start, stop)
+        return allowed
+
     @property
     def offsets(self) -> np.ndarray:
         if self._offsets is None:
-            assert self._run is not None
-            self._offsets = np.arange(self._run[0], self._run[1], dtype=np.int64)
+            if self._rows is not None:
+                self._offsets = rowsets.ascending(self._rows, self._num_rows)
+            else:
+                assert self._run is not None
+                self._offsets = np.arange(self._run[0], self._run[1], dtype=np.int64)
         return self._offsets
 
     @property
@@ -95,6 +117,8 @@ class Allowed:
         """How many rows are allowed."""
         if self._run is not None:
             return self._run[1] - self._run[0]
+        if self._rows is not None:
+            return int(self._rows.shape[0])
         return int(self._offsets.shape[0])  # type: ignore[union-attr]
 
     @property
@@ -102,6 +126,9 @@ class Allowed:
         """``[first, last + 1)``: the span of the allowed rows (some of it may be disallowed); needs a row."""
         if self._run is not None:
             return self._run
+        if self._offsets is None and self._rows is not None:
+            lo, hi = rowsets.row_bounds(self._rows)
+            return int(lo), int(hi)
         offsets = self._offsets
         return int(offsets[0]), int(offsets[-1]) + 1  # type: ignore[index]
 
@@ -111,10 +138,9 @@ class Allowed:
         n = self.count
         c = min(count, n)
         picks = np.arange(c, dtype=np.int64) * (n - 1) // max(c - 1, 1)
-        if self._offsets is None:
-            assert self._run is not None
+        if self._offsets is None and self._run is not None:
             return picks + self._run[0]
-        return self._offsets[picks]
+        return self.offsets[picks]
 
     def covers(self, num_rows: int) -> bool:
         """Whether every one of the view's ``num_rows`` rows is allowed (a filter that cuts nothing)."""
@@ -131,6 +157,8 @@ class Allowed:
         return mask
 
     def mask(self, num_rows: int) -> np.ndarray:
+        if self._mask is None and self._rows is not None:
+            self._mask = rowsets.rows_mask(self._rows, num_rows)
         if self._mask is None:
             mask = np.zeros(num_rows, dtype=np.bool_)
             count = self.count
@@ -161,6 +189,11 @@ def _find_allowed(view: SegmentView, node: Node) -> Allowed:
             rows = matching_rows(rest, view.payload, view.live)
             return Allowed(rows[rows.searchsorted(lo) : rows.searchsorted(hi)], "payload_index")
     if view.payload is not None:
+        span = range_positions(node, view.payload)
+        if span is not None:  # one range on a number: a slice of its value order, listed only if asked
+            field, start, stop = span
+            order = view.payload.columns[field].rows
+            return Allowed.value_span(field, order, start, stop, view.num_rows, view.live)
         offsets, mask = matching(node, view.payload, view.live)
         return Allowed(offsets, "payload_index", mask=mask)
     mask = evaluate(node, view.columns(), view.num_rows)
@@ -176,7 +209,7 @@ def allowed_rows(view: SegmentView, node: Node | None) -> Allowed:
     allowed = view.filter_results.get(node)
     if allowed is None:
         allowed = _find_allowed(view, node)
-        view.filter_results.put(node, allowed, allowed.offsets.nbytes + view.num_rows)
+        view.filter_results.put(node, allowed, 8 * allowed.count + view.num_rows)  # listed and masked, at most
     return allowed
 
 

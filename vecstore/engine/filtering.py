@@ -86,6 +86,18 @@ def value_span(node: Node, index: NumericIndex) -> tuple[int, int] | None:
     return min(start for start, _ in spans), max(stop for _, stop in spans)
 
 
+def range_positions(node: Node, payload: PayloadIndex) -> tuple[str, int, int] | None:
+    """``(field, start, stop)`` when ``node`` is one comparison (other than !=) or between on a numeric
+    field: its rows are exactly positions ``[start, stop)`` of the field's value order. Else None."""
+    if not isinstance(node, Compare | Between) or (isinstance(node, Compare) and node.op == "!="):
+        return None
+    index = payload.columns.get(node.field)
+    if not isinstance(index, NumericIndex):
+        return None
+    ((start, stop),) = _numeric_spans(node, index)
+    return node.field, start, max(start, stop)
+
+
 #: ordered comparison -> (low, low inclusive, high, high inclusive) of the interval it keeps
 _ORDERED_BOUNDS = {
     "<": lambda v: (None, True, v, False),

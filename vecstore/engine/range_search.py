@@ -9,6 +9,8 @@ range ANDed with anything else; of several ranges in an AND, the one held by the
 
 from __future__ import annotations
 
+import numpy as np
+
 from vecstore.engine.allowed import Allowed
 from vecstore.engine.filtering import value_span
 from vecstore.engine.planner import RANGE_GRAPH, Option
@@ -54,7 +56,7 @@ def range_options(view: SegmentView, allowed: Allowed, node: Node | None, ef: in
     run = holding_run(view, node)
     if run is None:
         return []
-    mask = allowed.mask(view.num_rows)[run.rows]
+    mask = run_node_mask(view, allowed, run)
     # the run holds every allowed row: the mask's count is the filter's, not summed again (15k rows a query)
     piece, cost = term_piece(run, run.rows, mask, ef, m, view.vectors.shape[1], allowed.count)
     if piece.how == "scan":
@@ -62,3 +64,14 @@ def range_options(view: SegmentView, allowed: Allowed, node: Node | None, ef: in
     why = "the {} holds every allowed row ({:.1%})"
     detail = ("terms", (piece,), False)
     return [Option(RANGE_GRAPH, cost, why, (run.describe(), allowed.count / run.num_rows), detail)]
+
+
+def run_node_mask(view: SegmentView, allowed: Allowed, run: RangeRun) -> np.ndarray:
+    """The run's nodes that ``allowed`` holds. Rows found as positions of the run's value order (a range
+    on its field) are a slice of its nodes, masked without touching the segment's rows."""
+    positions = allowed.positions
+    if positions is not None and positions[0] == run.field and run.start <= positions[1] <= positions[2] <= run.stop:
+        mask = np.zeros(run.num_rows, dtype=np.bool_)
+        mask[positions[1] - run.start : positions[2] - run.start] = True
+        return mask if view.live is None else mask & view.live[run.rows]
+    return allowed.mask(view.num_rows)[run.rows]

@@ -62,7 +62,9 @@ class Allowed:
 
     A broad window of a segment without deletes is a run of rows, ``Allowed.run(lo, hi)``: it is
     counted, bounded and masked without listing its rows (a 100% window of 58,000 rows listed them in
-    464 KB per query, evicting the graph the walk then read); ``offsets`` lists them when asked.
+    464 KB per query, evicting the graph the walk then read); ``offsets`` lists them when asked. A
+    range on a numeric field is a slice of that field's value order, ``Allowed.value_span``: counted
+    at once, listed, masked or bounded only when asked.
     """
 
     __slots__ = ("_mask", "_num_rows", "_offsets", "_rows", "_run", "found_by", "positions")

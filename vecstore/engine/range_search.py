@@ -53,12 +53,7 @@ def range_options(view: SegmentView, allowed: Allowed, node: Node | None, ef: in
     priced; empty when no run holds them or scanning them costs less."""
     if node is None or allowed.count == 0:
         return []
-    positions = allowed.positions  # one range whose value-order span is known: its run without searching
-    ranges = None if positions is None or view.terms is None else view.terms.ranges.get(positions[0])
-    if ranges is not None and ranges.order.shape[0] == view.payload.columns[positions[0]].rows.shape[0]:
-        run = ranges.holder(positions[1], positions[2]) if positions[1] < positions[2] else None
-    else:
-        run = holding_run(view, node)
+    run = holding_run(view, node)
     if run is None:
         return []
     mask = run_node_mask(view, allowed, run)

@@ -58,7 +58,7 @@ bench: $(BENCH_STAMP)
 bench-windows: $(BENCH_STAMP)
 	$(PY) -m bench run --preset windows
 
-# ranges on movie rating and votes (full size) and jeopardy's windows and categories (22-24 minutes)
+# ranges on movie rating and votes (full size) and jeopardy's windows and categories (22-25 minutes)
 bench-attributes: $(BENCH_STAMP)
 	$(PY) -m bench run --preset attributes
 

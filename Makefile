@@ -10,7 +10,7 @@ DATA   ?= ./data
 
 PORT   ?= 50051
 
-.PHONY: install serve demo test test-slow lint format bench bench-windows bench-attributes bench-full bench-install bench-publish bench-exact clean
+.PHONY: install serve demo test test-slow lint format bench bench-windows bench-windows-labels bench-attributes bench-full bench-install bench-publish bench-exact clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,11 @@ bench: $(BENCH_STAMP)
 bench-windows: $(BENCH_STAMP)
 	$(PY) -m bench run --preset windows
 
+# fashion-mnist whole (seeded random label) and the adversarial set at 100,000 rows, every window
+# fraction 2^-16 .. 2^0 (2^-5 on the adversarial set)
+bench-windows-labels: $(BENCH_STAMP)
+	$(PY) -m bench run --preset windows-labels
+
 # ranges on movie rating and votes (full size) and jeopardy's windows and categories (22-25 minutes)
 bench-attributes: $(BENCH_STAMP)
 	$(PY) -m bench run --preset attributes
@@ -65,13 +70,15 @@ bench-attributes: $(BENCH_STAMP)
 bench-full: $(BENCH_STAMP)
 	$(PY) -m bench run --preset full
 
-# copy the latest quick report and its window plots to bench/report/, and the windows preset's to
-# bench/report/windows/ (tracked; the README shows them)
+# copy the latest quick report and its window plots to bench/report/, and each other preset's to
+# bench/report/<preset>/ (tracked; the README shows them)
 bench-publish:
 	mkdir -p bench/report
 	cp bench/results/quick/report.md bench/results/quick/window-*.png bench/report/
 	if [ -d bench/results/windows ]; then mkdir -p bench/report/windows && \
 		cp bench/results/windows/report.md bench/results/windows/window-*.png bench/report/windows/; fi
+	if [ -d bench/results/windows-labels ]; then mkdir -p bench/report/windows-labels && \
+		cp bench/results/windows-labels/report.md bench/results/windows-labels/window-*.png bench/report/windows-labels/; fi
 	if [ -d bench/results/attributes ]; then mkdir -p bench/report/attributes && \
 		cp bench/results/attributes/report.md bench/results/attributes/window-*.png bench/report/attributes/; fi
 

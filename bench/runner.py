@@ -79,6 +79,20 @@ PRESETS = {
         config_timeout_s=300,
         workloads=("unfiltered", *(f"window 2^-{e}" for e in range(16, -1, -1))),
     ),
+    # every window fraction on the label windows: fashion-mnist whole (60,000 rows, a seeded random
+    # label) and the adversarial set at 100,000 rows (its windows stop at a cluster's share, 2^-5)
+    "windows-labels": Preset(
+        "windows-labels",
+        [
+            DatasetPlan("fashion-mnist", None, 100, list(range(16, -1, -1))),
+            DatasetPlan("adversarial", 100_000, 100, list(range(16, 4, -1))),
+        ],
+        [a for a in ALL_ALGORITHMS if a not in ("vecstore-grpc", "vecstore-hnsw-index")],
+        grid="quick",
+        budget_s=1.0,
+        config_timeout_s=300,
+        workloads=("unfiltered", *(f"window 2^-{e}" for e in range(16, -1, -1))),
+    ),
     # the other real attributes: ranges on movie rating and votes at full size (no window tree
     # serves them: the payload index's sorted values do), and jeopardy (1536-d air-date windows,
     # categories, their conjunction); about 22 minutes

@@ -89,13 +89,13 @@ def value_span(node: Node, index: NumericIndex) -> tuple[int, int] | None:
 def range_positions(node: Node, payload: PayloadIndex) -> tuple[str, int, int] | None:
     """``(field, start, stop)`` when ``node`` is one comparison (other than !=) or between on a numeric
     field: its rows are exactly positions ``[start, stop)`` of the field's value order. Else None."""
-    if not isinstance(node, Compare | Between) or (isinstance(node, Compare) and node.op == "!="):
+    if not isinstance(node, Compare | Between):  # an IN-list's span also holds rows between its values
         return None
     index = payload.columns.get(node.field)
     if not isinstance(index, NumericIndex):
         return None
-    ((start, stop),) = _numeric_spans(node, index)
-    return node.field, start, max(start, stop)
+    span = value_span(node, index)  # None for !=
+    return None if span is None else (node.field, *span)
 
 
 #: ordered comparison -> (low, low inclusive, high, high inclusive) of the interval it keeps

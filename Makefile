@@ -75,12 +75,10 @@ bench-full: $(BENCH_STAMP)
 bench-publish:
 	mkdir -p bench/report
 	cp bench/results/quick/report.md bench/results/quick/window-*.png bench/report/
-	if [ -d bench/results/windows ]; then mkdir -p bench/report/windows && \
-		cp bench/results/windows/report.md bench/results/windows/window-*.png bench/report/windows/; fi
-	if [ -d bench/results/windows-labels ]; then mkdir -p bench/report/windows-labels && \
-		cp bench/results/windows-labels/report.md bench/results/windows-labels/window-*.png bench/report/windows-labels/; fi
-	if [ -d bench/results/attributes ]; then mkdir -p bench/report/attributes && \
-		cp bench/results/attributes/report.md bench/results/attributes/window-*.png bench/report/attributes/; fi
+	for preset in windows windows-labels attributes; do \
+		if [ -d bench/results/$$preset ]; then mkdir -p bench/report/$$preset && \
+			cp bench/results/$$preset/report.md bench/results/$$preset/window-*.png bench/report/$$preset/; fi; \
+	done
 
 bench-exact: $(STAMP)
 	$(PY) -m bench.exact_baseline

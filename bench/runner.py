@@ -52,6 +52,9 @@ class Preset:
 ALL_ALGORITHMS = list(ALGORITHMS)
 QUICK_EXPONENTS = [14, 10, 6, 2]
 RANGE_EXPONENTS = [14, 10, 6, 4, 2, 0]
+#: the whole-dataset presets leave out the gRPC client and the bare index (the quick preset has them)
+WHOLE_DATASET_ALGORITHMS = [a for a in ALL_ALGORITHMS if a not in ("vecstore-grpc", "vecstore-hnsw-index")]
+EVERY_WINDOW = ("unfiltered", *(f"window 2^-{e}" for e in range(16, -1, -1)))
 MOVIE_RANGES = tuple(f"{column} 2^-{e}" for column in ("rating", "votes") for e in RANGE_EXPONENTS)
 PRESETS = {
     "quick": Preset(
@@ -73,11 +76,11 @@ PRESETS = {
     "windows": Preset(
         "windows",
         [DatasetPlan("movies", None, 100, list(range(16, -1, -1)))],
-        [a for a in ALL_ALGORITHMS if a not in ("vecstore-grpc", "vecstore-hnsw-index")],
+        WHOLE_DATASET_ALGORITHMS,
         grid="quick",
         budget_s=1.0,
         config_timeout_s=300,
-        workloads=("unfiltered", *(f"window 2^-{e}" for e in range(16, -1, -1))),
+        workloads=EVERY_WINDOW,
     ),
     # every window fraction on the label windows: fashion-mnist whole (60,000 rows, a seeded random
     # label) and the adversarial set at 100,000 rows (its windows stop at a cluster's share, 2^-5)
@@ -87,11 +90,11 @@ PRESETS = {
             DatasetPlan("fashion-mnist", None, 100, list(range(16, -1, -1))),
             DatasetPlan("adversarial", 100_000, 100, list(range(16, 4, -1))),
         ],
-        [a for a in ALL_ALGORITHMS if a not in ("vecstore-grpc", "vecstore-hnsw-index")],
+        WHOLE_DATASET_ALGORITHMS,
         grid="quick",
         budget_s=1.0,
         config_timeout_s=300,
-        workloads=("unfiltered", *(f"window 2^-{e}" for e in range(16, -1, -1))),
+        workloads=EVERY_WINDOW,
     ),
     # the other real attributes: ranges on movie rating and votes at full size (no window tree
     # serves them: the payload index's sorted values do), and jeopardy (1536-d air-date windows,
@@ -102,7 +105,7 @@ PRESETS = {
             DatasetPlan("movies", None, 100, RANGE_EXPONENTS, ("unfiltered", *MOVIE_RANGES)),
             DatasetPlan("jeopardy", None, 100, [13, 10, 6, 2]),
         ],
-        [a for a in ALL_ALGORITHMS if a not in ("vecstore-grpc", "vecstore-hnsw-index")],
+        WHOLE_DATASET_ALGORITHMS,
         grid="quick",
         budget_s=1.0,
         config_timeout_s=300,

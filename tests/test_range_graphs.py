@@ -1,4 +1,4 @@
-"""Range graphs: graphs over runs of a numeric attribute's value order (quarters and neighbouring pairs),
+"""Range graphs: graphs over runs of a numeric attribute's value order (eighths and runs of two and three),
 built with the term graphs, persisted in their file, and walked when a range on that attribute holds
 every allowed row. Every range shape they answer passes the subset test against exact search over the
 allowed rows (recall floor 0.95, never a row outside the filter or deleted, k whenever k match)."""
@@ -21,7 +21,14 @@ from vecstore.engine.graphs import TERMS_SUFFIX
 from vecstore.engine.range_search import holding_run, range_options, run_node_mask
 from vecstore.errors import DataCorruption, InvalidArgument
 from vecstore.filters import parse_filter
-from vecstore.index.range_graphs import RANGE_BUCKETS, run_bounds
+from vecstore.index.range_graphs import (
+    COARSE_CELLS,
+    COARSE_SHAPES,
+    RANGE_CELLS,
+    RUN_SHAPES,
+    layout_for,
+    run_bounds,
+)
 from vecstore.index.term_graphs import TermGraphs
 
 ROWS, DIM = 12_000, 16
@@ -115,24 +122,28 @@ def test_the_planner_walks_the_run_holding_a_range_and_says_why(tmp_path):
         n = ranges.order.shape[0]
         assert n == ROWS - ROWS // 50  # nulls are in no run
         assert [(r.start, r.stop, r.straddle) for r in ranges.runs] == run_bounds(n)
-        # 20-40 crosses the first quarter's end: the straddle over the first two quarters holds it
+        cuts = [i * n // RANGE_CELLS for i in range(RANGE_CELLS + 1)]
+        # 20-40 runs from the second eighth into the fourth: the run of three eighths from the second holds it
         res = col.search(clustered(1, seed=54, dim=DIM), k=10, filter="score between 20 and 40", explain=True)
         segment = res.plan[0]["segments"][0]
         assert segment["strategy"] == planner.RANGE_GRAPH
-        start, stop, straddle = run_bounds(n)[RANGE_BUCKETS]
-        assert straddle and start == 0
-        assert segment["reason"].startswith(f"the straddle range graph of score over {stop} rows holds every")
+        assert segment["reason"].startswith(
+            f"the straddle range graph of score over {cuts[4] - cuts[1]} rows holds every"
+        ), segment["reason"]
         assert "exact_scan" in segment["alternatives_us"] and {"hnsw", "hnsw_two_hop"} & set(segment["alternatives_us"])
-        # a range inside one quarter is walked in that quarter
-        node = parse_filter("score between 2 and 20")
+        # a range inside one eighth is walked in that eighth
+        node = parse_filter("score between 2 and 11")
         (option,) = range_options(view, allowed_rows(view, node), node, 64, 12)
         run = holding_run(view, node)
-        assert not run.straddle and run.start == 0 and option.args[0] == run.describe()
+        assert not run.straddle and (run.start, run.stop) == (0, cuts[1]) and option.args[0] == run.describe()
         (piece,) = option.detail[1]
         assert piece.graph is run and piece.how == "walk"
+        # one crossing an eighth's end is walked in the pair of eighths around it
+        pair = holding_run(view, parse_filter("score between 20 and 30"))
+        assert pair.straddle and (pair.start, pair.stop) == (cuts[1], cuts[3])
         # the ranges of an AND on one field intersect: each alone is too wide for a run
-        assert holding_run(view, parse_filter("score > 12")) is None
-        held = holding_run(view, parse_filter("score > 12 and score <= 20 and cat = 'a'"))
+        assert holding_run(view, parse_filter("score > 2")) is None
+        held = holding_run(view, parse_filter("score > 2 and score <= 11 and cat = 'a'"))
         assert held is not None and not held.straddle and held.start == 0
         # ranges too wide for a run, on a field without range graphs, or not ranges at all: none offered
         for text in ("score between 10 and 70", "score != 3", "t < 500", "cat = 'a'", "score < 10 or cat = 'a'"):
@@ -140,24 +151,35 @@ def test_the_planner_walks_the_run_holding_a_range_and_says_why(tmp_path):
             assert range_options(view, allowed_rows(view, node), node, 64, 12) == [], text
 
 
-@settings(max_examples=200, deadline=None)
-@given(n=st.integers(RANGE_BUCKETS, 10_000), data=st.data())
-def test_the_holder_is_the_fewest_row_run_that_holds_a_span(n, data):
-    bounds = run_bounds(n)
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(RANGE_CELLS, 10_000), coarse=st.booleans(), data=st.data())
+def test_a_span_of_w_minus_one_cells_lies_in_a_run_of_w_cells(n, coarse, data):
+    cells, shapes = (COARSE_CELLS, COARSE_SHAPES) if coarse else (RANGE_CELLS, RUN_SHAPES)
+    bounds = run_bounds(n, cells, shapes)
+    assert len(set(bounds)) == len(bounds) and all(0 <= a < b <= n for a, b, _ in bounds)
     start = data.draw(st.integers(0, n - 1))
     stop = data.draw(st.integers(start + 1, n))
-    holding = [(b - a) for a, b, _ in bounds if a <= start and stop <= b]
-    # a span of at most a quarter of the rows always lies in a run of at most half of them
-    if stop - start <= n // RANGE_BUCKETS:
-        assert holding and min(holding) <= n // 2 + 1
+    holding = [b - a for a, b, _ in bounds if a <= start and stop <= b]
+    # every run wide w cells starts at every cell, for the widths laid out at every cell
+    for width in (w for w, step in shapes if step == 1 and w > 1):
+        if stop - start <= (width - 1) * (n // cells):
+            assert holding and min(holding) <= width * n / cells + 1, (width, start, stop)
+
+
+def test_fields_too_small_for_eighths_get_quarters_and_too_small_for_quarters_none():
+    assert layout_for(8 * 1024, 1024) == run_bounds(8 * 1024)
+    assert len(run_bounds(8 * 1024)) == 8 + 7 + 6 + 3
+    assert layout_for(8 * 1024 - 1, 1024) == run_bounds(8 * 1024 - 1, COARSE_CELLS, COARSE_SHAPES)
+    assert len(layout_for(4 * 1024, 1024)) == 4 + 3
+    assert layout_for(4 * 1024 - 1, 1024) is None
 
 
 def test_range_graphs_persist_in_the_term_graphs_file_and_a_torn_one_is_rebuilt(tmp_path):
     with vecstore.connect(tmp_path / "db") as db:
         col, *_ = _collection(db)
         (segment,) = col.describe()["segments"]
-        # cat: four terms of a quarter each; score and seen: seven runs each
-        assert segment["term_graphs"] == "ready (18 graphs over score, cat, seen)"
+        # cat: four terms of a quarter each; score and seen: 24 runs each
+        assert segment["term_graphs"] == "ready (52 graphs over score, cat, seen)"
         view = col._snapshot()[0]
         assert set(view.terms.ranges) == {"score", "seen"}
         assert view.terms.nbytes >= sum(r.searched.nbytes for r in view.terms.ranges.values())
@@ -174,6 +196,10 @@ def test_range_graphs_persist_in_the_term_graphs_file_and_a_torn_one_is_rebuilt(
     torn = {k: v for k, v in arrays.items() if k != "r0.3.links0"}
     with pytest.raises(DataCorruption, match="term graphs are damaged"):
         TermGraphs.from_arrays(meta, torn, ROWS)
+    # runs recorded out of step with their graphs: refused, not walked over the wrong rows
+    shifted = {**meta, "ranges": [{**r, "runs": [[a + 1, b, s] for a, b, s in r["runs"]]} for r in meta["ranges"]]}
+    with pytest.raises(DataCorruption, match="nodes"):
+        TermGraphs.from_arrays(shifted, arrays, ROWS)
     with pytest.raises(DataCorruption, match="outside the segment"):
         TermGraphs.from_arrays(meta, arrays, 100)
     raw = bytearray(files[0].read_bytes())
@@ -183,7 +209,31 @@ def test_range_graphs_persist_in_the_term_graphs_file_and_a_torn_one_is_rebuilt(
         col = db.collection("r")
         assert col.stats()["term_graphs_rebuilt"] == 1
         assert col.wait_for_indexes(timeout=300)
-        assert col.describe()["segments"][0]["term_graphs"].startswith("ready (18 graphs")
+        assert col.describe()["segments"][0]["term_graphs"].startswith("ready (52 graphs")
+
+
+def test_a_file_of_quarter_runs_without_their_record_opens_as_quarters(tmp_path):
+    """Files written before the runs were recorded hold the quarters' seven graphs per field; they open
+    as that layout and answer ranges as before. A field whose eighths are under the minimum gets them."""
+    with vecstore.connect(tmp_path / "db") as db:
+        # eighths of 11,760 rows: 1,470, under 2,000; quarters: 2,940
+        col, *_ = _collection(db, hnsw={"term_graph_min_rows": 2000})
+        view = col._snapshot()[0]
+        n = view.terms.ranges["score"].order.shape[0]
+        runs = [(r.start, r.stop, r.straddle) for r in view.terms.ranges["score"].runs]
+        assert runs == run_bounds(n, COARSE_CELLS, COARSE_SHAPES)
+        meta, arrays = view.terms.to_arrays()
+    unrecorded = {**meta, "ranges": [{k: v for k, v in r.items() if k != "runs"} for r in meta["ranges"]]}
+    old = TermGraphs.from_arrays(unrecorded, arrays, ROWS)
+    assert [(r.start, r.stop, r.straddle) for r in old.ranges["score"].runs] == runs
+    node = parse_filter("score between 30 and 40")
+    run = old.ranges["score"].holder(*_span_of(view, node))
+    assert run is not None and (run.start, run.stop) == (n // 4, n // 2)
+
+
+def _span_of(view, node) -> tuple[int, int]:
+    positions = allowed_rows(view, node).positions
+    return positions[1], positions[2]
 
 
 def test_a_field_whose_runs_would_be_small_gets_no_range_graphs(tmp_path):

@@ -63,7 +63,7 @@ bench-windows: $(BENCH_STAMP)
 bench-windows-labels: $(BENCH_STAMP)
 	$(PY) -m bench run --preset windows-labels
 
-# ranges on movie rating and votes (full size) and jeopardy's windows and categories (22-25 minutes)
+# ranges on movie rating and votes (full size) and jeopardy's windows and categories (22-28 minutes)
 bench-attributes: $(BENCH_STAMP)
 	$(PY) -m bench run --preset attributes
 

@@ -97,12 +97,13 @@ class FieldRanges:
             rows = searched[start:stop]
             self.runs.append(RangeRun(field, start, stop, straddle, order[start:stop],
                                       HnswIndex(graph, rows[:, :dim], prepared=rows)))  # fmt: skip
+        # asked once per planned range query: the first holding run in this order is the fewest-row one
+        self._by_rows = sorted(self.runs, key=lambda run: run.num_rows)
 
     def holder(self, start: int, stop: int) -> RangeRun | None:
         """The fewest-row run holding value-order positions ``[start, stop)`` (a non-empty span), or None
         when only the whole segment does."""
-        holding = [run for run in self.runs if run.start <= start and stop <= run.stop]
-        return min(holding, key=lambda run: run.num_rows, default=None)
+        return next((run for run in self._by_rows if run.start <= start and stop <= run.stop), None)
 
     @property
     def nbytes(self) -> int:

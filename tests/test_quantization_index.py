@@ -245,3 +245,76 @@ def test_a_scan_of_wide_scattered_codes_matches_its_numpy_oracle(metric):
         assert set(found[: order.shape[0]].tolist()) == set(rows[order].tolist())
         np.testing.assert_allclose(estimates[: order.shape[0]], want[rows][order], rtol=1e-4, atol=1e-2)
         assert (found[order.shape[0] :] == -1).all()
+
+
+def test_a_scan_across_estimate_blocks_breaks_ties_by_key_as_its_oracle():
+    # rows repeat so that many estimates tie, and the scan offers them block by block
+    # (``ESTIMATE_BLOCK_ROWS``): the kept rows are still the smallest (estimate, key) pairs
+    rng = np.random.default_rng(29)
+    distinct = rng.standard_normal((40, 16)).astype(np.float32)
+    vectors = distinct[rng.integers(0, 40, 2000)]
+    offset, step = scalar.fit_range(vectors)
+    codes = scalar.encode(vectors, offset, step)
+    decoded = scalar.decode(codes, offset, step).astype(np.float64)
+    query = rng.standard_normal(16).astype(np.float32)
+    prepared = scalar.prepare_queries(query[None], offset, step, scalar.L2)[0]
+    got = np.array([scalar.code_distance(codes[r], prepared, scalar.L2) for r in range(2000)])
+    np.testing.assert_allclose(got, ((decoded - query) ** 2).sum(axis=1), rtol=1e-4, atol=1e-3)
+    keys = rng.permutation(2000).astype(np.int64)
+    rows = np.flatnonzero(rng.random(2000) < 0.6).astype(np.int64)
+    assert rows.shape[0] > 3 * scalar.ESTIMATE_BLOCK_ROWS
+    for count in (1, 25, 300):
+        found, estimates = scalar.estimate_topk(codes, prepared, scalar.L2, rows, keys, count)
+        order = np.lexsort((keys[rows], got[rows]))[:count]
+        np.testing.assert_array_equal(found, rows[order])
+        np.testing.assert_array_equal(estimates, got[rows][order].astype(np.float32))
+
+
+def test_unit_prepared_queries_equal_their_numpy_oracle():
+    rng = np.random.default_rng(31)
+    vectors = rng.standard_normal((500, 40)).astype(np.float32)
+    offset, step = scalar.fit_range(code_rows(vectors, "cosine"))
+    queries = (rng.standard_normal((6, 40)) * 7).astype(np.float32)
+    wide = queries.astype(np.float64)
+    unit = (wide / np.linalg.norm(wide, axis=1, keepdims=True)).astype(np.float32)
+    for metric in (scalar.L2, scalar.IP):
+        got = scalar.prepare_queries(queries, offset, step, metric, unit=True)
+        np.testing.assert_allclose(got, scalar.prepare_queries(unit, offset, step, metric), rtol=1e-6, atol=1e-7)
+        for i in range(6):  # the single query's kernel is the batch's
+            np.testing.assert_array_equal(scalar.prepare_one(queries[i], offset, step, metric, True), got[i])
+    zero = np.zeros((1, 40), dtype=np.float32)
+    np.testing.assert_array_equal(scalar.prepare_queries(zero, offset, step, scalar.IP, unit=True)[0, 0], 0.0)
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip", "cosine"])
+def test_one_call_scan_of_codes_equals_candidates_then_rescoring(metric):
+    """``ScalarQuantizer.scan_rescored_keyed`` (the single-query lane's call) against the general path's
+    two steps and a numpy oracle of them: the codes' nearest ``count`` by decoded rows, then the exact
+    top-k of those; a query holding NaN searches nothing."""
+    vectors, queries = _clustered(1500, 48, seed=23)
+    quantizer = ScalarQuantizer.fit(vectors, metric, seed=3)
+    code = METRIC_CODES[metric]
+    searched = code_rows(vectors, metric) if metric == "cosine" else vectors
+    norms = row_norms(searched, code)
+    keys = np.random.default_rng(5).permutation(1500).astype(np.int64) * 3
+    decoded = scalar.decode(quantizer.codes, quantizer.offset, quantizer.step).astype(np.float64)
+    rng = np.random.default_rng(8)
+    for query in queries[:10]:
+        rows = np.flatnonzero(rng.random(1500) < 0.4).astype(np.int64)
+        sq, found, ids, distances = quantizer.scan_rescored_keyed(query, rows, searched, norms, keys, code, 10, 30)
+        assert sq == pytest.approx(float(query.astype(np.float64) @ query), rel=1e-5)
+        candidates = quantizer.candidates(query[None], rows, keys, 30)
+        want_found, want_d = rescore(searched, norms, query[None], candidates, keys, 10, code)
+        np.testing.assert_array_equal(found, want_found)
+        np.testing.assert_array_equal(distances, want_d)
+        np.testing.assert_array_equal(ids, np.where(found >= 0, keys[np.maximum(found, 0)], -1))
+        # the oracle: nearest 30 of the decoded rows (unit query for cosine), then exact search among them
+        target = code_rows(query[None], metric)[0].astype(np.float64)
+        estimate = ((decoded[rows] - target) ** 2).sum(axis=1) if metric == "l2" else -(decoded[rows] @ target)
+        nearest = rows[np.argsort(estimate, kind="stable")[:30]]
+        want_ids, _ = exact_search(metric, query[None], vectors[nearest], keys[nearest], 10)
+        assert len(set(ids[0].tolist()) & set(want_ids[0].tolist())) >= 9
+    bad = queries[0].copy()
+    bad[2] = np.nan
+    sq, found, ids, distances = quantizer.scan_rescored_keyed(bad, np.arange(1500), searched, norms, keys, code, 10, 30)
+    assert not np.isfinite(sq) and (found == -1).all() and (ids == -1).all() and np.isinf(distances).all()

@@ -1,9 +1,10 @@
-"""One query's graph walk over scalar codes, rescored on the float rows, in one compiled call.
+"""One query's search over scalar codes, rescored on the float rows, in one compiled call.
 
-The single-query lane's counterpart of ``hnsw.search_single_keyed`` for a segment with sq8 codes: it
-checks the query, prepares it for the codes (``vecstore.core.scalar``), walks the graph by code
-distances, then ranks the walk's candidates exactly as ``exact.topk_scan_one`` ranks any rows, so
-the answer equals the general path's walk-then-rescore.
+The single-query lane's counterparts of ``hnsw.search_single_keyed`` for a segment with sq8 codes:
+each checks the query and prepares it for the codes (``vecstore.core.scalar.prepare_one``, as
+``ScalarQuantizer.traversal_queries`` does), finds candidates by code distance (a graph walk, or a
+scan of the allowed rows), then ranks them exactly as ``exact.topk_scan_one`` ranks any rows, so the
+answer equals the general path's search-then-rescore.
 """
 
 from __future__ import annotations
@@ -13,18 +14,23 @@ from numba import njit
 
 from vecstore.core.exact import COSINE, query_sq, topk_scan_one
 from vecstore.core.hnsw import next_epoch, search_one
-from vecstore.core.scalar import prepare_query
+from vecstore.core.scalar import estimate_topk, prepare_one
 
 
-@njit(nogil=True, cache=True)
-def _prepared(query, offset, step, code_metric, metric):
-    """The query as ``ScalarQuantizer.traversal_queries`` prepares it (unit length first for cosine)."""
-    q = query.astype(np.float32)
-    if metric == COSINE:
-        norm = np.float32(np.sqrt(np.sum(q.astype(np.float64) ** 2)))
-        if norm > 0:
-            q = q / norm
-    return prepare_query(q, offset, step, code_metric)
+@njit(inline="always")
+def _not_searched(sq, k):
+    return sq, np.full((1, k), -1, np.int64), np.full((1, k), -1, np.int64), np.full((1, k), np.inf, np.float32)
+
+
+@njit(inline="always")
+def _rescored(vectors, norms, query, metric, keys, k, found):
+    """The exact top-k among the candidates ``found`` (-1 ends them), as offsets, keys and distances."""
+    reached = 0
+    while reached < found.shape[0] and found[reached] >= 0:
+        reached += 1
+    rows = found[:reached].astype(np.int64)
+    offsets, hit_keys, distances, _ = topk_scan_one(vectors, norms, query, rows, keys, k, metric, 0)
+    return offsets, hit_keys, distances
 
 
 @njit(nogil=True, cache=True)
@@ -38,17 +44,27 @@ def walk_rescored_keyed(codes, offset, step, code_metric, vectors, norms, keys, 
     padded -1 / -1 / +inf."""
     sq = query_sq(query)
     if not np.isfinite(sq):
-        return sq, np.full((1, k), -1, np.int64), np.full((1, k), -1, np.int64), np.full((1, k), np.inf, np.float32)
-    prepared = _prepared(query, offset, step, code_metric, metric)
+        return _not_searched(sq, k)
+    prepared = prepare_one(query, offset, step, code_metric, metric == COSINE)
     epoch = next_epoch(visited, epoch_box)
     found = np.empty(count, np.int32)
     found_d = np.empty(count, np.float32)
     search_one(codes, prepared, code_metric, count, max(ef, count), entry, max_level, links0, counts0, links_up,
                counts_up, upper_offset, visited, epoch, mask, use_mask, cand_d, cand_n, res_d, res_n, found,
                found_d)  # fmt: skip
-    reached = 0
-    while reached < count and found[reached] >= 0:
-        reached += 1
-    rows = found[:reached].astype(np.int64)
-    offsets, hit_keys, distances, _ = topk_scan_one(vectors, norms, query, rows, keys, k, metric, 0)
+    offsets, hit_keys, distances = _rescored(vectors, norms, query, metric, keys, k, found)
+    return sq, offsets, hit_keys, distances
+
+
+@njit(nogil=True, cache=True)
+def scan_rescored_keyed(codes, offset, step, code_metric, vectors, norms, keys, query, metric, rows, k, count):
+    """The k nearest of ``rows`` (ascending segment offsets) to ``query`` (metric code of
+    ``vecstore.core.exact``): the ``count`` nearest by code distance (``scalar.estimate_topk``), ranked
+    on ``vectors`` / ``norms``. Returns what ``walk_rescored_keyed`` returns."""
+    sq = query_sq(query)
+    if not np.isfinite(sq):
+        return _not_searched(sq, k)
+    prepared = prepare_one(query, offset, step, code_metric, metric == COSINE)
+    found, _ = estimate_topk(codes, prepared, code_metric, rows, keys, count)
+    offsets, hit_keys, distances = _rescored(vectors, norms, query, metric, keys, k, found)
     return sq, offsets, hit_keys, distances

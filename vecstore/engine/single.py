@@ -14,8 +14,8 @@ evicted the caches each Python step costs about three times its isolated price. 
   same kernel), and a masked or two-hop walk of the segment graph, of the window-tree bucket that holds
   every allowed row (postfilter) or of a term or range graph that is its option's one piece runs as one
   such call; the tree's and the terms' options of several pieces run as the general path runs them;
-- a segment with scalar (sq8) codes is planned, filter or not: a walk over its codes runs as one call
-  that also rescores the walk's candidates on the float rows, a scan of its codes as two calls.
+- a segment with scalar (sq8) codes is planned, filter or not: a walk over its codes, or a scan of
+  the allowed rows' codes, runs as one call that also rescores the candidates on the float rows.
 
 Results, tie-breaks and stats are the general path's. Whenever the lane would do something else
 (binary or PQ codes, a parallel scan, a walk that fell short of k rows), it answers
@@ -66,8 +66,9 @@ from vecstore.types import METRIC_CODES, SearchResult
 LANE_COUNTER = "single_query_lane"
 _EVERY_ROW_LIVE = np.zeros(0, dtype=np.bool_)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-#: strategies whose lane call checks the query itself (``_walk``, ``_code_walk``): no second check
-_WALKS_THAT_CHECK = frozenset((HNSW, HNSW_TWO_HOP, QUANTIZED_HNSW))
+#: strategies whose lane call checks the query itself (``_walk``, ``_code_walk``, ``_code_scan``): no
+#: second check
+_CALLS_THAT_CHECK = frozenset((HNSW, HNSW_TWO_HOP, QUANTIZED_HNSW, QUANTIZED_SCAN))
 
 
 @lru_cache(maxsize=4096)
@@ -240,6 +241,20 @@ def _code_walk(
     return None if found[0, min(k, rows) - 1] < 0 else Hits(found, ids, found, distances)
 
 
+def _code_scan(
+    view: SegmentView, allowed: Allowed, query: np.ndarray, k: int, oversampling: float, metric: str
+) -> Hits | None:
+    """The allowed rows' sq8 codes scanned for one query, the best ``k x oversampling`` (as the general
+    path asks) rescored, in one call that checks the query."""
+    codes = view.codes
+    assert codes is not None
+    count = max(k, math.ceil(k * oversampling))
+    sq, found, ids, distances = codes.scan_rescored_keyed(
+        query, allowed.offsets, view.vectors, view.norms, view.ids, METRIC_CODES[metric], k, count
+    )
+    return Hits(found, ids, found, distances) if _query_is_sound(query, sq, metric) else None
+
+
 def _keyed_hits(keyed: tuple | None, query: np.ndarray, k: int, metric: str, rows: int) -> Hits | None:
     """Hits of a ``search_one_keyed`` walk (the query checked by its squared norm); None when it fell
     short of k of the ``rows`` allowed."""
@@ -315,7 +330,7 @@ def _unfiltered(
         return _whole_segment(view, index, query, k, ef, m, exact, metric)
     every, planned = _unfiltered_plan(view, k, ef, m, query.shape[0], oversampling)
     outcome = _planned(view, index, every, query, k, ef, m, metric, oversampling, planned)
-    unchecked = outcome is not None and not checked and outcome[0] not in _WALKS_THAT_CHECK
+    unchecked = outcome is not None and not checked and outcome[0] not in _CALLS_THAT_CHECK
     return None if unchecked and not _query_checked(query, metric) else outcome
 
 
@@ -387,9 +402,8 @@ def _planned(
         hits = run_term_option(view, index, option, query[None], k, ef, METRIC_CODES[metric])
         return None if hits.ids[0, min(k, rows) - 1] < 0 else (plan.strategy, hits)
     if plan.strategy == QUANTIZED_SCAN and option is not None and view.codes is not None:
-        count = max(k, math.ceil(k * oversampling))  # as the general path asks
-        candidates = view.codes.candidates(query[None], allowed.offsets, view.ids, count)[0]
-        return QUANTIZED_SCAN, scan_rows(view, index, candidates[candidates >= 0], query[None], k, METRIC_CODES[metric])
+        found = _code_scan(view, allowed, query, k, oversampling, metric)
+        return None if found is None else (QUANTIZED_SCAN, found)
     # a filter that cuts no live row walks as unfiltered search does: no mask to check
     every = allowed.found_by == "all_live_rows" or (view.live is None and allowed.covers(view.num_rows))
     mask = view.live if every else allowed.mask(view.num_rows)

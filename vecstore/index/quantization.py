@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from vecstore.core import binary, exact, pq, scalar
+from vecstore.core import binary, code_walk, exact, pq, scalar
 from vecstore.errors import DataCorruption, InvalidArgument
 from vecstore.index.hnsw import cancellation_check
 
@@ -235,9 +235,29 @@ class ScalarQuantizer:
             return scalar.estimate_topk(self.codes, prepared[0], self.code_metric, offsets, keys, count)[0][None, :]
         return scalar.estimate_topk_batch(self.codes, prepared, self.code_metric, offsets, keys, count)[0]
 
+    def scan_rescored_keyed(
+        self,
+        query: np.ndarray,
+        rows: np.ndarray,
+        vectors: np.ndarray,
+        norms: np.ndarray,
+        keys: np.ndarray,
+        metric: int,
+        k: int,
+        count: int,
+    ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        """One float32 query [dim]: ``candidates`` among ``rows`` rescored on the float rows, in one kernel
+        call that also checks the query and names the hits by ``keys``. Returns ``(query_sq, offsets
+        [1, k], keys [1, k], distances [1, k])``, nothing searched when ``query_sq`` is not finite;
+        ``metric`` is the exact kernels' code."""
+        return code_walk.scan_rescored_keyed(self.codes, self.offset, self.step, self.code_metric, vectors, norms,
+                                             keys, query, metric, rows, k, count)  # fmt: skip
+
     def traversal_queries(self, queries: np.ndarray) -> np.ndarray:
         """Queries as codes are compared with them, in a scan or a graph walk: float32 [q, 2, dim]."""
-        return scalar.prepare_queries(code_rows(queries, self.metric), self.offset, self.step, self.code_metric)
+        # one compiled pass brings each query to unit length (cosine) and prepares it: the lane's single
+        # calls (``vecstore.core.code_walk``) prepare theirs with the same kernel, so both agree exactly
+        return scalar.prepare_queries(queries, self.offset, self.step, self.code_metric, self.metric == "cosine")
 
     def to_arrays(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         return {"kind": "sq8", "metric": self.metric}, {"offset": self.offset, "step": self.step, "codes": self.codes}

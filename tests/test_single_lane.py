@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import vecstore
 from tests.oracles import assert_same_neighbours, exact_search, filter_mask
-from vecstore.core.exact import COSINE, IP, L2, exact_topk, row_norms, window_topk_one
+from vecstore.core.exact import COSINE, IP, L2, exact_topk, row_norms, window_copy_topk_one, window_topk_one
 from vecstore.engine import graphs, planner, search, single
 from vecstore.engine.single import LANE_COUNTER
 from vecstore.errors import InvalidArgument
@@ -82,12 +82,39 @@ def test_window_kernel_equals_searchsorted_then_the_exact_scan(case, max_rows):
     assert_same_neighbours(ids, distances, want_ids, want_d, rtol=2e-4, atol=2e-3)
 
 
+@settings(max_examples=150, deadline=None)
+@given(window_cases(), st.integers(0, 70))
+def test_window_kernel_over_a_terms_copy_equals_the_one_over_the_segment(case, max_rows):
+    """``window_copy_topk_one`` reads the term's rows from a gathered copy (its term graph's), in l2:
+    every output equals ``window_topk_one``'s over the segment's rows, bit for bit (which is tested
+    against numpy above), including the rows handed back when there are too many to scan."""
+    values, low, high, (low_open, has_low, high_open, has_high), live, term, k, _ = case
+    n = values.shape[0]
+    term = np.flatnonzero(np.random.default_rng(n + 1).random(n) < 0.4) if term is None else term
+    rng = np.random.default_rng(n)
+    vectors = rng.standard_normal((n, DIM)).astype(np.float32)
+    vectors[1::3] = vectors[0] if n else vectors[1::3]  # equal distances: ties broken by key
+    query = rng.standard_normal(DIM).astype(np.float32)
+    keys = rng.permutation(3 * n + 1)[:n].astype(np.int64)
+    bounds = (low, low_open, has_low, high, high_open, has_high)
+    want = window_topk_one(values, *bounds, term, True, live, max_rows, vectors, row_norms(vectors, L2), query, keys,
+                           k, L2)  # fmt: skip
+    copy = np.ascontiguousarray(vectors[term])
+    got = window_copy_topk_one(values, *bounds, term, live, max_rows, copy, query, keys, k)
+    assert got[0] == want[0] and got[1] == want[1]
+    for a, b in zip(got[2:], want[2:], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_window_kernel_reports_a_query_that_is_not_finite():
     values = np.arange(10, dtype=np.int64)
     vectors = np.ones((10, DIM), dtype=np.float32)
     query = np.full(DIM, np.nan, dtype=np.float32)
     sq, rows, *_ = window_topk_one(values, 2, False, True, 4, False, True, NO_TERM, False, NO_DELETES, 100,
                                    vectors, row_norms(vectors, L2), query, np.arange(10), 3, L2)  # fmt: skip
+    assert np.isnan(sq) and rows == -1
+    sq, rows, *_ = window_copy_topk_one(values, 2, False, True, 4, False, True, np.arange(0, 10, 2), NO_DELETES, 100,
+                                        vectors[::2].copy(), query, np.arange(10), 3)  # fmt: skip
     assert np.isnan(sq) and rows == -1
 
 
@@ -442,6 +469,60 @@ def test_a_window_and_one_term_is_one_kernel_call_per_sealed_segment(tmp_path, m
             np.testing.assert_array_equal(lane.distances, general.distances, err_msg=text)
             assert not np.isin(lane.ids, np.arange(0, 1000, 6)).any()
         assert col.stats()[LANE_COUNTER] - before == len(filters)
+
+
+def test_a_window_and_a_term_with_a_graph_scans_that_graphs_copy_of_the_terms_rows(tmp_path, monkeypatch):
+    """In an l2 collection, a window AND a term that has a term graph is scanned over the graph's copy of
+    the term's rows (the term's rows inside the window are one run of it), and answers exactly as the
+    general path and the oracle over the allowed live rows do, also once the graphs are reopened from
+    disk. A cosine collection's copies hold unit rows, so there the segment's rows are scanned."""
+    copies = Counter()
+    real = single.window_copy_topk_one
+
+    def counted(*args):
+        copies["calls"] += 1
+        return real(*args)
+
+    monkeypatch.setattr(single, "window_copy_topk_one", counted)
+    rng = np.random.default_rng(61)
+    n = 6000
+    vectors = rng.standard_normal((n, DIM)).astype(np.float32)
+    vectors[100:140] = vectors[99]  # equal distances: ties broken by id
+    terms = np.where(rng.random(n) < 0.2, "c0", np.where(rng.random(n) < 0.5, "c1", "c2"))
+    t = rng.permutation(n)
+    deleted = np.arange(0, n, 13)
+    live = ~np.isin(np.arange(n), deleted)
+    hnsw = {"m": 8, "ef_construction": 40, "term_graphs": ["c"], "term_graph_min_rows": 600}
+    for metric in ("l2", "cosine"):
+        copies.clear()
+        with vecstore.connect(tmp_path / metric) as db:
+            col = db.create_collection("w", dim=DIM, metric=metric, attributes={"t": "int64", "c": "string"},
+                                       window="t", hnsw=hnsw)  # fmt: skip
+            col.upsert(np.arange(n), vectors, {"t": t, "c": terms.tolist()})
+            col.seal()
+            assert col.wait_for_indexes(timeout=300)
+            col.delete(deleted)
+            (view,) = col._snapshot()
+            assert view.terms is not None and view.terms.get("c", "c0") is not None
+        for reopened in (False, True):
+            with vecstore.connect(tmp_path / metric) as db:
+                col = db.collection("w")
+                if not reopened:  # the same collection, its graphs as built; then read back from disk
+                    assert col.describe()["segments"][0]["term_graphs"].startswith("ready")
+                for _ in range(15):
+                    low = int(rng.integers(0, n - 1500))
+                    high = low + int(rng.integers(1, 1500))
+                    term = str(rng.choice(["c0", "c1", "c2"]))
+                    text = f"t >= {low} and t < {high} and c = '{term}'"
+                    query = rng.standard_normal(DIM).astype(np.float32)
+                    lane = col.search(query, k=10, filter=text)
+                    general = col.search(query, k=10, filter=text, explain=True)
+                    np.testing.assert_array_equal(lane.ids, general.ids, err_msg=text)
+                    np.testing.assert_array_equal(lane.distances, general.distances, err_msg=text)
+                    allowed = np.flatnonzero(live & (t >= low) & (t < high) & (terms == term))
+                    want_ids, want_d = exact_search(metric, query[None], vectors[allowed], allowed.astype(np.int64), 10)
+                    assert_same_neighbours(lane.ids, lane.distances, want_ids, want_d, rtol=2e-4, atol=2e-3)
+        assert (copies["calls"] > 0) == (metric == "l2"), (metric, copies)
 
 
 def test_a_batch_sends_each_query_alone_with_its_filter_through_the_lane(tmp_path):

@@ -188,6 +188,15 @@ def _single_term(node: Node) -> bool:
     return isinstance(node, Contains) and len(set(node.values)) == 1
 
 
+def single_term(node: Node) -> tuple[str, object] | None:
+    """``(field, term)`` when ``node`` holds exactly on the rows of one term (``=``, a one-value IN-list,
+    a one-value contains); else None. Whether the field is a string or list column is the index's to say."""
+    if not _single_term(node):
+        return None
+    value = node.value if isinstance(node, Compare) else node.values[0]  # type: ignore[attr-defined]
+    return node.field, value  # type: ignore[attr-defined]
+
+
 def single_term_rows(node: Node, payload: PayloadIndex) -> np.ndarray | None:
     """The ascending rows (deleted ones included) where ``node`` is true, when it holds exactly on the
     rows of one term of a string or list column: a slice of the index, nothing computed. Else None."""

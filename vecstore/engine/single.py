@@ -7,7 +7,9 @@ evicted the caches each Python step costs about three times its isolated price. 
 
 - a window on the sort column (alone, or AND one term of a string or list column) that the planner
   would scan outright is bounded, cut to the term's rows and the live rows, and scanned inside one
-  kernel call; any other filter's rows come from the view's usual lookup and are scanned by one call;
+  kernel call (in an l2 segment, over the term graph's copy of the term's rows when the term has a
+  graph: there they are one run, not rows scattered over the segment); any other filter's rows come
+  from the view's usual lookup and are scanned by one call;
 - without a filter the planner's rule for whole segments chooses, and a graph walk is one call that
   also checks the query and names the hits;
 - a filter allowing more rows is planned as the general path plans it (a window's rows come from the
@@ -31,9 +33,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from vecstore.core.exact import PARALLEL_SCAN_MIN_ROWS, query_sq, window_topk_one
+from vecstore.core.exact import PARALLEL_SCAN_MIN_ROWS, query_sq, window_copy_topk_one, window_topk_one
 from vecstore.engine.allowed import Allowed, allowed_rows
-from vecstore.engine.filtering import single_term_rows
+from vecstore.engine.filtering import single_term, single_term_rows
 from vecstore.engine.hits import Hits, found_hits, merge_hits, scan_rows
 from vecstore.engine.ingest import squared_norm_accepted, to_queries
 from vecstore.engine.planner import (
@@ -60,6 +62,7 @@ from vecstore.engine.window_search import run_tree_option, tree_walk
 from vecstore.filters import And, Node, interval_on
 from vecstore.filters.ast import Value
 from vecstore.filters.bind import parse_timestamp
+from vecstore.index.term_graphs import TermGraph
 from vecstore.types import METRIC_CODES, SearchResult
 
 #: Counted once per search the lane answers (beside the per-segment strategy counts).
@@ -131,9 +134,11 @@ def _kernel_window(kind: str, node: Node, field: str) -> tuple[tuple, Node | Non
 _NO_TERM = np.zeros(0, dtype=np.int64)
 
 
-def _window_args(view: SegmentView, node: Node) -> tuple | None:
+def _window_args(view: SegmentView, node: Node, metric: str) -> tuple[tuple, TermGraph | None] | None:
     """``window_rows``' arguments before ``max_rows`` for a window on the view's sort column, or a
-    window AND one term (its rows read straight from the payload index); None for any other filter."""
+    window AND one term (its rows read straight from the payload index); None for any other filter.
+    Beside them, for a window AND a term that has a graph in an l2 segment, that graph: its copy of the
+    term's rows is scanned instead of the segment's (``exact.window_copy_topk_one``)."""
     values = view.sorted_values
     if values is None:
         return None
@@ -142,13 +147,31 @@ def _window_args(view: SegmentView, node: Node) -> tuple | None:
         return None
     bounds, rest = window
     term_rows = _NO_TERM
+    copied = None
     if rest is not None:
         rows = None if view.payload is None else single_term_rows(rest, view.payload)
         if rows is None:
             return None
         term_rows = rows
+        if metric == "l2" and view.terms is not None:
+            copied = view.terms.get(*single_term(rest))  # type: ignore[misc]
+            if copied is not None and copied.num_rows != rows.shape[0]:  # built on other rows: not this term's
+                copied = None
     keys = values.view(np.int64) if values.dtype.kind == "M" else values
-    return (keys, *bounds, term_rows, rest is not None, _EVERY_ROW_LIVE if view.live is None else view.live)
+    live = _EVERY_ROW_LIVE if view.live is None else view.live
+    return (keys, *bounds, term_rows, rest is not None, live), copied
+
+
+def _window_scan(view: SegmentView, window: tuple[tuple, TermGraph | None], limit: int, query: np.ndarray, k: int,
+                 metric_code: int) -> tuple:  # fmt: skip
+    """``window_topk_one`` of ``_window_args``' window (through its term graph's copy of the rows when
+    it names one): ``(query_sq, rows, offsets, keys, distances)``."""
+    args, copied = window
+    if copied is None:
+        return window_topk_one(*args, limit, view.vectors, view.norms, query, view.ids, k, metric_code)
+    keys, low, low_open, has_low, high, high_open, has_high, _, _, live = args
+    return window_copy_topk_one(keys, low, low_open, has_low, high, high_open, has_high, copied.rows, live, limit,
+                                copied.index.vectors, query, view.ids, k)  # fmt: skip
 
 
 def _row_limit(view: SegmentView, node: Node, dim: int, ef: int, m: int, exact: bool, k: int,
@@ -454,15 +477,13 @@ def search_one(
             if outcome[1] is not None:
                 hits.append(outcome[1])
             continue
-        window = _window_args(view, node)
+        window = _window_args(view, node, metric)
         # a window AND a term is priced as a run: its kernel finds and scores the rows in one call, where
         # the planner prices the same rows as scattered (past 784 dimensions it may take the codes)
         limit = _row_limit(view, node, dim, search_ef, m, exact, k, oversampling, window is None)
         allowed = None
         if window is not None:
-            sq, rows, offsets, ids, distances = window_topk_one(
-                *window, limit, view.vectors, view.norms, query, view.ids, k, metric_code
-            )
+            sq, rows, offsets, ids, distances = _window_scan(view, window, limit, query, k, metric_code)
             if not checked:
                 if not _query_is_sound(query, sq, metric):
                     return None
@@ -486,7 +507,7 @@ def search_one(
                     continue
                 allowed = Allowed.run(lo, hi)
             else:
-                allowed = Allowed(offsets[0], "payload_index" if window[-2] else "window_slice")
+                allowed = Allowed(offsets[0], "payload_index" if window[0][-2] else "window_slice")
         if not checked:
             if not _query_checked(query, metric):  # raises for a query the general path would refuse
                 return None

@@ -193,10 +193,11 @@ def write_report(results_path: Path, out_dir: Path) -> Path:
     parts = [
         "# Bench report",
         "",
-        f"Source: `{results_path.name}`. QPS: one query per call on one thread (single; the faster of two "
-        "timed passes) or all queries in one call on both cores (batch). Recall@10 by distance threshold "
-        "against exact filtered ground truth. Peers receive each filter as a precomputed row mask (not "
-        "timed); vecstore and LanceDB evaluate the filter themselves inside the timed call.",
+        f"Source: `{results_path.name}`. QPS: one query per call on one thread (single; the fastest of two "
+        "or more timed passes, repeated up to a quarter second) or all queries in one call on both cores "
+        "(batch). Recall@10 by distance threshold against exact filtered ground truth. Peers receive each "
+        "filter as a precomputed row mask (not timed); vecstore and LanceDB evaluate the filter themselves "
+        "inside the timed call.",
         "",
         f"## Summary: best single-query QPS at recall@10 >= {HEADLINE_RECALL}",
         "",

@@ -229,52 +229,42 @@ def _record(alg: str, workload: str, recall: float, qps: float, mode: str = "sin
 
 
 class _ScriptedClock:
-    """``time.perf_counter`` for the worker: each query lasts the next of ``per_pass`` seconds a pass."""
+    """A ``perf_counter`` for the worker: every query of pass i lasts ``query_seconds[i]`` (the last entry
+    for every later pass); the worker reads it once before and once after each query."""
 
-    def __init__(self, per_pass: list[float], queries: int) -> None:
-        self.now, self.durations, self.queries = 0.0, per_pass, queries
-        self.calls = 0
+    def __init__(self, query_seconds: list[float], queries: int) -> None:
+        self.now, self.query_seconds, self.queries, self.reads = 0.0, query_seconds, queries, 0
 
     def __call__(self) -> float:
-        query = self.calls // 2  # a start and a stop reading per query
-        if self.calls % 2:
-            pass_index = 0 if query < self.queries else 1 + (query - self.queries) // self.queries
-            self.now += self.durations[min(pass_index, len(self.durations) - 1)]
-        self.calls += 1
+        if self.reads % 2:  # the reading after a query
+            pass_index = self.reads // 2 // self.queries
+            self.now += self.query_seconds[min(pass_index, len(self.query_seconds) - 1)]
+        self.reads += 1
         return self.now
 
 
 @pytest.mark.parametrize(
-    ("per_query", "passes", "fastest"),
+    ("query_seconds", "passes", "fastest"),
     [
-        # fast passes repeat until a quarter second is timed, the fastest counting
-        ([1e-4, 2e-4, 5e-5, 1e-4], None, 5e-5),
-        ([5e-3, 4e-3], None, 4e-3),  # three passes reach it
-        # a pass as long as the budget runs twice, as before
-        ([0.02, 0.03], 2, 0.02),
+        # fast passes (2 ms) repeat up to the most passes, the fastest counting
+        ([1e-4, 2e-4, 5e-5, 1e-4], "max", 5e-5),
+        ([5e-3, 4e-3], 3, 4e-3),  # 0.10 + 0.08 + 0.08 s: three passes reach a quarter second
+        ([0.02, 0.03], 2, 0.02),  # a pass of 0.4 s still runs twice, as before
     ],
 )
-def test_single_mode_keeps_the_fastest_of_enough_passes(tiny, tiny_workloads, monkeypatch, per_query, passes, fastest):
+def test_single_mode_keeps_the_fastest_of_enough_passes(tiny, tiny_workloads, monkeypatch, query_seconds, passes,
+                                                       fastest):  # fmt: skip
+    from types import SimpleNamespace
+
     from bench import worker
 
     alg = make_algorithm("numpy-exact")
     alg.fit(tiny)
     workload = tiny_workloads["unfiltered"]
     queries = len(workload.predicates)
-    clock = _ScriptedClock(per_query, queries)
-    monkeypatch.setattr(worker.time, "perf_counter", clock)
+    monkeypatch.setattr(worker, "time", SimpleNamespace(perf_counter=_ScriptedClock(query_seconds, queries)))
     out = worker.run_single(alg, tiny, workload, workload.masks(tiny), 10, budget_s=1.0)
-    want_passes = passes
-    if want_passes is None:  # the passes timed until MIN_TIMED_S, each at its own pace (the last repeating)
-        timed, want_passes = 0.0, 0
-        while want_passes < worker.SINGLE_PASSES or (
-            timed < worker.MIN_TIMED_S and want_passes < worker.MAX_SINGLE_PASSES
-        ):
-            timed += per_query[min(want_passes, len(per_query) - 1)] * queries
-            want_passes += 1
-        assert worker.SINGLE_PASSES < want_passes <= worker.MAX_SINGLE_PASSES
-        assert want_passes == (3 if per_query[0] == 5e-3 else worker.MAX_SINGLE_PASSES)
-    assert out["passes"] == want_passes
+    assert out["passes"] == (worker.MAX_SINGLE_PASSES if passes == "max" else passes)
     assert out["n_queries"] == queries and out["qps"] == pytest.approx(1 / fastest)
     assert out["recall"] == 1.0
 

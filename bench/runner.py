@@ -1,9 +1,13 @@
-"""Runs the presets: prepares datasets and ground truth, then each algorithm in its own worker process.
+"""Runs the presets: prepares datasets and ground truth, then every algorithm on a dataset, interleaved.
 
-Every algorithm runs in a fresh process (``bench.worker``), so index memory is that process's RSS
+Every algorithm runs in a process of its own (``bench.worker``), so index memory is that process's RSS
 growth, a crash in a peer's C++ code cannot end the run, and one configuration that hangs is killed
 after ``config_timeout_s``. A configuration that crashed or timed out is recorded with status
 ``failed`` / ``timeout`` and the worker is started again past it.
+
+The workers of a dataset stay alive together and take its workloads in turns, one workload at a time
+(``run_dataset``): ratios are read between algorithms, and on a shared machine a phase of a minute or
+more in which everything runs at half speed would otherwise fall on whichever algorithm ran then.
 """
 
 from __future__ import annotations
@@ -155,79 +159,182 @@ def prepare(plan: DatasetPlan, seed: int) -> None:
     workloads.build(dataset, plan.window_exponents, plan.n_queries)
 
 
-def _read_lines(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+#: How often one algorithm's worker is started on one dataset (again past a crash or hang) at most.
+MAX_STARTS = 20
+#: The runner's poll of a worker's progress file: a stat a tick, cheap beside the worker's work.
+POLL_S = 0.05
 
 
-def run_algorithm(preset: Preset, plan: DatasetPlan, algorithm: str, out_dir: Path, run_id: str, log) -> None:
-    """One algorithm on one dataset, restarting its worker past any configuration that crashes or hangs."""
-    results = out_dir / "results.jsonl"
-    progress = out_dir / "progress" / f"{plan.name}--{algorithm}.jsonl"
-    progress.parent.mkdir(parents=True, exist_ok=True)
-    progress.unlink(missing_ok=True)
-    build_args = {"m": preset.m, "ef_construction": preset.ef_construction} if algorithm in GRAPH_ALGORITHMS else {}
-    skip: list[str] = []
-    for _attempt in range(20):
+class _Worker:
+    """One algorithm's worker process on one dataset, alive across the dataset's workloads.
+
+    It is started again, past the configuration, when a configuration crashes it or hangs; the
+    configuration is recorded as ``failed`` / ``timeout``.
+    """
+
+    def __init__(self, preset: Preset, plan: DatasetPlan, algorithm: str, out_dir: Path, run_id: str, log) -> None:
+        self.preset, self.plan, self.algorithm, self.run_id, self.log = preset, plan, algorithm, run_id, log
+        self.results = out_dir / "results.jsonl"
+        self.progress = out_dir / "progress" / f"{plan.name}--{algorithm}.jsonl"
+        self.stderr_path = out_dir / "progress" / f"{plan.name}--{algorithm}.stderr"
+        self.progress.parent.mkdir(parents=True, exist_ok=True)
+        self.progress.unlink(missing_ok=True)
+        self.proc: subprocess.Popen | None = None
+        self.events: list[dict] = []  # every progress line of every start, in order
+        self._read_to = 0
+        self.skip: set[str] = set()
+        self.starts = 0
+        self.workloads: list[str] = []
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None
+
+    def start(self) -> bool:
+        """Start the worker and wait until it has fitted; False, recorded, when it cannot run."""
+        if self.starts >= MAX_STARTS:
+            self._record(status="failed", error=f"started {MAX_STARTS} times; giving up on this dataset")
+            return False
+        self.starts += 1
+        plan, preset = self.plan, self.preset
+        build_args = {"m": preset.m, "ef_construction": preset.ef_construction}
         job = {
             "dataset": plan.name, "n_queries": plan.n_queries, "max_train": plan.max_train, "seed": preset.seed,
             "exponents": plan.window_exponents, "categorical": True, "conjunction": True,
             "workloads": list(plan.workloads or preset.workloads or ()) or None,
-            "algorithm": algorithm, "build_args": build_args, "preset": preset.grid, "modes": list(preset.modes),
-            "budget_s": preset.budget_s, "k": preset.k, "run": run_id, "skip": skip,
-            "progress": str(progress), "results": str(results),
+            "algorithm": self.algorithm, "build_args": build_args if self.algorithm in GRAPH_ALGORITHMS else {},
+            "preset": preset.grid, "modes": list(preset.modes), "budget_s": preset.budget_s, "k": preset.k,
+            "run": self.run_id, "skip": sorted(self.skip), "progress": str(self.progress),
+            "results": str(self.results),
         }  # fmt: skip
-        stderr_path = out_dir / "progress" / f"{plan.name}--{algorithm}.stderr"
-        with open(stderr_path, "a") as stderr:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "bench.worker", json.dumps(job)], cwd=PROJECT_ROOT, stderr=stderr,
-                env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        readies = self._count("ready")
+        with open(self.stderr_path, "a") as stderr:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "bench.worker", json.dumps(job)], cwd=PROJECT_ROOT, stdin=subprocess.PIPE,
+                stderr=stderr, text=True, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
             )  # fmt: skip
-            status = _watch(proc, progress, preset.config_timeout_s)
+        # the build writes no progress of its own, so it gets several configurations' time
+        status = self._wait("ready", readies, preset.config_timeout_s * 5)
         if status == "ok":
-            return
-        tail = _last_line(stderr_path)
+            self.workloads = [e["ready"] for e in self.events if "ready" in e][-1]
+            return True
+        self._stop()
+        tail = _last_line(self.stderr_path)
         if status == "missing":
-            _record(results, {"dataset": plan.name, "algorithm": algorithm, "run": run_id, "status": "missing",
-                              "error": tail})  # fmt: skip
-            log(f"{algorithm}: {tail}")
+            self._record(status="missing", error=tail)
+            self.log(f"{self.algorithm}: {tail}")
+        else:
+            self._record(status=status, error=f"during build: {tail}")
+            self.log(f"{self.algorithm} on {plan.name}: build {status}: {tail}")
+        return False
+
+    def run(self, workload: str) -> None:
+        """Run ``workload`` to its end, recording and stepping past a configuration that crashes or hangs."""
+        while self.proc is not None:
+            finished = self._count("workload_done")
+            try:
+                self.proc.stdin.write(workload + "\n")  # type: ignore[union-attr]
+                self.proc.stdin.flush()  # type: ignore[union-attr]
+            except BrokenPipeError:
+                pass  # it died between workloads: _wait sees the exit
+            status = self._wait("workload_done", finished, self.preset.config_timeout_s)
+            if status == "ok":
+                return
+            self._stop()
+            tail = _last_line(self.stderr_path)
+            started = [e["start"] for e in self.events if "start" in e]
+            done = {e["done"] for e in self.events if "done" in e}
+            stuck = [key for key in started if key not in done and key not in self.skip]
+            if not stuck:  # died outside any configuration: this workload is given up
+                self._record(status=status, workload=workload, error=f"outside a configuration: {tail}")
+                self.log(f"{self.algorithm} on {self.plan.name}: {workload} {status} outside a configuration")
+                self.start()
+                return
+            key = stuck[-1]
+            name, args, mode = key.split("|")
+            self._record(status=status, key=key, workload=name, query_args=json.loads(args), mode=mode, error=tail)
+            self.log(f"{self.algorithm} on {self.plan.name}: {key} {status}; going on past it")
+            self.skip |= done | {key}
+            if not self.start():
+                return
+
+    def close(self) -> None:
+        """End the worker: it closes its index when its stdin closes."""
+        if self.proc is None:
             return
-        events = _read_lines(progress)
-        started = [e["start"] for e in events if "start" in e]
-        done = {e["done"] for e in events if "done" in e}
-        stuck = [key for key in started if key not in done]
-        if not stuck:  # died while fitting: nothing more to run
-            _record(results, {"dataset": plan.name, "algorithm": algorithm, "run": run_id, "status": status,
-                              "error": f"during build: {tail}"})  # fmt: skip
-            log(f"{algorithm} on {plan.name}: build {status}: {tail}")
-            return
-        key = stuck[-1]
-        workload, args, mode = key.split("|")
-        _record(results, {"dataset": plan.name, "algorithm": algorithm, "run": run_id, "status": status,
-                          "key": key, "workload": workload, "query_args": json.loads(args), "mode": mode,
-                          "error": tail})  # fmt: skip
-        log(f"{algorithm} on {plan.name}: {key} {status}; going on past it")
-        skip = sorted(set(skip) | done | {key})
+        self.proc.stdin.close()  # type: ignore[union-attr]
+        try:
+            self.proc.wait(timeout=self.preset.config_timeout_s)
+        except subprocess.TimeoutExpired:
+            self.log(f"{self.algorithm} on {self.plan.name}: did not exit after its last workload; killed")
+        self._stop()
+
+    def _stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def _count(self, event: str) -> int:
+        return sum(event in e for e in self.events)
+
+    def _read_events(self) -> bool:
+        """Take in the progress file's new lines; True when there were any."""
+        if not self.progress.exists() or self.progress.stat().st_size == self._read_to:
+            return False
+        with open(self.progress, "rb") as f:
+            f.seek(self._read_to)
+            chunk = f.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits for the next poll
+        self._read_to += len(complete)
+        self.events.extend(json.loads(line) for line in complete.splitlines() if line.strip())
+        return bool(complete)
+
+    def _wait(self, event: str, seen: int, timeout_s: float) -> str:
+        """Poll until the progress file holds more than ``seen`` ``event`` lines ("ok"), the worker exits,
+        or its progress stalls for ``timeout_s`` (it is then killed)."""
+        last_change = time.monotonic()
+        while True:
+            if self._read_events():
+                last_change = time.monotonic()
+            if self._count(event) > seen:
+                return "ok"
+            code = self.proc.poll()  # type: ignore[union-attr]
+            if code is not None:
+                self._read_events()
+                if self._count(event) > seen:
+                    return "ok"
+                return "missing" if code == EXIT_LIBRARY_MISSING else "failed"
+            if time.monotonic() - last_change > timeout_s:
+                self._stop()
+                return "timeout"
+            time.sleep(POLL_S)
+
+    def _record(self, **fields) -> None:
+        _record(self.results, {"dataset": self.plan.name, "algorithm": self.algorithm, "run": self.run_id, **fields})
 
 
-def _watch(proc: subprocess.Popen, progress: Path, config_timeout_s: float) -> str:
-    """Wait for the worker, killing it when one configuration runs past the timeout."""
-    last_change, last_size = time.monotonic(), -1
-    while True:
-        code = proc.poll()
-        if code is not None:
-            return {0: "ok", EXIT_LIBRARY_MISSING: "missing"}.get(code, "failed")
-        size = progress.stat().st_size if progress.exists() else 0
-        if size != last_size:
-            last_change, last_size = time.monotonic(), size
-        # the build has no progress line of its own, so it gets several configurations' time
-        limit = config_timeout_s * (1 if size else 5)
-        if time.monotonic() - last_change > limit:
-            proc.kill()
-            proc.wait()
-            return "timeout"
-        time.sleep(0.2)
+def run_dataset(preset: Preset, plan: DatasetPlan, out_dir: Path, run_id: str, log) -> None:
+    """Every algorithm on one dataset, interleaved: each algorithm's worker fits once and stays alive,
+    and each workload goes to every worker in turn (the order rotated a workload), so a minute in which
+    the shared machine runs slow lands on all of a workload's algorithms, not on one."""
+    from tqdm import tqdm
+
+    workers = []
+    for algorithm in tqdm(preset.algorithms, desc=f"{plan.name}: build", unit="algorithm", leave=False):
+        worker = _Worker(preset, plan, algorithm, out_dir, run_id, log)
+        if worker.start():
+            workers.append(worker)
+    try:
+        names = workers[0].workloads if workers else []
+        for turn, name in enumerate(tqdm(names, desc=f"{plan.name}: workloads", unit="workload", leave=False)):
+            shift = turn % len(workers)
+            for worker in workers[shift:] + workers[:shift]:
+                if worker.alive:
+                    worker.run(name)
+    finally:
+        for worker in workers:
+            worker.close()
 
 
 def _last_line(path: Path) -> str:
@@ -249,10 +356,7 @@ def run(preset: Preset, out_dir: Path, log=print) -> Path:
     run_id = time.strftime("%Y%m%dT%H%M%S")
     for plan in tqdm(preset.datasets, desc="datasets (convert + ground truth)", unit="dataset"):
         prepare(plan, preset.seed)
-    pairs = [(plan, algorithm) for plan in preset.datasets for algorithm in preset.algorithms]
-    bar = tqdm(pairs, desc="runs", unit="run")
-    for plan, algorithm in bar:
-        bar.set_postfix_str(f"{plan.name} / {algorithm}")
-        run_algorithm(preset, plan, algorithm, out_dir, run_id, lambda msg: tqdm.write(msg))
+    for plan in preset.datasets:
+        run_dataset(preset, plan, out_dir, run_id, lambda msg: tqdm.write(msg))
     (out_dir / "preset.json").write_text(json.dumps({"preset": preset.name, "run": run_id}, indent=1))
     return out_dir / "results.jsonl"

@@ -1,8 +1,13 @@
-"""One algorithm on one dataset, in its own process: fit, then every workload x query argument x mode.
+"""One algorithm on one dataset, in its own process: fit, then the workloads the runner names.
 
-Started by ``bench.runner`` with a JSON job on the command line. Before each configuration it writes a
-``start`` line to the progress file, and after it one result line to the results file, so the runner
-can tell which configuration crashed or hung, record it as failed and start again past it.
+Started by ``bench.runner`` with a JSON job on the command line. After fitting it writes a ``ready``
+line (with its workloads' names) to the progress file, then reads workload names from stdin, one a
+line, and runs each one's query arguments x modes, until stdin closes. The runner keeps every
+algorithm's worker alive and hands them the same workload in turn, so a slow phase of the shared
+machine lands on every algorithm of a workload rather than on whichever ran during it. Before each
+configuration the worker writes a ``start`` line to the progress file, after it one result line to
+the results file, and after a workload a ``workload_done`` line, so the runner can tell which
+configuration crashed or hung, record it as failed and start again past it.
 """
 
 from __future__ import annotations
@@ -126,6 +131,45 @@ def run_batch(alg, dataset, workload, masks, k: int, n: int) -> dict:
     }
 
 
+def run_workload(alg, job: dict, dataset, workload, base: dict, skip: set[str], progress, results) -> None:
+    """Every query argument x mode of ``workload``, a result line each (past the keys in ``skip``)."""
+    masks = workload.masks(dataset)
+    alg.prepare_filters(workload.predicates)
+    for args in alg.query_argument_grid(job["preset"]):
+        alg.set_query_arguments(**args)
+        single_qps, saturated = None, False
+        for mode in job["modes"]:
+            key = config_key(workload.name, args, mode)
+            if key in skip:
+                continue
+            progress.write(json.dumps({"start": key}) + "\n")
+            record = {**base, "workload": workload.name, "kind": workload.kind,
+                      "fraction": workload.fraction, "exponent": workload.exponent,
+                      "query_args": args, "mode": mode, "key": key}  # fmt: skip
+            try:
+                threads = 1 if mode == "single" else 2
+                alg.set_threads(threads)
+                with _limit_threads(threads):
+                    if mode == "single":
+                        out = run_single(alg, dataset, workload, masks, job["k"], job["budget_s"])
+                        single_qps = out["qps"]
+                        # larger settings only cost time once recall is (almost) perfect
+                        saturated = out["recall"] >= SATURATED_RECALL
+                    else:
+                        n = len(workload.predicates)
+                        if single_qps is not None:  # keep a slow batch within about twice the budget
+                            n = min(n, max(16, math.ceil(single_qps * 2 * job["budget_s"])))
+                        out = run_batch(alg, dataset, workload, masks, job["k"], n)
+                record.update(out, status="ok")
+            except Exception as exc:  # one configuration failing must not end the run
+                record.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:500])
+                traceback.print_exc(file=sys.stderr)
+            results.write(json.dumps(record) + "\n")
+            progress.write(json.dumps({"done": key}) + "\n")
+        if saturated:
+            break
+
+
 def main(job: dict) -> int:
     progress = open(job["progress"], "a", buffering=1)  # noqa: SIM115 - held for the whole run
     results = open(job["results"], "a", buffering=1)  # noqa: SIM115
@@ -153,43 +197,15 @@ def main(job: dict) -> int:
     index_rss = rss_bytes() - rss_before if alg.index_in_process else None
     base.update(build_s=build_s, build_args=alg.build_args, index_rss_bytes=index_rss,
                 index_bytes=alg.index_bytes(), index_parts=alg.index_parts())  # fmt: skip
+    progress.write(json.dumps({"ready": [w.name for w in chosen]}) + "\n")
+    by_name = {w.name: w for w in chosen}
     try:
-        for workload in chosen:
-            masks = workload.masks(dataset)
-            alg.prepare_filters(workload.predicates)
-            for args in alg.query_argument_grid(job["preset"]):
-                alg.set_query_arguments(**args)
-                single_qps, saturated = None, False
-                for mode in job["modes"]:
-                    key = config_key(workload.name, args, mode)
-                    if key in skip:
-                        continue
-                    progress.write(json.dumps({"start": key}) + "\n")
-                    record = {**base, "workload": workload.name, "kind": workload.kind,
-                              "fraction": workload.fraction, "exponent": workload.exponent,
-                              "query_args": args, "mode": mode, "key": key}  # fmt: skip
-                    try:
-                        threads = 1 if mode == "single" else 2
-                        alg.set_threads(threads)
-                        with _limit_threads(threads):
-                            if mode == "single":
-                                out = run_single(alg, dataset, workload, masks, job["k"], job["budget_s"])
-                                single_qps = out["qps"]
-                                # larger settings only cost time once recall is (almost) perfect
-                                saturated = out["recall"] >= SATURATED_RECALL
-                            else:
-                                n = len(workload.predicates)
-                                if single_qps is not None:  # keep a slow batch within about twice the budget
-                                    n = min(n, max(16, math.ceil(single_qps * 2 * job["budget_s"])))
-                                out = run_batch(alg, dataset, workload, masks, job["k"], n)
-                        record.update(out, status="ok")
-                    except Exception as exc:  # one configuration failing must not end the run
-                        record.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:500])
-                        traceback.print_exc(file=sys.stderr)
-                    results.write(json.dumps(record) + "\n")
-                    progress.write(json.dumps({"done": key}) + "\n")
-                if saturated:
-                    break
+        # the runner's next workload, a line at a time; it closes stdin when the dataset is done
+        while line := sys.stdin.readline():
+            name = line.strip()
+            if name:
+                run_workload(alg, job, dataset, by_name[name], base, skip, progress, results)
+                progress.write(json.dumps({"workload_done": name}) + "\n")
     finally:
         alg.close()
     return 0

@@ -194,7 +194,7 @@ def _tiny_preset(algorithms: list[str], timeout_s: float = 60) -> runner.Preset:
     return runner.Preset("test", [plan], algorithms, grid="quick", budget_s=0.2, config_timeout_s=timeout_s, seed=3)
 
 
-def test_runner_records_a_crash_a_hang_and_a_failed_build_and_goes_on(bench_data, tmp_path):
+def test_runner_interleaves_workloads_and_records_a_crash_a_hang_and_a_failed_build(bench_data, tmp_path):
     fakes = ["tests.bench_fakes:CrashOnWindow", "tests.bench_fakes:HangOnBatch", "tests.bench_fakes:FailsToBuild"]
     results = runner.run(_tiny_preset([*fakes, "numpy-exact"], timeout_s=4), tmp_path, log=lambda _: None)
     records = [json.loads(line) for line in results.read_text().splitlines()]
@@ -216,6 +216,17 @@ def test_runner_records_a_crash_a_hang_and_a_failed_build_and_goes_on(bench_data
 
     exact = [r for r in by_alg["numpy-exact"] if r["status"] == "ok"]
     assert exact and all(r["recall"] == 1.0 and r["violations"] == 0 for r in exact)
+
+    # interleaved: each workload is a block of every built algorithm's records, the order rotated a block
+    built = [fakes[0], fakes[1], "numpy-exact"]
+    in_order = [(r["workload"], r["algorithm"]) for r in records if "workload" in r]
+    blocks: list[tuple[str, str]] = []  # (workload, its first algorithm)
+    for workload, algorithm in in_order:
+        if not blocks or blocks[-1][0] != workload:
+            blocks.append((workload, algorithm))
+    assert len({w for w, _ in blocks}) == len(blocks) >= 3  # no workload comes back once left
+    assert [first for _, first in blocks] == [built[i % len(built)] for i in range(len(blocks))]
+    assert all({a for w, a in in_order if w == workload} == set(built) for workload, _ in blocks)
 
 
 # --- report -----------------------------------------------------------------------------------------

@@ -5,9 +5,10 @@ growth, a crash in a peer's C++ code cannot end the run, and one configuration t
 after ``config_timeout_s``. A configuration that crashed or timed out is recorded with status
 ``failed`` / ``timeout`` and the worker is started again past it.
 
-The workers of a dataset stay alive together and take its workloads in turns, one workload at a time
-(``run_dataset``): ratios are read between algorithms, and on a shared machine a phase of a minute or
-more in which everything runs at half speed would otherwise fall on whichever algorithm ran then.
+The workers of a dataset stay alive together and take its workloads one at a time, each workload in
+rounds that go to every worker in turn (``run_dataset``): ratios are read between algorithms, and on
+a shared machine a spell in which everything runs at half speed would otherwise fall on whichever
+algorithm ran then. A configuration's QPS is its fastest pass over all rounds.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +53,7 @@ class Preset:
     seed: int = 42
     k: int = 10
     workloads: tuple[str, ...] | None = None  # limit to these workload names (None: every workload)
+    rounds: int = 4  # each workload's configurations are timed in this many rounds, interleaved
 
 
 ALL_ALGORITHMS = list(ALGORITHMS)
@@ -182,7 +185,9 @@ class _Worker:
         self.proc: subprocess.Popen | None = None
         self.events: list[dict] = []  # every progress line of every start, in order
         self._read_to = 0
-        self.skip: set[str] = set()
+        self.skip: set[str] = set()  # configurations that crashed or hung: never run again
+        self.next_round: dict[str, int] = defaultdict(int)  # a workload's next round in this process
+        self.given_up: set[str] = set()  # workloads that failed outside any configuration
         self.starts = 0
         self.workloads: list[str] = []
 
@@ -228,33 +233,36 @@ class _Worker:
             self.log(f"{self.algorithm} on {plan.name}: build {status}: {tail}")
         return False
 
-    def run(self, workload: str) -> None:
-        """Run ``workload`` to its end, recording and stepping past a configuration that crashes or hangs."""
-        while self.proc is not None:
-            finished = self._count("workload_done")
+    def run_round(self, workload: str, round_: int, rounds: int) -> None:
+        """Run round ``round_`` of ``workload``, after any earlier round a restarted worker lost, recording
+        and stepping past a configuration that crashes or hangs (the worker starts the workload over)."""
+        while self.proc is not None and workload not in self.given_up and self.next_round[workload] <= round_:
+            command = {"workload": workload, "round": self.next_round[workload], "rounds": rounds}
+            finished = self._count("round_done")
             try:
-                self.proc.stdin.write(workload + "\n")  # type: ignore[union-attr]
+                self.proc.stdin.write(json.dumps(command) + "\n")  # type: ignore[union-attr]
                 self.proc.stdin.flush()  # type: ignore[union-attr]
             except BrokenPipeError:
-                pass  # it died between workloads: _wait sees the exit
-            status = self._wait("workload_done", finished, self.preset.config_timeout_s)
+                pass  # it died between rounds: _wait sees the exit
+            status = self._wait("round_done", finished, self.preset.config_timeout_s)
             if status == "ok":
-                return
+                self.next_round[workload] += 1
+                continue
             self._stop()
             tail = _last_line(self.stderr_path)
-            started = [e["start"] for e in self.events if "start" in e]
-            done = {e["done"] for e in self.events if "done" in e}
-            stuck = [key for key in started if key not in done and key not in self.skip]
-            if not stuck:  # died outside any configuration: this workload is given up
+            self.next_round.clear()  # a new process holds no workload's earlier rounds
+            since_ready = self.events[max(i for i, e in enumerate(self.events) if "ready" in e) + 1 :]
+            if not since_ready or "start" not in since_ready[-1]:  # outside any configuration: give it up
+                self.given_up.add(workload)
                 self._record(status=status, workload=workload, error=f"outside a configuration: {tail}")
                 self.log(f"{self.algorithm} on {self.plan.name}: {workload} {status} outside a configuration")
                 self.start()
                 return
-            key = stuck[-1]
+            key = since_ready[-1]["start"]
             name, args, mode = key.split("|")
             self._record(status=status, key=key, workload=name, query_args=json.loads(args), mode=mode, error=tail)
             self.log(f"{self.algorithm} on {self.plan.name}: {key} {status}; going on past it")
-            self.skip |= done | {key}
+            self.skip.add(key)
             if not self.start():
                 return
 
@@ -316,8 +324,8 @@ class _Worker:
 
 def run_dataset(preset: Preset, plan: DatasetPlan, out_dir: Path, run_id: str, log) -> None:
     """Every algorithm on one dataset, interleaved: each algorithm's worker fits once and stays alive,
-    and each workload goes to every worker in turn (the order rotated a workload), so a minute in which
-    the shared machine runs slow lands on all of a workload's algorithms, not on one."""
+    and each round of a workload goes to every worker in turn (the order rotated a round), so a spell
+    in which the shared machine runs slow lands on all of a workload's algorithms, not on one."""
     from tqdm import tqdm
 
     workers = []
@@ -327,11 +335,14 @@ def run_dataset(preset: Preset, plan: DatasetPlan, out_dir: Path, run_id: str, l
             workers.append(worker)
     try:
         names = workers[0].workloads if workers else []
-        for turn, name in enumerate(tqdm(names, desc=f"{plan.name}: workloads", unit="workload", leave=False)):
-            shift = turn % len(workers)
-            for worker in workers[shift:] + workers[:shift]:
-                if worker.alive:
-                    worker.run(name)
+        turn = 0
+        for name in tqdm(names, desc=f"{plan.name}: workloads", unit="workload", leave=False):
+            for round_ in range(preset.rounds):
+                shift = turn % len(workers)
+                for worker in workers[shift:] + workers[:shift]:
+                    if worker.alive:
+                        worker.run_round(name, round_, preset.rounds)
+                turn += 1
     finally:
         for worker in workers:
             worker.close()

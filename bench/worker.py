@@ -1,12 +1,16 @@
-"""One algorithm on one dataset, in its own process: fit, then the workloads the runner names.
+"""One algorithm on one dataset, in its own process: fit, then the workloads the runner names, in rounds.
 
 Started by ``bench.runner`` with a JSON job on the command line. After fitting it writes a ``ready``
-line (with its workloads' names) to the progress file, then reads workload names from stdin, one a
-line, and runs each one's query arguments x modes, until stdin closes. The runner keeps every
-algorithm's worker alive and hands them the same workload in turn, so a slow phase of the shared
-machine lands on every algorithm of a workload rather than on whichever ran during it. Before each
-configuration the worker writes a ``start`` line to the progress file, after it one result line to
-the results file, and after a workload a ``workload_done`` line, so the runner can tell which
+line (with its workloads' names) to the progress file, then reads commands from stdin, one JSON line
+each: ``{"workload": name, "round": r, "rounds": R}``. Round 0 of a workload runs its query arguments
+x modes once each, up to the argument where recall saturates; every later round times the same
+configurations again, and after round R - 1 each configuration's result line goes to the results
+file, its QPS the fastest timed pass of all rounds. The runner hands every algorithm the same round
+in turn, so one configuration's passes are spread over the whole workload, and a slow spell of the
+shared machine lands on every algorithm rather than on whichever ran during it.
+
+Before each configuration's round the worker writes a ``start`` line to the progress file, after it
+a ``done`` line, and after each round a ``round_done`` line, so the runner can tell which
 configuration crashed or hung, record it as failed and start again past it.
 """
 
@@ -32,10 +36,12 @@ WARMUP_QUERIES = 3
 SINGLE_PASSES = 2
 #: ... and more, up to MAX_SINGLE_PASSES, until the passes add up to MIN_TIMED_S: 100 fast queries take
 #: a few milliseconds, which one preemption doubles (the same exact-scan plans read 10,000 to 20,000
-#: queries a second at neighbouring ef in one run when two such passes counted).
+#: queries a second at neighbouring ef in one run when two such passes counted). Split evenly over the
+#: rounds of a workload.
 MAX_SINGLE_PASSES = 20
 MIN_TIMED_S = 0.25
-#: Batch mode times this many calls of the whole batch and keeps the fastest, as single mode does.
+#: Batch mode times this many calls of the whole batch and keeps the fastest, as single mode does; with
+#: several rounds, one in the first round and one in the last.
 BATCH_PASSES = 2
 SATURATED_RECALL = 0.999
 
@@ -56,118 +62,205 @@ def _limit_threads(threads: int):
     return threadpool_limits(limits=threads)
 
 
+class SingleTiming:
+    """One single-query configuration's passes over all its rounds: the fastest pass counts."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.n: int | None = None  # queries a pass: as many as the first pass fit in the budget
+        self.latencies: list[float] = []  # the fastest pass's
+        self.passes = 0
+        self.timed = 0.0
+        self.found: np.ndarray | None = None
+        self.plans: dict[str, int] = {}
+
+    def run_round(self, alg, dataset, workload, masks, budget_s: float, round_: int, rounds: int) -> None:
+        """Time passes until rounds 0 .. ``round_`` of ``rounds`` hold their share of the passes: as many
+        as ``SINGLE_PASSES``, then more until ``MIN_TIMED_S`` is timed, at most ``MAX_SINGLE_PASSES``.
+        A slow configuration's few passes fall in a few of the rounds; a fast one's in every round."""
+        share = (round_ + 1) / rounds
+        least, most, seconds = (
+            math.ceil(SINGLE_PASSES * share),
+            math.ceil(MAX_SINGLE_PASSES * share),
+            MIN_TIMED_S * share,
+        )
+        if not (self.passes < least or (self.timed < seconds and self.passes < most)):
+            return
+        queries = dataset.test[: len(workload.predicates)]
+        k = self.k
+        if self.found is None:
+            self.found = np.full((len(queries), k), -1, dtype=np.int64)
+        found = self.found
+
+        def one(i: int) -> np.ndarray:
+            p = workload.predicates[i]
+            return alg.query(queries[i], k) if p is None else alg.filtered_query(queries[i], k, p, masks[i])
+
+        for i in range(min(WARMUP_QUERIES, len(queries))):  # the caches are another process's after a switch
+            one(i)
+        while self.passes < least or (self.timed < seconds and self.passes < most):
+            first_pass = self.n is None
+            times: list[float] = []
+            elapsed = 0.0
+            for i in range(len(queries) if first_pass else self.n):  # type: ignore[arg-type]
+                started = time.perf_counter()
+                ids = one(i)
+                times.append(time.perf_counter() - started)
+                elapsed += times[-1]
+                found[i] = -1
+                found[i, : min(k, len(ids))] = np.asarray(ids)[:k]  # recall: the last pass's answers
+                plan = alg.last_plan()
+                if plan is not None and first_pass:
+                    self.plans[plan] = self.plans.get(plan, 0) + 1
+                if first_pass and elapsed > budget_s:  # the first pass sets how many queries fit the budget
+                    break
+            if first_pass:
+                self.n = len(times)
+            if not self.latencies or elapsed < sum(self.latencies):
+                self.latencies = times
+            self.passes += 1
+            self.timed += elapsed
+
+    def recall(self, dataset, workload) -> float:
+        n = self.n or 0
+        queries = dataset.test[:n]
+        return mean_recall(dataset.train, queries, dataset.metric, self.found[:n], workload.distances[:n], self.k)
+
+    def result(self, dataset, workload, masks) -> dict:
+        n = self.n or 0
+        lat_ms = np.array(self.latencies) * 1000
+        return {
+            "n_queries": n,
+            "recall": self.recall(dataset, workload),
+            "violations": violations(self.found[:n], masks[:n]),
+            "qps": n / float(np.sum(self.latencies)),
+            "p50_ms": float(np.percentile(lat_ms, 50)),
+            "p99_ms": float(np.percentile(lat_ms, 99)),
+            "passes": self.passes,
+            "plans": self.plans,
+        }
+
+
 def run_single(alg, dataset, workload, masks, k: int, budget_s: float) -> dict:
-    queries = dataset.test[: len(workload.predicates)]
-    found = np.full((len(queries), k), -1, dtype=np.int64)
-    plans: dict[str, int] = {}
+    """One single-query configuration timed in one round."""
+    timing = SingleTiming(k)
+    timing.run_round(alg, dataset, workload, masks, budget_s, round_=0, rounds=1)
+    return timing.result(dataset, workload, masks)
 
-    def one(i: int) -> np.ndarray:
-        p = workload.predicates[i]
-        return alg.query(queries[i], k) if p is None else alg.filtered_query(queries[i], k, p, masks[i])
 
-    for i in range(min(WARMUP_QUERIES, len(queries))):
-        one(i)
-    latencies: list[float] = []
-    passes, timed = 0, 0.0
-    while passes < SINGLE_PASSES or (timed < MIN_TIMED_S and passes < MAX_SINGLE_PASSES):
-        first_pass = passes == 0
-        times: list[float] = []
-        elapsed = 0.0
-        for i in range(len(queries) if first_pass else len(latencies)):
+class BatchTiming:
+    """One batch configuration's calls over all its rounds: the fastest call counts."""
+
+    def __init__(self, k: int, n: int) -> None:
+        self.k, self.n = k, n
+        self.elapsed = float("inf")
+        self.calls = 0
+        self.found: np.ndarray | None = None
+        self.plan: str | None = None
+
+    def run_round(self, alg, dataset, workload, masks, calls: int) -> None:
+        """An untimed warm call (the first may load or compile code), then ``calls`` timed calls."""
+        queries, predicates = dataset.test[: self.n], workload.predicates[: self.n]
+        filtered = predicates[0] is not None
+
+        def call(q, p) -> np.ndarray:
+            return alg.filtered_batch_query(q, self.k, p, masks[: len(q)]) if filtered else alg.batch_query(q, self.k)
+
+        call(queries[:2], predicates[:2])
+        for _ in range(calls):
             started = time.perf_counter()
-            ids = one(i)
-            times.append(time.perf_counter() - started)
-            elapsed += times[-1]
-            found[i] = -1
-            found[i, : min(k, len(ids))] = np.asarray(ids)[:k]  # recall: the last pass's answers
-            plan = alg.last_plan()
-            if plan is not None and first_pass:
-                plans[plan] = plans.get(plan, 0) + 1
-            if first_pass and elapsed > budget_s:  # the first pass sets how many queries fit the budget
+            found = call(queries, predicates)
+            self.elapsed = min(self.elapsed, time.perf_counter() - started)
+            self.calls += 1
+        self.found = np.asarray(found, dtype=np.int64)
+        self.plan = alg.last_plan()
+
+    def result(self, dataset, workload, masks) -> dict:
+        queries = dataset.test[: self.n]
+        distances = workload.distances[: self.n]
+        return {
+            "n_queries": self.n,
+            "recall": mean_recall(dataset.train, queries, dataset.metric, self.found, distances, self.k),
+            "violations": violations(self.found, masks[: self.n]),
+            "qps": self.n / self.elapsed,
+            "passes": self.calls,
+            "plans": {self.plan: self.n} if self.plan else {},
+        }
+
+
+class WorkloadSweep:
+    """Every query argument x mode of one workload, timed over the rounds the runner asks for."""
+
+    def __init__(self, alg, job: dict, dataset, workload, skip: set[str]) -> None:
+        self.alg, self.job, self.dataset, self.workload, self.skip = alg, job, dataset, workload, skip
+        self.masks = workload.masks(dataset)
+        alg.prepare_filters(workload.predicates)
+        self.grid: list[dict] | None = None  # fixed by round 0: the arguments up to saturated recall
+        self.timings: dict[str, SingleTiming | BatchTiming] = {}
+        self.errors: dict[str, str] = {}
+        self.records: list[tuple[str, dict, str]] = []  # (key, args, mode) in the order measured
+
+    def run_round(self, round_: int, rounds: int, progress) -> None:
+        alg, job, workload = self.alg, self.job, self.workload
+        # the batch calls spread over the rounds: the first and the last when there are two
+        due = [round(i * (rounds - 1) / max(1, BATCH_PASSES - 1)) for i in range(BATCH_PASSES)]
+        first_round = self.grid is None
+        grid = alg.query_argument_grid(job["preset"]) if first_round else self.grid
+        measured = []
+        for args in grid:
+            alg.set_query_arguments(**args)
+            saturated = False
+            for mode in job["modes"]:
+                key = config_key(workload.name, args, mode)
+                if key in self.skip or key in self.errors or (mode != "single" and round_ not in due):
+                    continue
+                if first_round:
+                    self.records.append((key, args, mode))
+                progress.write(json.dumps({"start": key}) + "\n")
+                try:
+                    threads = 1 if mode == "single" else 2
+                    alg.set_threads(threads)
+                    with _limit_threads(threads):
+                        if mode == "single":
+                            timing = self.timings.setdefault(key, SingleTiming(job["k"]))
+                            timing.run_round(alg, self.dataset, workload, self.masks, job["budget_s"], round_, rounds)
+                            # larger settings only cost time once recall is (almost) perfect
+                            saturated = first_round and timing.recall(self.dataset, workload) >= SATURATED_RECALL
+                        else:
+                            timing = self.timings.get(key) or BatchTiming(job["k"], self._batch_size(args))
+                            self.timings[key] = timing
+                            timing.run_round(alg, self.dataset, workload, self.masks, due.count(round_))
+                except Exception as exc:  # one configuration failing must not end the run
+                    self.errors[key] = f"{type(exc).__name__}: {exc}"[:500]
+                    traceback.print_exc(file=sys.stderr)
+                progress.write(json.dumps({"done": key}) + "\n")
+            measured.append(args)
+            if saturated:
                 break
-        if first_pass or elapsed < sum(latencies):
-            latencies = times
-        passes += 1
-        timed += elapsed
-    n = len(latencies)
-    lat_ms = np.array(latencies) * 1000
-    return {
-        "n_queries": n,
-        "recall": mean_recall(dataset.train, queries[:n], dataset.metric, found[:n], workload.distances[:n], k),
-        "violations": violations(found[:n], masks[:n]),
-        "qps": n / float(np.sum(latencies)),
-        "p50_ms": float(np.percentile(lat_ms, 50)),
-        "p99_ms": float(np.percentile(lat_ms, 99)),
-        "passes": passes,
-        "plans": plans,
-    }
+        if first_round:
+            self.grid = measured
 
+    def _batch_size(self, args: dict) -> int:
+        """Every query, or fewer when single mode was slow: a slow batch stays within about twice the budget."""
+        n = len(self.workload.predicates)
+        single = self.timings.get(config_key(self.workload.name, args, "single"))
+        if isinstance(single, SingleTiming) and single.latencies:
+            qps = len(single.latencies) / sum(single.latencies)
+            n = min(n, max(16, math.ceil(qps * 2 * self.job["budget_s"])))
+        return n
 
-def run_batch(alg, dataset, workload, masks, k: int, n: int) -> dict:
-    queries = dataset.test[:n]
-    predicates = workload.predicates[:n]
-    filtered = predicates[0] is not None
-    warm = slice(0, min(2, n))  # untimed: the first call may load or compile code
-    if filtered:
-        alg.filtered_batch_query(queries[warm], k, predicates[warm], masks[warm])
-    else:
-        alg.batch_query(queries[warm], k)
-    elapsed = float("inf")
-    for _ in range(BATCH_PASSES):  # the faster call: one stall in a single timed call moved cells 2x
-        started = time.perf_counter()
-        if filtered:
-            found = alg.filtered_batch_query(queries, k, predicates, masks[:n])
-        else:
-            found = alg.batch_query(queries, k)
-        elapsed = min(elapsed, time.perf_counter() - started)
-    found = np.asarray(found, dtype=np.int64)
-    plan = alg.last_plan()
-    return {
-        "n_queries": n,
-        "recall": mean_recall(dataset.train, queries, dataset.metric, found, workload.distances[:n], k),
-        "violations": violations(found, masks[:n]),
-        "qps": n / elapsed,
-        "plans": {plan: n} if plan else {},
-    }
-
-
-def run_workload(alg, job: dict, dataset, workload, base: dict, skip: set[str], progress, results) -> None:
-    """Every query argument x mode of ``workload``, a result line each (past the keys in ``skip``)."""
-    masks = workload.masks(dataset)
-    alg.prepare_filters(workload.predicates)
-    for args in alg.query_argument_grid(job["preset"]):
-        alg.set_query_arguments(**args)
-        single_qps, saturated = None, False
-        for mode in job["modes"]:
-            key = config_key(workload.name, args, mode)
-            if key in skip:
+    def write(self, base: dict, results) -> None:
+        workload = self.workload
+        for key, args, mode in self.records:
+            record = {**base, "workload": workload.name, "kind": workload.kind, "fraction": workload.fraction,
+                      "exponent": workload.exponent, "query_args": args, "mode": mode, "key": key}  # fmt: skip
+            if key in self.errors:
+                record.update(status="failed", error=self.errors[key])
+            elif key in self.timings:
+                record.update(self.timings[key].result(self.dataset, workload, self.masks), status="ok")
+            else:
                 continue
-            progress.write(json.dumps({"start": key}) + "\n")
-            record = {**base, "workload": workload.name, "kind": workload.kind,
-                      "fraction": workload.fraction, "exponent": workload.exponent,
-                      "query_args": args, "mode": mode, "key": key}  # fmt: skip
-            try:
-                threads = 1 if mode == "single" else 2
-                alg.set_threads(threads)
-                with _limit_threads(threads):
-                    if mode == "single":
-                        out = run_single(alg, dataset, workload, masks, job["k"], job["budget_s"])
-                        single_qps = out["qps"]
-                        # larger settings only cost time once recall is (almost) perfect
-                        saturated = out["recall"] >= SATURATED_RECALL
-                    else:
-                        n = len(workload.predicates)
-                        if single_qps is not None:  # keep a slow batch within about twice the budget
-                            n = min(n, max(16, math.ceil(single_qps * 2 * job["budget_s"])))
-                        out = run_batch(alg, dataset, workload, masks, job["k"], n)
-                record.update(out, status="ok")
-            except Exception as exc:  # one configuration failing must not end the run
-                record.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:500])
-                traceback.print_exc(file=sys.stderr)
             results.write(json.dumps(record) + "\n")
-            progress.write(json.dumps({"done": key}) + "\n")
-        if saturated:
-            break
 
 
 def main(job: dict) -> int:
@@ -199,13 +292,20 @@ def main(job: dict) -> int:
                 index_bytes=alg.index_bytes(), index_parts=alg.index_parts())  # fmt: skip
     progress.write(json.dumps({"ready": [w.name for w in chosen]}) + "\n")
     by_name = {w.name: w for w in chosen}
+    sweep: WorkloadSweep | None = None
     try:
-        # the runner's next workload, a line at a time; it closes stdin when the dataset is done
+        # the runner's commands, a line at a time; it closes stdin when the dataset is done
         while line := sys.stdin.readline():
-            name = line.strip()
-            if name:
-                run_workload(alg, job, dataset, by_name[name], base, skip, progress, results)
-                progress.write(json.dumps({"workload_done": name}) + "\n")
+            if not line.strip():
+                continue
+            command = json.loads(line)
+            name, round_, rounds = command["workload"], command["round"], command["rounds"]
+            if round_ == 0:
+                sweep = WorkloadSweep(alg, job, dataset, by_name[name], skip)
+            sweep.run_round(round_, rounds, progress)  # type: ignore[union-attr]
+            if round_ == rounds - 1:
+                sweep.write(base, results)  # type: ignore[union-attr]
+            progress.write(json.dumps({"round_done": [name, round_]}) + "\n")
     finally:
         alg.close()
     return 0

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("h5py", reason="the bench needs h5py (pip install '.[peers]')")
 
-from bench import annfile, metrics, report, runner, workloads
+from bench import annfile, metrics, report, runner, worker, workloads
 from bench.__main__ import main as bench_main
 from bench.algorithms import ALGORITHMS, LibraryMissing, make_algorithm
 from bench.groundtruth import distances_to
@@ -217,16 +217,25 @@ def test_runner_interleaves_workloads_and_records_a_crash_a_hang_and_a_failed_bu
     exact = [r for r in by_alg["numpy-exact"] if r["status"] == "ok"]
     assert exact and all(r["recall"] == 1.0 and r["violations"] == 0 for r in exact)
 
-    # interleaved: each workload is a block of every built algorithm's records, the order rotated a block
+    # interleaved: a workload's records form one block, written after its last round, which went to the
+    # built algorithms in the order rotated once a round (crashes and hangs are recorded as they happen)
     built = [fakes[0], fakes[1], "numpy-exact"]
-    in_order = [(r["workload"], r["algorithm"]) for r in records if "workload" in r]
-    blocks: list[tuple[str, str]] = []  # (workload, its first algorithm)
-    for workload, algorithm in in_order:
-        if not blocks or blocks[-1][0] != workload:
-            blocks.append((workload, algorithm))
-    assert len({w for w, _ in blocks}) == len(blocks) >= 3  # no workload comes back once left
-    assert [first for _, first in blocks] == [built[i % len(built)] for i in range(len(blocks))]
-    assert all({a for w, a in in_order if w == workload} == set(built) for workload, _ in blocks)
+    rounds = runner.Preset.rounds
+    in_order = [(r["workload"], r["algorithm"], r["status"]) for r in records if "workload" in r]
+    blocks: list[str] = []
+    for workload, _, _ in in_order:
+        if not blocks or blocks[-1] != workload:
+            blocks.append(workload)
+    assert len(set(blocks)) == len(blocks) >= 3  # no workload comes back once left
+    for i, workload in enumerate(blocks):
+        ok = [alg for w, alg, status in in_order if w == workload and status == "ok"]
+        shift = ((i + 1) * rounds - 1) % len(built)
+        last_round_order = [a for a in built[shift:] + built[:shift] if a in ok]  # the crashing one has none
+        assert ok and ok[0] == last_round_order[0]
+    singles = [r for r in records if r["status"] == "ok" and r["mode"] == "single"]
+    assert all(r["passes"] >= rounds for r in singles)  # a pass a round at least
+    batches = [r for r in records if r["status"] == "ok" and r["mode"] == "batch"]
+    assert batches and all(r["passes"] == worker.BATCH_PASSES for r in batches)
 
 
 # --- report -----------------------------------------------------------------------------------------
@@ -267,8 +276,6 @@ def test_single_mode_keeps_the_fastest_of_enough_passes(tiny, tiny_workloads, mo
                                                        fastest):  # fmt: skip
     from types import SimpleNamespace
 
-    from bench import worker
-
     alg = make_algorithm("numpy-exact")
     alg.fit(tiny)
     workload = tiny_workloads["unfiltered"]
@@ -278,6 +285,32 @@ def test_single_mode_keeps_the_fastest_of_enough_passes(tiny, tiny_workloads, mo
     assert out["passes"] == (worker.MAX_SINGLE_PASSES if passes == "max" else passes)
     assert out["n_queries"] == queries and out["qps"] == pytest.approx(1 / fastest)
     assert out["recall"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("pass_seconds", "passes"),
+    [
+        ([0.01] * 17 + [0.005, 0.01], 20),  # 10 ms passes: 5 a round (20 in all), the fastest in round 3
+        ([0.05] * 3 + [0.04, 0.05], 6),  # 50 ms passes: 2, 1, 1 and 2 a round, until a quarter second is timed
+        ([0.3, 0.2], 2),  # slow passes: the two that run anyway, in rounds 0 and 2
+    ],
+)
+def test_rounds_spread_the_passes_and_keep_the_fastest_of_all(tiny, tiny_workloads, monkeypatch, pass_seconds,
+                                                              passes):  # fmt: skip
+    from types import SimpleNamespace
+
+    alg = make_algorithm("numpy-exact")
+    alg.fit(tiny)
+    workload = tiny_workloads["unfiltered"]
+    queries = len(workload.predicates)
+    query_seconds = [seconds / queries for seconds in pass_seconds]
+    monkeypatch.setattr(worker, "time", SimpleNamespace(perf_counter=_ScriptedClock(query_seconds, queries)))
+    timing = worker.SingleTiming(10)
+    for round_ in range(4):
+        timing.run_round(alg, tiny, workload, workload.masks(tiny), budget_s=1.0, round_=round_, rounds=4)
+    out = timing.result(tiny, workload, workload.masks(tiny))
+    assert out["passes"] == passes
+    assert out["qps"] == pytest.approx(1 / min(query_seconds))
 
 
 def test_best_qps_and_pareto():

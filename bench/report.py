@@ -194,8 +194,9 @@ def write_report(results_path: Path, out_dir: Path) -> Path:
         "# Bench report",
         "",
         f"Source: `{results_path.name}`. QPS: one query per call on one thread (single; the fastest of two "
-        "or more timed passes, repeated up to a quarter second) or all queries in one call on both cores "
-        "(batch). Recall@10 by distance threshold against exact filtered ground truth. Peers receive each "
+        "or more timed passes, repeated up to a quarter second and spread over four rounds that rotate "
+        "through the algorithms) or all queries in one call on both cores (batch). Recall@10 by distance "
+        "threshold against exact filtered ground truth. Peers receive each "
         "filter as a precomputed row mask (not timed); vecstore and LanceDB evaluate the filter themselves "
         "inside the timed call.",
         "",

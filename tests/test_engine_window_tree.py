@@ -198,15 +198,15 @@ def quantized_tree(request, tmp_path_factory):
 def test_tree_strategies_walked_over_codes_pass_the_subset_test(quantized_tree, monkeypatch, low, high):
     """Bucket graphs walked over codes, candidates rescored: only live rows in the window, recall@10
     >= 0.95 against exact search over them."""
-    from vecstore.engine.window_search import tree_walk
+    from vecstore.engine.code_walks import code_walk
 
     col, ids, vectors, ts, deleted, oversampling = quantized_tree
     (view,) = col._snapshot()
-    assert tree_walk(view, 10, oversampling, True) is None  # at 64-d a code distance saves nothing
+    assert code_walk(view, 10, oversampling, True) is None  # at 64-d a code distance saves nothing
     monkeypatch.setattr(planner, "float_distance_scale", lambda dim: 100.0)  # as on high-dimensional rows
     monkeypatch.setattr(planner, "SQ8_FROM_DIM", CODE_DIM)
-    walk = tree_walk(view, 10, oversampling, True)
-    assert walk is not None and walk.count == 10 * oversampling and tree_walk(view, 10, oversampling, False) is None
+    walk = code_walk(view, 10, oversampling, True)
+    assert walk is not None and walk.count == 10 * oversampling and code_walk(view, 10, oversampling, False) is None
     allowed = allowed_rows(view, parse_filter(f"t >= {low} and t < {high}"))
     options = tree_options(view, allowed, 64, HNSW["m"], prune=False, walk=walk)
     assert options and all("codes" in o.reason for o in options)

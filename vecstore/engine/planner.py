@@ -306,28 +306,29 @@ def outright_scan_limit(
 
 def coded_scan_limit(dim: int, ef: int, m: int, graph_rows: int, tree_rows: int | None, float_rows: int,
                      split_ns: float, kind: str, code_width: int, k: int, oversampling: float,
-                     scattered: bool = False) -> int:  # fmt: skip
+                     scattered: bool = False, term_rows: int | None = None) -> int:  # fmt: skip
     """``outright_scan_limit`` for a segment with ``kind`` codes, whose options ``plan_segment`` weighs
     as it prices them: the graphs walked over float rows (the smallest of ``float_rows`` nodes); the
     segment graph (``graph_rows`` nodes) walked over the codes at least at ``max(ef, k x oversampling)``
-    after preparing the query; the window tree's buckets (the smallest of ``tree_rows``) likewise, plus
-    the call that rescores its candidates, or over float rows where codes walk no cheaper
-    (``tree_walk``). No row count past where a scan of the codes (``quantized_option``, rescoring
-    included) undercuts the exact scan is scanned outright. Candidates' rescoring in a walk is left
-    out of its price: the bound may only come out lower. ``scattered``: the filter's rows lie spread
-    over the segment (``scan_row_ns``)."""
+    after preparing the query; the window tree's buckets (the smallest of ``tree_rows``) and the term
+    graphs and range runs (the smallest of ``term_rows``) likewise, plus the call that rescores their
+    candidates, or over float rows where codes walk no cheaper (``code_walks.code_walk``). No row count
+    past where a scan of the codes (``quantized_option``, rescoring included) undercuts the exact scan
+    is scanned outright. Candidates' rescoring in a walk is left out of its price: the bound may only
+    come out lower. ``scattered``: the filter's rows lie spread over the segment (``scan_row_ns``)."""
     code_scale = code_graph_scale(kind, code_width)
     walk_ef = max(ef, k, math.ceil(k * oversampling))
     query_ns = code_query_ns(kind, dim)
-    trees_over_codes = tree_rows is not None and code_scale < float_distance_scale(dim)
-    if tree_rows is not None and not trees_over_codes:
-        float_rows = min(float_rows, tree_rows)
+    over_codes = code_scale < float_distance_scale(dim)
+    coded_rows = [rows for rows in (tree_rows, term_rows) if rows is not None]
+    if not over_codes:
+        float_rows, coded_rows = min([float_rows, *coded_rows]), []
     high = min(
         outright_scan_limit(dim, ef, m, float_rows, split_ns, scattered=scattered),
         outright_scan_limit(dim, walk_ef, m, graph_rows, split_ns, code_scale, query_ns, scattered),
     )
-    if trees_over_codes:
-        high = min(high, outright_scan_limit(dim, walk_ef, m, tree_rows, split_ns, code_scale,
+    if coded_rows:
+        high = min(high, outright_scan_limit(dim, walk_ef, m, min(coded_rows), split_ns, code_scale,
                                              query_ns + EXACT_CALL_NS, scattered))  # fmt: skip
     return codes_scan_limit(dim, high, kind, code_width, k, oversampling, scattered)
 
@@ -521,6 +522,7 @@ def plan_segment(
     quantized: Option | None = None,
     quantized_graph: Option | None = None,
     clustering: Callable[[], float] | None = None,
+    code_walk_floor_ns: float | None = None,
 ) -> tuple[SegmentPlan, Option | None]:
     """Choose the strategy for one segment given how many of its rows the filter allows.
 
@@ -529,7 +531,9 @@ def plan_segment(
     priced at all: most selective filters never pay for it), ``quantized`` the scan of
     the segment's codes when it has some, ``clustering`` how much more the allowed rows link to each
     other than random ones (a traversal of the segment graph is priced that much dearer; called only
-    when one is priced). Returns the plan and the chosen option (None for exact and empty plans).
+    when one is priced). ``code_walk_floor_ns``: the least a graph of ``tree_options`` walked over codes
+    costs, when they walk over codes. Returns the plan and the chosen option (None for exact and empty
+    plans).
     """
     if allowed_rows == 0:
         return SegmentPlan(name, EMPTY, 0, live_rows, rows_found_by, "no live row matches the filter"), None
@@ -553,6 +557,8 @@ def plan_segment(
     graph_floor = unfiltered_graph_cost(ef, m, scale=scale)  # no float graph walk costs less
     if quantized_graph is not None:
         graph_floor = min(graph_floor, quantized_graph.cost_ns)
+    if code_walk_floor_ns is not None:  # a smaller graph walked over codes may cost less than either
+        graph_floor = min(graph_floor, code_walk_floor_ns)
     lift = 1.0  # sampled only where a walk is priced; read again by the reason below
     if graph_rows is not None and scans_ns > graph_floor:
         root = masked_graph_option(allowed_rows, graph_rows, ef, m, scale)

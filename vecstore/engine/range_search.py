@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 from vecstore.engine.allowed import Allowed
+from vecstore.engine.code_walks import CodeWalk
 from vecstore.engine.filtering import value_span
 from vecstore.engine.planner import RANGE_GRAPH, Option
-from vecstore.engine.term_search import term_piece
+from vecstore.engine.term_search import coded_once_ns, term_piece
 from vecstore.engine.views import SegmentView
 from vecstore.filters import And, Node
 from vecstore.index.payload import NumericIndex
@@ -48,9 +49,11 @@ def _value_spans(view: SegmentView, node: Node) -> dict[str, tuple[int, int]]:
     return {} if span is None else {field: span}
 
 
-def range_options(view: SegmentView, allowed: Allowed, node: Node | None, ef: int, m: int) -> list[Option]:
+def range_options(view: SegmentView, allowed: Allowed, node: Node | None, ef: int, m: int,
+                  walk: CodeWalk | None = None) -> list[Option]:  # fmt: skip
     """The walk of the range graph holding the rows ``allowed`` (those of ``node``), masked to them and
-    priced; empty when no run holds them or scanning them costs less."""
+    priced (over its nodes' codes with ``walk``); empty when no run holds them or scanning them costs
+    less."""
     if node is None or allowed.count == 0:
         return []
     run = holding_run(view, node)
@@ -58,11 +61,12 @@ def range_options(view: SegmentView, allowed: Allowed, node: Node | None, ef: in
         return []
     mask = run_node_mask(view, allowed, run)
     # the run holds every allowed row: the mask's count is the filter's, not summed again (15k rows a query)
-    piece, cost = term_piece(run, run.rows, mask, ef, m, view.vectors.shape[1], allowed.count)
+    piece, cost = term_piece(run, run.rows, mask, ef, m, view.vectors.shape[1], allowed.count, walk)
     if piece.how == "scan":
         return []  # the plain scan of the same rows costs less
-    why = "the {} holds every allowed row ({:.1%})"
-    detail = ("terms", (piece,), False)
+    why = "the {} holds every allowed row ({:.1%})" + ("" if walk is None else walk.describe())
+    detail = ("terms", (piece,), False, walk)
+    cost += coded_once_ns(walk, [piece])
     return [Option(RANGE_GRAPH, cost, why, (run.describe(), allowed.count / run.num_rows), detail)]
 
 

@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from vecstore.core.exact import GEMM_MIN_QUERIES, exact_topk
 from vecstore.engine.allowed import Allowed, allowed_rows
+from vecstore.engine.code_walks import CodeWalk, code_walk
 from vecstore.engine.filtering import cardinality
 from vecstore.engine.hits import Hits, found_hits, merge_hits, rescored, scan_rows
 from vecstore.engine.planner import (
@@ -29,12 +30,13 @@ from vecstore.engine.planner import (
     plan_segment,
     quantized_graph_option,
     quantized_option,
+    unfiltered_graph_cost,
     walk_candidates,
 )
 from vecstore.engine.range_search import range_options
 from vecstore.engine.term_search import cover_lift, run_term_option, term_options
 from vecstore.engine.views import SegmentView
-from vecstore.engine.window_search import run_tree_option, tree_options, tree_walk
+from vecstore.engine.window_search import run_tree_option, tree_options
 from vecstore.filters import Node
 from vecstore.types import METRIC_CODES, SearchResult
 
@@ -140,7 +142,7 @@ def _tree_options(view: SegmentView, allowed: Allowed, ef: int, m: int, k: int, 
     if allowed.found_by == "all_live_rows":  # no filter: the segment's own graph is the tree's root
         return []
     # a search in several pieces pays its Python work once for all the queries that share the plan
-    return tree_options(view, allowed, ef, m, walk=tree_walk(view, k, oversampling, rescore),
+    return tree_options(view, allowed, ef, m, walk=code_walk(view, k, oversampling, rescore),
                         split_ns=TREE_SPLIT_CALL_NS / queries)  # fmt: skip
 
 
@@ -210,14 +212,21 @@ def plan_view(
     least k), for ``queries`` queries sharing the plan."""
     rows = allowed.count
     pricers = []
+    walk = None if exact else code_walk(view, k, oversampling, rescore)
+    # term and range graphs are walked over sq8 codes only, which rank rows as the floats nearly do
+    # (one-bit codes of clustered 32-d rows read recall@10 0.8 there at oversampling 20)
+    term_walk = walk if walk is not None and walk.kind == "sq8" else None
+    coded_graphs = False  # whether some graph of the options below is walked over codes
     if not exact and view.tree is not None:
         pricers.append(partial(_tree_options, view, allowed, ef, m, k, oversampling, rescore, queries))
+        coded_graphs = walk is not None
     if not exact:
         through_terms, through_ranges = reads_term_graphs(view, node)
         if through_terms:
-            pricers.append(partial(term_options, view, allowed, node, ef, m, TERM_PIECE_CALL_NS / queries))
+            pricers.append(partial(term_options, view, allowed, node, ef, m, TERM_PIECE_CALL_NS / queries, term_walk))
         if through_ranges:
-            pricers.append(partial(range_options, view, allowed, node, ef, m))
+            pricers.append(partial(range_options, view, allowed, node, ef, m, term_walk))
+        coded_graphs = coded_graphs or (term_walk is not None and (through_terms or through_ranges))
     trees = partial(_all_options, pricers) if pricers else None
     # windows on the sort column are served by the window tree's options; a category's rows may cluster
     clustering = (
@@ -242,7 +251,13 @@ def plan_view(
         else quantized_option(rows, codes.kind, dim, codes.codes.shape[1], k, oversampling, rescore),
         quantized_graph=None if exact else _quantized_graph(view, rows, ef, m, k, oversampling, rescore, dim),
         clustering=clustering,
+        # a bucket, term or range graph walked over codes costs at least an unfiltered walk over them
+        code_walk_floor_ns=_code_walk_floor(walk, ef, m) if coded_graphs else None,  # type: ignore[arg-type]
     )
+
+
+def _code_walk_floor(walk: CodeWalk, ef: int, m: int) -> float:
+    return unfiltered_graph_cost(max(ef, walk.count), m, scale=walk.scale) + walk.query_ns
 
 
 def filter_clustering(view: SegmentView, allowed: Allowed, node: Node | None = None) -> float:
@@ -299,7 +314,7 @@ def search_views(
             elif option.strategy in (TERM_GRAPH, RANGE_GRAPH):
                 hits = run_term_option(view, index, option, queries, k, ef, metric_code)
             elif option.detail is not None:
-                walk = tree_walk(view, k, oversampling, rescore)  # as _tree_options priced it
+                walk = code_walk(view, k, oversampling, rescore)  # as _tree_options priced it
                 hits = run_tree_option(view, index, allowed, option, queries, k, ef, metric_code, walk)
             else:
                 hits = _graph_search(view, index, allowed, queries, k, ef, plan.strategy == HNSW_TWO_HOP)

@@ -35,6 +35,7 @@ import numpy as np
 
 from vecstore.core.exact import PARALLEL_SCAN_MIN_ROWS, query_sq, window_copy_topk_one, window_topk_one
 from vecstore.engine.allowed import Allowed, allowed_rows
+from vecstore.engine.code_walks import CodeWalk, code_walk
 from vecstore.engine.filtering import single_term, single_term_rows
 from vecstore.engine.hits import Hits, found_hits, merge_hits, scan_rows
 from vecstore.engine.ingest import squared_norm_accepted, to_queries
@@ -58,7 +59,7 @@ from vecstore.engine.planner import (
 from vecstore.engine.search import plan_view, reads_term_graphs
 from vecstore.engine.term_search import TermPiece, run_term_option
 from vecstore.engine.views import SegmentView
-from vecstore.engine.window_search import run_tree_option, tree_walk
+from vecstore.engine.window_search import run_tree_option
 from vecstore.filters import And, Node, interval_on
 from vecstore.filters.ast import Value
 from vecstore.filters.bind import parse_timestamp
@@ -194,15 +195,16 @@ def _row_limit(view: SegmentView, node: Node, dim: int, ef: int, m: int, exact: 
     if limit is not None:
         return limit
     tree_rows = None if view.tree is None else view.tree.smallest_graph_rows
-    # term graphs and range runs are walked over float rows, and only for a filter reading their fields
+    # term graphs and range runs are walked (over codes where the tree's buckets are) only for a filter
+    # reading their fields
     terms = view.terms.smallest_graph_rows if through_terms and view.terms is not None else None
-    float_rows = view.num_rows if terms is None else min(view.num_rows, terms)
     if view.graph is None:  # nothing to walk: the planner weighs the codes' scan alone
         limit = codes_scan_limit(dim, serial, codes.kind, codes.codes.shape[1], k, oversampling, scattered)
     elif codes is not None:
-        limit = coded_scan_limit(dim, ef, m, view.num_rows, tree_rows, float_rows, TREE_SPLIT_CALL_NS, codes.kind,
-                                 codes.codes.shape[1], k, oversampling, scattered)  # fmt: skip
+        limit = coded_scan_limit(dim, ef, m, view.num_rows, tree_rows, view.num_rows, TREE_SPLIT_CALL_NS, codes.kind,
+                                 codes.codes.shape[1], k, oversampling, scattered, terms)  # fmt: skip
     else:
+        float_rows = view.num_rows if terms is None else min(view.num_rows, terms)
         smallest = float_rows if tree_rows is None else min(float_rows, tree_rows)
         limit = outright_scan_limit(dim, ef, m, smallest, TREE_SPLIT_CALL_NS, scattered=scattered)
     limit = min(serial, limit)
@@ -316,6 +318,25 @@ def _term_walk(
     return _keyed_hits(keyed, query, k, metric, rows)
 
 
+def _term_code_walk(
+    view: SegmentView, piece: TermPiece, walk: CodeWalk, query: np.ndarray, k: int, ef: int, metric: str, rows: int
+) -> Hits | None:  # fmt: skip
+    """A term or range graph, the one piece of its option, walked over its nodes' sq8 codes and the
+    walk's candidates rescored on the segment's float rows, in one call that checks the query; None when
+    it fell short of k of the ``rows`` allowed."""
+    graph = piece.graph
+    assert graph is not None and view.terms is not None and view.codes is not None
+    codes = view.terms.node_codes(graph, view.codes)
+    walk_ef = max(ef, walk.count)
+    sq, found, ids, distances = graph.index.search_codes_rescored_keyed(
+        codes, query, view.vectors, view.norms, view.ids, METRIC_CODES[metric], k, walk.candidates(walk_ef), walk_ef,
+        piece.mask, piece.how == "two_hop", rows=graph.rows,
+    )  # fmt: skip
+    if not _query_is_sound(query, sq, metric):
+        return None
+    return None if found[0, min(k, rows) - 1] < 0 else Hits(found, ids, found, distances)
+
+
 def _whole_segment(
     view: SegmentView, index: int, query: np.ndarray, k: int, ef: int, m: int, exact: bool, metric: str
 ) -> tuple[str, Hits | None] | None:
@@ -411,14 +432,17 @@ def _planned(
     if plan.strategy == EXACT_SCAN and rows < PARALLEL_SCAN_MIN_ROWS:
         return EXACT_SCAN, scan_rows(view, index, allowed.offsets, query[None], k, METRIC_CODES[metric])
     if option is not None and plan.strategy in WINDOW_STRATEGIES:
-        walk = tree_walk(view, k, oversampling, True)  # over codes where _tree_options priced it so
+        walk = code_walk(view, k, oversampling, True)  # over codes where _tree_options priced it so
         if walk is None and option.detail[0] == "postfilter" and metric != "ip":
             hits = _postfilter_walk(view, allowed, option, query, k, ef, metric, rows)
             return None if hits is None else (plan.strategy, hits)
         hits = run_tree_option(view, index, allowed, option, query[None], k, ef, METRIC_CODES[metric], walk)
         return None if hits.ids[0, min(k, rows) - 1] < 0 else (plan.strategy, hits)
     if plan.strategy in (TERM_GRAPH, RANGE_GRAPH) and option is not None:
-        pieces = option.detail[1]
+        _, pieces, _, walk = option.detail
+        if len(pieces) == 1 and pieces[0].coded:
+            hits = _term_code_walk(view, pieces[0], walk, query, k, ef, metric, rows)
+            return None if hits is None else (plan.strategy, hits)
         if len(pieces) == 1 and pieces[0].how != "scan" and metric != "ip":
             hits = _term_walk(view, pieces[0], query, k, ef, metric, rows)
             return None if hits is None else (plan.strategy, hits)

@@ -8,6 +8,9 @@ Each term is then one piece: its graph walked (unmasked when the filter allows a
 rows, else masked or two-hop over them), or its allowed rows scanned when that is cheaper or the term
 has no graph (too few rows). The pieces' hits are merged by distance; a row holding several of the
 terms (a list column) is reported once.
+
+In a quantised collection whose codes are cheaper to compare than its float rows, the graphs are walked
+over their nodes' codes (``vecstore.engine.code_walks``) and every walk's candidates rescored together.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ import pyarrow as pa
 
 from vecstore.engine import planner
 from vecstore.engine.allowed import Allowed
-from vecstore.engine.hits import Hits, found_hits, merge_hits, scan_rows
-from vecstore.engine.planner import HNSW_TWO_HOP, TERM_GRAPH, Option, exact_cost, masked_graph_option
+from vecstore.engine.code_walks import CodeWalk
+from vecstore.engine.hits import Hits, found_hits, merge_hits, rescored, scan_rows
+from vecstore.engine.planner import EXACT_CALL_NS, HNSW_TWO_HOP, TERM_GRAPH, Option, exact_cost, masked_graph_option
 from vecstore.engine.views import SegmentView
 from vecstore.filters import And, Compare, Contains, InList, Node
 from vecstore.index.payload import TermIndex
@@ -32,13 +36,14 @@ from vecstore.index.term_graphs import TermGraph
 class TermPiece:
     """One term's part of a search: ``rows`` are the term's segment rows (ascending; a range run's in
     value order), ``mask`` the allowed ones among them (None: all of them), ``how`` is "walk",
-    "two_hop" or "scan"."""
+    "two_hop" or "scan"; a walk over the nodes' codes when ``coded``."""
 
     graph: TermGraph | RangeRun | None
     rows: np.ndarray
     mask: np.ndarray | None
     allowed: int
     how: str
+    coded: bool = False
 
     def offsets(self) -> np.ndarray:
         rows = np.asarray(self.rows, dtype=np.int64)
@@ -97,27 +102,42 @@ def _rows_of(index: object, values: tuple) -> int:
 
 
 def term_piece(graph: TermGraph | RangeRun | None, rows: np.ndarray, mask: np.ndarray | None, ef: int, m: int,
-               dim: int, allowed: int | None = None) -> tuple[TermPiece, float]:  # fmt: skip
+               dim: int, allowed: int | None = None,
+               walk: CodeWalk | None = None) -> tuple[TermPiece, float]:  # fmt: skip
     """The cheaper of walking a term's (or a range run's) graph and scanning its allowed rows, and its cost.
-    ``allowed``: how many of ``mask`` are set, when the caller knows (a range run holds every allowed row)."""
+    ``allowed``: how many of ``mask`` are set, when the caller knows (a range run holds every allowed row).
+    With ``walk`` the graph is priced as walked over codes, its candidates rescored (the rescoring call
+    and the query's preparation are the option's, once: ``coded_once_ns``)."""
     if allowed is None:
         allowed = rows.shape[0] if mask is None else int(mask.sum())
     if mask is not None and allowed == rows.shape[0]:
         mask = None
     scan_ns = exact_cost(allowed, dim, scattered=True)  # a term's rows lie spread over the segment
     if graph is not None and allowed:
-        walk = masked_graph_option(allowed, graph.num_rows, ef, m, planner.float_distance_scale(dim))
-        if walk is not None and walk[1] < scan_ns:
-            how = "two_hop" if walk[0] == HNSW_TWO_HOP else "walk"
-            return TermPiece(graph, rows, mask, allowed, how), walk[1]
+        if walk is None:
+            option = masked_graph_option(allowed, graph.num_rows, ef, m, planner.float_distance_scale(dim))
+            extra = 0.0
+        else:
+            walk_ef = max(ef, walk.count)
+            option = masked_graph_option(allowed, graph.num_rows, walk_ef, m, walk.scale)
+            extra = walk.rescoring_ns(dim, walk_ef)
+        if option is not None and option[1] + extra < scan_ns:
+            how = "two_hop" if option[0] == HNSW_TWO_HOP else "walk"
+            return TermPiece(graph, rows, mask, allowed, how, walk is not None), option[1] + extra
     return TermPiece(graph, rows, mask, allowed, "scan"), scan_ns
 
 
+def coded_once_ns(walk: CodeWalk | None, pieces: list[TermPiece]) -> float:
+    """What an option whose pieces walk over codes pays once: preparing the query, and the call that
+    rescores every walk's candidates."""
+    return walk.query_ns + EXACT_CALL_NS if walk is not None and any(p.coded for p in pieces) else 0.0
+
+
 def term_options(view: SegmentView, allowed: Allowed, node: Node | None, ef: int, m: int,
-                 piece_ns: float = 0.0) -> list[Option]:  # fmt: skip
+                 piece_ns: float = 0.0, walk: CodeWalk | None = None) -> list[Option]:  # fmt: skip
     """The term-graph search of the rows ``allowed`` (those of ``node``), priced; empty when no terms'
     rows hold them all, or none of those terms has a graph. ``piece_ns`` is added for every piece
-    beyond the first (its call's work, for one query)."""
+    beyond the first (its call's work, for one query). With ``walk`` the graphs are walked over codes."""
     if node is None or view.terms is None or not len(view.terms) or allowed.count == 0:
         return []
     cover = _cover(node, view)
@@ -140,7 +160,7 @@ def term_options(view: SegmentView, allowed: Allowed, node: Node | None, ef: int
         if rows.shape[0] == 0:
             continue
         mask = every[rows] if every is not None else None if live is None else live[rows]
-        piece, piece_ns = term_piece(graph, rows, mask, ef, m, dim)
+        piece, piece_ns = term_piece(graph, rows, mask, ef, m, dim, walk=walk)
         if piece.allowed == 0:
             continue
         pieces.append(piece)
@@ -148,21 +168,25 @@ def term_options(view: SegmentView, allowed: Allowed, node: Node | None, ef: int
         graphs += piece.how != "scan"
     if not graphs:
         return []  # every piece scanned: the plain scan of the same rows costs less
-    cost += piece_ns * (len(pieces) - 1)
+    cost += piece_ns * (len(pieces) - 1) + coded_once_ns(walk, pieces)
     why = "graphs of {} of {} terms of {} ({} rows allowed), the rest scanned"
+    if coded_once_ns(walk, pieces):
+        why += walk.describe()  # type: ignore[union-attr]
     # a row of a list column may hold several of the terms, and be found in each of their graphs
     overlap = len(pieces) > 1 and pa.types.is_large_list(view.table.schema.field(field).type)
-    detail = ("terms", tuple(pieces), overlap)
+    detail = ("terms", tuple(pieces), overlap, walk)
     return [Option(TERM_GRAPH, cost, why, (graphs, len(pieces), field, allowed.count), detail)]
 
 
 def run_term_option(view: SegmentView, index: int, option: Option, queries: np.ndarray, k: int, ef: int,
                     metric_code: int) -> Hits:  # fmt: skip
     """Run a term-graph option on one segment: each piece walked or scanned, the hits merged by
-    distance with each row once."""
-    _, pieces, overlap = option.detail
+    distance with each row once. Walks over codes hand their candidates to one exact rescoring."""
+    _, pieces, overlap, walk = option.detail
     nq = queries.shape[0]
     found: list[tuple[np.ndarray, np.ndarray]] = []  # per piece: segment offsets [q, k] (-1 padded), distances
+    candidates: list[np.ndarray] = []  # per piece walked over codes: segment offsets [q, c] (-1 padded)
+    code_queries = None
     for piece in pieces:
         if piece.how == "scan":
             hits = scan_rows(view, index, piece.offsets(), queries, k, metric_code)
@@ -170,9 +194,24 @@ def run_term_option(view: SegmentView, index: int, option: Option, queries: np.n
             continue
         graph = piece.graph
         assert graph is not None
-        nodes, distances = graph.index.search_validated(queries, k, max(ef, k), piece.mask,
-                                                        two_hop=piece.how == "two_hop")  # fmt: skip
+        two_hop = piece.how == "two_hop"
+        if piece.coded:
+            codes = view.terms.node_codes(graph, view.codes)  # type: ignore[union-attr,arg-type]
+            if code_queries is None:
+                code_queries = codes.traversal_queries(queries)
+            walk_ef = max(ef, walk.count)
+            nodes, _ = graph.index.search_codes(codes.codes, code_queries, walk.candidates(walk_ef), walk_ef,
+                                                piece.mask, two_hop, code_metric=codes.code_metric)  # fmt: skip
+            candidates.append(np.where(nodes >= 0, graph.rows[np.maximum(nodes, 0)], -1))
+            continue
+        nodes, distances = graph.index.search_validated(queries, k, max(ef, k), piece.mask, two_hop=two_hop)
         found.append((np.where(nodes >= 0, graph.rows[np.maximum(nodes, 0)], -1), distances))
+    if candidates:
+        rows = np.concatenate(candidates, axis=1)
+        if overlap and len(candidates) > 1:
+            rows = _once_each(rows)
+        hits = rescored(view, index, queries, rows, k, metric_code)
+        found.append((hits.offsets, hits.distances))
     if nq == 1 and len(found) > 1:
         return _merged_one(view, index, found, k, overlap)
     hits = [found_hits(view, index, offsets, distances) for offsets, distances in found]
@@ -181,6 +220,16 @@ def run_term_option(view: SegmentView, index: int, option: Option, queries: np.n
     if not overlap:
         return merge_hits(hits, nq, k)
     return _distinct(merge_hits(hits, nq, k * len(hits)), k)
+
+
+def _once_each(rows: np.ndarray) -> np.ndarray:
+    """Each query's candidate rows [q, c] with every row once (a row of several pieces' terms is found
+    in each of their graphs), the repeats turned to -1 padding; the order does not matter."""
+    rows = np.sort(rows, axis=1)
+    repeated = np.zeros(rows.shape, dtype=bool)
+    repeated[:, 1:] = rows[:, 1:] == rows[:, :-1]
+    rows[repeated] = -1
+    return rows
 
 
 def _merged_one(view: SegmentView, index: int, found: list[tuple[np.ndarray, np.ndarray]], k: int,

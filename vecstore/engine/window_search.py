@@ -2,70 +2,32 @@
 filter allows, and running the chosen one (see ``vecstore.index.window_tree`` and the planner).
 
 In a quantised collection whose codes are cheaper to compare than its float rows (high dimensions),
-the bucket graphs are walked over the segment's codes instead (a bucket's codes are a slice of the
-segment's, as its rows are): each bucket search yields ``k x oversampling`` candidates, and all of
-them are rescored exactly together.
+the bucket graphs are walked over the segment's codes instead (``vecstore.engine.code_walks``; a
+bucket's codes are a slice of the segment's, as its rows are): each bucket search yields
+``k x oversampling`` candidates, and all of them are rescored exactly together.
 """
 
 from __future__ import annotations
-
-import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from vecstore.engine import planner
 from vecstore.engine.allowed import Allowed
+from vecstore.engine.code_walks import CodeWalk
 from vecstore.engine.hits import Hits, found_hits, merge_hits, rescored, scan_rows
 from vecstore.engine.planner import (
     EXACT_CALL_NS,
-    EXACT_NS_PER_ROW_DIM,
     HNSW_TWO_HOP,
     WINDOW_COVER,
     WINDOW_POSTFILTER,
     WINDOW_THREE_SPLIT,
     Option,
-    code_graph_scale,
-    code_query_ns,
     exact_cost,
     masked_graph_option,
     unfiltered_graph_cost,
-    walk_candidates,
 )
 from vecstore.engine.views import SegmentView
 from vecstore.index.window_tree import Bucket, bucket_bounds
-
-
-@dataclass(frozen=True)
-class CodeWalk:
-    """Bucket graphs walked over codes: ``count`` candidates a bucket search (its ef at least that),
-    a code distance ``scale`` times the calibrated float one, and ``query_ns`` to prepare the query."""
-
-    kind: str
-    count: int
-    scale: float
-    query_ns: float
-
-    def candidates(self, ef: int) -> int:
-        """Rows one bucket search at ``ef`` hands to rescoring (``walk_candidates``)."""
-        return walk_candidates(self.kind, self.count, ef)
-
-    def rescoring_ns(self, dim: int, ef: int) -> float:
-        """Rescoring one bucket search's candidates (the call itself is priced once per option)."""
-        return EXACT_NS_PER_ROW_DIM * dim * self.candidates(ef)
-
-
-def tree_walk(view: SegmentView, k: int, oversampling: float, rescore: bool) -> CodeWalk | None:
-    """How the window tree walks its buckets in ``view``: over its codes when it has them, the search
-    rescores, and a code distance costs less than a float one; else None (over the float rows)."""
-    codes = view.codes
-    if codes is None or not rescore:
-        return None
-    dim = view.vectors.shape[1]
-    scale = code_graph_scale(codes.kind, codes.codes.shape[1])
-    if scale >= planner.float_distance_scale(dim):
-        return None
-    return CodeWalk(codes.kind, max(k, math.ceil(k * oversampling)), scale, code_query_ns(codes.kind, dim))
 
 
 def _part_option(allowed: int, rows: int, has_graph: bool, ef: int, m: int, dim: int,

@@ -509,17 +509,21 @@ class HnswIndex:
         ef: int,
         mask: np.ndarray | None,
         two_hop: bool = False,
+        rows: np.ndarray | None = None,
     ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
         """One float32 query [dim] through this graph walked over scalar ``codes`` (a ``ScalarQuantizer``
-        of the graph's rows), its ``count`` candidates ranked exactly on ``vectors`` / ``norms`` (metric
+        of the graph's nodes), its ``count`` candidates ranked exactly on ``vectors`` / ``norms`` (metric
         code of ``vecstore.core.exact``), in one kernel call that also checks the query: ``(query_sq,
         offsets [1, k], keys [1, k], distances [1, k])``, nothing searched when ``query_sq`` is not
-        finite. Same trust as ``search_validated`` for k, ef and the mask."""
+        finite. A graph over some of a segment's rows is given the segment's ``vectors``, ``norms`` and
+        ``keys``, node i being row ``rows[i]`` (int64), and gives offsets in the segment. Same trust as
+        ``search_validated`` for k, ef, the mask and ``rows``."""
         walk_ef = max(ef, count)
         s = self._scratch_for(walk_ef)
         use_mask = 0 if mask is None else 2 if two_hop else 1
         return code_walk.walk_rescored_keyed(codes.codes, codes.offset, codes.step, codes.code_metric, vectors, norms,
-                                             keys, query, metric, k, count, walk_ef, *self._walk_args,
+                                             keys, _NO_ROWS if rows is None else rows, query, metric, k, count,
+                                             walk_ef, *self._walk_args,
                                              self._no_mask if mask is None else mask, use_mask, s.visited, s.epoch,
                                              s.cand_d, s.cand_n, s.res_d, s.res_n)  # fmt: skip
 

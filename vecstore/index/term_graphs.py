@@ -16,6 +16,7 @@ up the graphs; the engine prices them against the other strategies and runs them
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,8 @@ import numpy as np
 from vecstore.errors import DataCorruption, InvalidArgument
 from vecstore.index.hnsw import HnswGraph, HnswIndex, build_prepared, stored_dim
 from vecstore.index.payload import NumericIndex, PayloadIndex, TermIndex
-from vecstore.index.range_graphs import FieldRanges
+from vecstore.index.quantization import Quantizer
+from vecstore.index.range_graphs import FieldRanges, RangeRun
 
 FORMAT_VERSION = 1
 #: terms with fewer rows get no graph: a scan of them costs about one search of a small graph (git-commits,
@@ -106,6 +108,8 @@ class TermGraphs:
         #: rows of the smallest term graph or range run (None without any): no graph option through them
         #: walks fewer, which bounds the rows a scan always wins for
         self.smallest_graph_rows: int | None = min(sizes, default=None)
+        # per term graph and per range field: (the segment's codes, their copy for its nodes)
+        self._node_codes: dict[object, tuple[Quantizer, Quantizer]] = {}
 
     def get(self, field: str, term: object) -> TermGraph | None:
         return self.graphs.get((field, term)) if isinstance(term, str) else None
@@ -123,7 +127,35 @@ class TermGraphs:
 
     @property
     def nbytes(self) -> int:
-        return sum(g.nbytes for g in self.graphs.values()) + sum(r.nbytes for r in self.ranges.values())
+        """The graphs and their copies of the rows' vectors, and the codes gathered for them so far."""
+        graphs = sum(g.nbytes for g in self.graphs.values()) + sum(r.nbytes for r in self.ranges.values())
+        gathered = [copy.codes for _, copy in self._node_codes.values() if copy.codes.base is None]  # not slices
+        return graphs + sum(int(codes.nbytes) for codes in gathered)
+
+    def node_codes(self, graph: TermGraph | RangeRun, codes: Quantizer) -> Quantizer:
+        """``codes`` (the segment's) for ``graph``'s nodes, node i's at row i, to walk it over them: a
+        term's rows lie scattered over the segment, so they are gathered on first use (a quarter of the
+        term graph's float copy for sq8 codes), and a range run's are a slice of its field's codes
+        gathered in value order. Kept while the segment's codes are the same object."""
+        ranged = isinstance(graph, RangeRun)
+        key = ("run", graph.field, graph.start, graph.stop) if ranged else ("term", graph.field, graph.term)
+        kept = self._node_codes.get(key)
+        if kept is not None and kept[0] is codes:
+            return kept[1]
+        if ranged:
+            whole = self._gathered(("range", graph.field), self.ranges[graph.field].order, codes)
+            copy = dataclasses.replace(whole, codes=whole.codes[graph.start : graph.stop])
+        else:
+            copy = self._gathered(key, graph.rows, codes)
+        self._node_codes[key] = (codes, copy)  # a racing search makes the same copy: either may stay
+        return copy
+
+    def _gathered(self, key: object, rows: np.ndarray, codes: Quantizer) -> Quantizer:
+        kept = self._node_codes.get(key)
+        if kept is None or kept[0] is not codes:
+            kept = (codes, dataclasses.replace(codes, codes=np.ascontiguousarray(codes.codes[rows])))
+            self._node_codes[key] = kept
+        return kept[1]
 
     @staticmethod
     def build(

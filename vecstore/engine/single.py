@@ -195,8 +195,8 @@ def _row_limit(view: SegmentView, node: Node, dim: int, ef: int, m: int, exact: 
     if limit is not None:
         return limit
     tree_rows = None if view.tree is None else view.tree.smallest_graph_rows
-    # term graphs and range runs are walked (over codes where the tree's buckets are) only for a filter
-    # reading their fields
+    # term graphs and range runs are walked only for a filter reading their fields; over the codes where
+    # the tree's buckets are, for the sq8 codes the lane serves (``search.plan_view``)
     terms = view.terms.smallest_graph_rows if through_terms and view.terms is not None else None
     if view.graph is None:  # nothing to walk: the planner weighs the codes' scan alone
         limit = codes_scan_limit(dim, serial, codes.kind, codes.codes.shape[1], k, oversampling, scattered)

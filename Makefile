@@ -50,7 +50,7 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 
 bench-install: $(BENCH_STAMP)
 
-# quick preset (about 42 minutes on 2 cores): bench/results/quick/report.md and PNGs
+# quick preset (about 52 minutes on 2 cores): bench/results/quick/report.md and PNGs
 bench: $(BENCH_STAMP)
 	$(PY) -m bench run --preset quick
 

@@ -105,7 +105,7 @@ PRESETS = {
     ),
     # the other real attributes: ranges on movie rating and votes at full size (no window tree
     # serves them: the payload index's sorted values do), and jeopardy (1536-d air-date windows,
-    # categories, their conjunction); about 22 minutes
+    # categories, their conjunction); about 28 minutes
     "attributes": Preset(
         "attributes",
         [

@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -184,6 +184,7 @@ class _Worker:
         self.progress.unlink(missing_ok=True)
         self.proc: subprocess.Popen | None = None
         self.events: list[dict] = []  # every progress line of every start, in order
+        self._counts: Counter[str] = Counter()  # of those lines, by event (polled every tick)
         self._read_to = 0
         self.skip: set[str] = set()  # configurations that crashed or hung: never run again
         self.next_round: dict[str, int] = defaultdict(int)  # a workload's next round in this process
@@ -284,7 +285,7 @@ class _Worker:
             self.proc = None
 
     def _count(self, event: str) -> int:
-        return sum(event in e for e in self.events)
+        return self._counts[event]
 
     def _read_events(self) -> bool:
         """Take in the progress file's new lines; True when there were any."""
@@ -295,7 +296,9 @@ class _Worker:
             chunk = f.read()
         complete = chunk[: chunk.rfind(b"\n") + 1]  # a line still being written waits for the next poll
         self._read_to += len(complete)
-        self.events.extend(json.loads(line) for line in complete.splitlines() if line.strip())
+        events = [json.loads(line) for line in complete.splitlines() if line.strip()]
+        self.events.extend(events)
+        self._counts.update(name for event in events for name in event)
         return bool(complete)
 
     def _wait(self, event: str, seen: int, timeout_s: float) -> str:

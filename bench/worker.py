@@ -141,13 +141,6 @@ class SingleTiming:
         }
 
 
-def run_single(alg, dataset, workload, masks, k: int, budget_s: float) -> dict:
-    """One single-query configuration timed in one round."""
-    timing = SingleTiming(k)
-    timing.run_round(alg, dataset, workload, masks, budget_s, round_=0, rounds=1)
-    return timing.result(dataset, workload, masks)
-
-
 class BatchTiming:
     """One batch configuration's calls over all its rounds: the fastest call counts."""
 

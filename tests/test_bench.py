@@ -281,7 +281,9 @@ def test_single_mode_keeps_the_fastest_of_enough_passes(tiny, tiny_workloads, mo
     workload = tiny_workloads["unfiltered"]
     queries = len(workload.predicates)
     monkeypatch.setattr(worker, "time", SimpleNamespace(perf_counter=_ScriptedClock(query_seconds, queries)))
-    out = worker.run_single(alg, tiny, workload, workload.masks(tiny), 10, budget_s=1.0)
+    timing = worker.SingleTiming(10)  # one round: every pass at once
+    timing.run_round(alg, tiny, workload, workload.masks(tiny), budget_s=1.0, round_=0, rounds=1)
+    out = timing.result(tiny, workload, workload.masks(tiny))
     assert out["passes"] == (worker.MAX_SINGLE_PASSES if passes == "max" else passes)
     assert out["n_queries"] == queries and out["qps"] == pytest.approx(1 / fastest)
     assert out["recall"] == 1.0

@@ -170,8 +170,8 @@ def term_options(view: SegmentView, allowed: Allowed, node: Node | None, ef: int
         return []  # every piece scanned: the plain scan of the same rows costs less
     cost += piece_ns * (len(pieces) - 1) + coded_once_ns(walk, pieces)
     why = "graphs of {} of {} terms of {} ({} rows allowed), the rest scanned"
-    if coded_once_ns(walk, pieces):
-        why += walk.describe()  # type: ignore[union-attr]
+    if walk is not None and any(p.coded for p in pieces):
+        why += walk.describe()
     # a row of a list column may hold several of the terms, and be found in each of their graphs
     overlap = len(pieces) > 1 and pa.types.is_large_list(view.table.schema.field(field).type)
     detail = ("terms", tuple(pieces), overlap, walk)

@@ -71,7 +71,7 @@ def tree_options(
     # per bucket search: rescoring its candidates; per option: preparing the query and one rescoring call
     piece = 0.0 if walk is None else walk.rescoring_ns(dim, ef)
     once = 0.0 if walk is None else walk.query_ns + EXACT_CALL_NS
-    how = "" if walk is None else f", walked over {walk.kind} codes"
+    how = "" if walk is None else walk.describe()
     if tree is None or count == 0 or (prune and exact_cost(count, dim) <= unfiltered_graph_cost(ef, m, scale=scale)):
         return []  # nothing to gain: a scan of these rows beats any graph search
     lo, hi = allowed.bounds

@@ -137,20 +137,19 @@ class TermGraphs:
         term's rows lie scattered over the segment, so they are gathered on first use (a quarter of the
         term graph's float copy for sq8 codes), and a range run's are a slice of its field's codes
         gathered in value order. Kept while the segment's codes are the same object."""
-        ranged = isinstance(graph, RangeRun)
-        key = ("run", graph.field, graph.start, graph.stop) if ranged else ("term", graph.field, graph.term)
+        if not isinstance(graph, RangeRun):
+            return self._gathered(("term", graph.field, graph.term), graph.rows, codes)
+        key = ("run", graph.field, graph.start, graph.stop)
         kept = self._node_codes.get(key)
-        if kept is not None and kept[0] is codes:
-            return kept[1]
-        if ranged:
+        if kept is None or kept[0] is not codes:
             whole = self._gathered(("range", graph.field), self.ranges[graph.field].order, codes)
-            copy = dataclasses.replace(whole, codes=whole.codes[graph.start : graph.stop])
-        else:
-            copy = self._gathered(key, graph.rows, codes)
-        self._node_codes[key] = (codes, copy)  # a racing search makes the same copy: either may stay
-        return copy
+            kept = (codes, dataclasses.replace(whole, codes=whole.codes[graph.start : graph.stop]))
+            self._node_codes[key] = kept
+        return kept[1]
 
     def _gathered(self, key: object, rows: np.ndarray, codes: Quantizer) -> Quantizer:
+        """``codes`` of ``rows``, gathered once per ``key`` and kept while the codes are the same object (a
+        racing search gathers the same copy: either may stay)."""
         kept = self._node_codes.get(key)
         if kept is None or kept[0] is not codes:
             kept = (codes, dataclasses.replace(codes, codes=np.ascontiguousarray(codes.codes[rows])))
